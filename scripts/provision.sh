@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Make this machine ready for slotq: Docker engine, optionally Redis, and the images.
+# Idempotent: fast when everything is already there.
+#   SLOTQ_PROVISION_REDIS=1  also make sure a Redis answers (REDIS_URL, else 127.0.0.1:6379)
+#   SLOTQ_IMAGE              sandbox image tag (default slotq-sandbox:latest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+log() { echo "[provision] $*"; }
+die() { echo "[provision] ERROR: $*" >&2; exit 1; }
+
+can_apt() { [ "$(id -u)" -eq 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; }
+
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then apt-get update -qq </dev/null; APT_UPDATED=1; fi
+  apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null
+}
+
+wait_for() { # wait_for SECONDS CMD...: poll CMD once a second
+  local n=$1; shift
+  for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  return 1
+}
+
+# a. Docker engine
+if docker info >/dev/null 2>&1; then
+  log "docker: engine answers"
+elif can_apt; then
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then log "docker: installing docker.io"; apt_install docker.io; fi
+  log "docker: starting dockerd (log: /var/log/dockerd.log)"
+  # Fully detached: own session, no inherited stdin/stdout/stderr, so `npm test | tee` cannot hang on it.
+  nohup setsid dockerd </dev/null >/var/log/dockerd.log 2>&1 &
+  wait_for 60 docker info || die "dockerd did not answer within 60 s; see /var/log/dockerd.log"
+  log "docker: engine up"
+else
+  die "no Docker engine: install Docker Engine (https://docs.docker.com/engine/install/) and start it"
+fi
+
+# b. Redis (only on request: the tests start their own through testcontainers)
+if [ "${SLOTQ_PROVISION_REDIS:-0}" = 1 ]; then
+  if [ -n "${REDIS_URL:-}" ]; then
+    if command -v redis-cli >/dev/null; then
+      redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 || die "redis: REDIS_URL=$REDIS_URL does not answer PING"
+      log "redis: $REDIS_URL answers"
+    else
+      log "redis: using REDIS_URL=$REDIS_URL (no redis-cli to check it)"
+    fi
+  elif command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "redis: 127.0.0.1:6379 answers"
+  elif can_apt; then
+    if ! command -v redis-server >/dev/null; then log "redis: installing redis-server"; apt_install redis-server; fi
+    log "redis: starting redis-server on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no </dev/null >/dev/null
+    wait_for 20 redis-cli -h 127.0.0.1 -p 6379 ping || die "redis-server did not answer within 20 s"
+    log "redis: up"
+  else
+    die "no Redis: install and start Redis on 127.0.0.1:6379 (e.g. 'docker run -d -p 6379:6379 redis:7') or set REDIS_URL"
+  fi
+fi
+
+# c. Images
+bash scripts/build-images.sh
+log "done"

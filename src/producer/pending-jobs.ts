@@ -1,0 +1,68 @@
+import { isRetryable, type ErrorCode } from '../shared/errors.js';
+import type { ExecutionResult, JobItem } from '../shared/schemas.js';
+
+interface PendingJob {
+  workerId: string;
+  deadlineMs: number;
+  items: Map<number, JobItem>;
+  results: ExecutionResult[];
+  done: () => void;
+}
+
+/**
+ * Results the backend is waiting for, keyed by job ID and item index (never by completion order).
+ * Every job has a deadline, and all of a worker's jobs can be failed at once when it dies.
+ */
+export class PendingJobs {
+  private readonly jobs = new Map<string, PendingJob>();
+
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  /** Registers a job; resolves when every item has a result (from the worker or a failure). */
+  wait(jobId: string, workerId: string, items: JobItem[], results: ExecutionResult[], deadlineMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.jobs.set(jobId, { workerId, deadlineMs, items: new Map(items.map((i) => [i.index, i])), results, done: resolve });
+    });
+  }
+
+  /** Stores results that arrived for a job; unknown jobs (stale, or another run's) are ignored. */
+  deliver(jobId: string, results: ReadonlyArray<readonly [number, ExecutionResult]>): void {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    for (const [index, result] of results) {
+      if (!job.items.delete(index)) continue;
+      job.results[index] = result;
+    }
+    if (job.items.size === 0) this.finish(jobId, job);
+  }
+
+  workers(): Set<string> {
+    return new Set([...this.jobs.values()].map((j) => j.workerId));
+  }
+
+  /** Fails every outstanding item of the jobs that match. */
+  failWhere(match: (job: { workerId: string; deadlineMs: number }, jobId: string) => boolean, code: ErrorCode, error: (job: { workerId: string }) => string): void {
+    for (const [jobId, job] of this.jobs) {
+      if (!match(job, jobId)) continue;
+      for (const item of job.items.values()) {
+        job.results[item.index] = {
+          success: false,
+          output: '',
+          error: error(job),
+          executionId: item.executionId,
+          slotId: item.slotId,
+          metadata: { durationMs: 0, code, retryable: isRetryable(code) },
+        };
+      }
+      job.items.clear();
+      this.finish(jobId, job);
+    }
+  }
+
+  private finish(jobId: string, job: PendingJob): void {
+    this.jobs.delete(jobId);
+    job.done();
+  }
+}

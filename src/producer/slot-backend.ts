@@ -1,0 +1,275 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
+import { BackendStoppedError, InvalidArgsError, SlotUnavailableError, toError } from '../shared/errors.js';
+import { newProducerId, randomId } from '../shared/ids.js';
+import { keysFor, type Keys } from '../shared/keys.js';
+import { silentLogger } from '../shared/logger.js';
+import { createRedis, verifyRedis } from '../shared/redis.js';
+import { Registry, type SlotRecord } from '../shared/registry.js';
+import { WORKSPACE_DIR, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
+import type { ToolBackend, ToolRequest } from '../shared/tool-backend.js';
+import { Inbox } from './inbox.js';
+import { PendingJobs } from './pending-jobs.js';
+
+export interface SlotBackendOptions extends SlotqOptions {
+  producerId?: string;
+  logger?: Logger;
+}
+
+const JOB_OPTS = { removeOnComplete: { age: 600, count: 2000 }, removeOnFail: { age: 3600, count: 5000 }, attempts: 1 } as const;
+/** Slack on top of the call timeouts before a job is given up (queueing, container start). */
+const DEADLINE_SLACK_MS = 60_000;
+const WATCHDOG_MS = 1000;
+
+const toSlot = (r: SlotRecord): Slot =>
+  slotSchema.parse({
+    slotId: r['slotId'],
+    workerId: r['workerId'],
+    containerId: r['containerId'] ?? '',
+    workspaceDir: WORKSPACE_DIR,
+    trajectoryId: r['trajectoryId'],
+    leaseId: r['leaseId'],
+    acquiredAtMs: Number(r['heldAtMs'] ?? Date.now()),
+  });
+
+/**
+ * The producer side of slotq: acquires slots (affinity, FIFO waiters, leases), sends tool calls to the
+ * owning workers as BullMQ jobs (one per worker's share of a batch), and returns results in request order.
+ */
+export class SlotBackend implements ToolBackend {
+  readonly config: SlotqConfig;
+  readonly producerId: string;
+  readonly keys: Keys;
+  private readonly log: Logger;
+  private redis: Redis | undefined;
+  private registry: Registry | undefined;
+  private inbox: Inbox | undefined;
+  private readonly queues = new Map<string, Queue>();
+  private readonly pending = new PendingJobs();
+  private readonly held = new Map<string, Slot>();
+  private readonly acquiring = new Map<string, Promise<Slot>>();
+  private readonly waiters = new Map<string, (slot: Slot) => void>();
+  private timers: NodeJS.Timeout[] = [];
+  private batchSeq = 0;
+  private started = false;
+
+  constructor(opts: SlotBackendOptions = {}) {
+    this.config = loadConfig(opts);
+    this.producerId = opts.producerId ?? newProducerId();
+    this.keys = keysFor(this.config.prefix);
+    this.log = (opts.logger ?? silentLogger()).child({ producerId: this.producerId });
+  }
+
+  get defaultTimeoutS(): number {
+    return this.config.defaultTimeoutS;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.redis = createRedis(this.config.redisUrl, { name: `slotq-producer-${this.producerId}` });
+    const blocking = createRedis(this.config.redisUrl, { blocking: true, name: `slotq-producer-${this.producerId}-inbox` });
+    try {
+      await verifyRedis(this.redis, this.config.redisUrl);
+    } catch (err) {
+      this.redis.disconnect();
+      blocking.disconnect();
+      throw err;
+    }
+    this.registry = new Registry(this.redis, this.keys);
+    this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
+    this.inbox.start();
+    this.timers.push(setInterval(() => void this.renewLeases(), Math.max(500, Math.round(this.config.leaseTtlMs / 3))));
+    this.timers.push(setInterval(() => void this.watchdog(), WATCHDOG_MS));
+    this.started = true;
+  }
+
+  private requireStarted(): Registry {
+    if (!this.started || !this.registry) throw new BackendStoppedError();
+    return this.registry;
+  }
+
+  async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number } = {}): Promise<Slot> {
+    this.requireStarted();
+    const mine = this.held.get(trajectoryId);
+    if (mine) return mine;
+    const inFlight = this.acquiring.get(trajectoryId);
+    if (inFlight) return inFlight;
+    const p = this.acquireNew(trajectoryId, opts.timeoutMs ?? 60_000).finally(() => this.acquiring.delete(trajectoryId));
+    this.acquiring.set(trajectoryId, p);
+    return p;
+  }
+
+  private async acquireNew(trajectoryId: string, timeoutMs: number): Promise<Slot> {
+    const registry = this.requireStarted();
+    const waiterId = `${this.producerId}-${randomId(6)}`;
+    const granted = new Promise<Slot>((resolve) => this.waiters.set(waiterId, resolve));
+    const rec = await registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.config.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
+    let slot: Slot;
+    if (rec) {
+      this.waiters.delete(waiterId);
+      slot = toSlot(rec);
+    } else {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+      const first = await Promise.race([granted, timedOut]);
+      clearTimeout(timer);
+      if (first === 'timeout') {
+        if (await registry.cancelWaiter(waiterId)) {
+          this.waiters.delete(waiterId);
+          throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
+        }
+        slot = await granted; // granted in the same instant: the message is already in the inbox
+      } else {
+        slot = first;
+      }
+    }
+    this.held.set(trajectoryId, slot);
+    return slot;
+  }
+
+  async release(slot: Slot, opts: { resetWorkspace?: boolean } = {}): Promise<void> {
+    const registry = this.requireStarted();
+    const s = this.checkSlot(slot);
+    if (this.held.get(s.trajectoryId)?.leaseId === s.leaseId) this.held.delete(s.trajectoryId);
+    const outcome = await registry.release(s.slotId, s.leaseId, opts.resetWorkspace ?? false);
+    if (outcome === 'resetting') {
+      const job: ResetJob = { v: 1, kind: 'reset', slotId: s.slotId };
+      await this.queueFor(s.workerId).add('reset', job, { ...JOB_OPTS, jobId: `reset-${s.slotId}-${randomId(4)}` });
+    } else if (outcome === 'lost' || outcome === 'gone') {
+      this.log.warn({ slotId: s.slotId, outcome }, 'release of a slot this caller no longer holds');
+    }
+  }
+
+  async executeBatch(requests: ReadonlyArray<ToolRequest>, opts: { timeoutS?: number } = {}): Promise<ExecutionResult[]> {
+    this.requireStarted();
+    if (!Array.isArray(requests)) throw new InvalidArgsError('executeBatch expects an array of [slot, tool, args] tuples');
+    if (requests.length === 0) return [];
+    const batchId = `${this.producerId}-${++this.batchSeq}`;
+    const defaultTimeoutS = clamp(opts.timeoutS ?? this.config.defaultTimeoutS);
+    const byWorker = new Map<string, JobItem[]>();
+    requests.forEach((req, index) => {
+      if (!Array.isArray(req) || req.length < 2) throw new InvalidArgsError(`executeBatch request ${index} is not a [slot, tool, args] tuple`);
+      const slot = this.checkSlot(req[0], index);
+      const args = req[2] ?? {};
+      const item: JobItem = {
+        index,
+        executionId: '',
+        slotId: slot.slotId,
+        leaseId: slot.leaseId,
+        tool: String(req[1]),
+        args: (typeof args === 'object' && !Array.isArray(args) ? args : { value: args }) as Record<string, unknown>,
+        timeoutS: defaultTimeoutS,
+      };
+      const list = byWorker.get(slot.workerId) ?? [];
+      list.push(item);
+      byWorker.set(slot.workerId, list);
+    });
+    const results = new Array<ExecutionResult>(requests.length);
+    const waits: Array<Promise<void>> = [];
+    let k = 0;
+    for (const [workerId, items] of byWorker) {
+      const jobId = `${batchId}-${k++}`;
+      for (const item of items) item.executionId = `${jobId}-${item.index}`;
+      waits.push(this.pending.wait(jobId, workerId, items, results, Date.now() + deadlineMs(items)));
+      const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items };
+      this.queueFor(workerId)
+        .add('calls', data, { ...JOB_OPTS, jobId })
+        .catch((err: unknown) => this.failJob(jobId, err));
+    }
+    await Promise.all(waits);
+    return results;
+  }
+
+  private failJob(jobId: string, err: unknown): void {
+    const message = `Could not enqueue the call: ${toError(err).message}`;
+    this.pending.failWhere((_, id) => id === jobId, 'INTERNAL', () => message);
+  }
+
+  private checkSlot(slot: unknown, index?: number): Slot {
+    const parsed = slotSchema.safeParse(slot);
+    if (!parsed.success) throw new InvalidArgsError(`${index === undefined ? 'argument' : `request ${index}`} is not a Slot from acquire(): ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
+    return parsed.data;
+  }
+
+  private queueFor(workerId: string): Queue {
+    let q = this.queues.get(workerId);
+    if (!q) {
+      q = new Queue(this.keys.queueName(workerId), { connection: this.redis!, prefix: this.keys.root });
+      q.on('error', (err) => this.log.warn({ err: err.message, workerId }, 'queue error'));
+      this.queues.set(workerId, q);
+    }
+    return q;
+  }
+
+  private onInbox(msg: InboxMessage): void {
+    if (msg.t === 'results') {
+      this.pending.deliver(msg.jobId, msg.results);
+      return;
+    }
+    const resolve = this.waiters.get(msg.waiterId);
+    if (!resolve) {
+      this.log.warn({ waiterId: msg.waiterId }, 'grant for an unknown waiter; releasing it');
+      return;
+    }
+    this.waiters.delete(msg.waiterId);
+    resolve(toSlot({ ...msg.slot }));
+  }
+
+  /** Fails calls whose worker died or whose deadline passed; nothing waits forever. */
+  private async watchdog(): Promise<void> {
+    if (this.pending.size === 0 || !this.registry) return;
+    const now = Date.now();
+    this.pending.failWhere((j) => j.deadlineMs < now, 'WORKER_LOST', () => 'No result before the call deadline: the worker is stuck or lost the job; retry the call');
+    for (const workerId of this.pending.workers()) {
+      const alive = await this.registry.workerAlive(workerId).catch(() => true);
+      if (!alive) {
+        this.pending.failWhere((j) => j.workerId === workerId, 'WORKER_LOST', () => `Worker ${workerId} that owns this slot is gone (crashed or stopped): acquire a new slot and retry`);
+      }
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (!this.registry || this.held.size === 0) return;
+    try {
+      const lost = new Set(await this.registry.renew(this.config.leaseTtlMs, [...this.held.values()].map((s) => [s.slotId, s.leaseId] as const)));
+      for (const [tid, s] of this.held) {
+        if (lost.has(s.slotId)) {
+          this.held.delete(tid);
+          this.log.warn({ slotId: s.slotId, trajectoryId: tid }, 'lease lost');
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err: toError(err).message }, 'lease renewal failed');
+    }
+  }
+
+  /** Releases every slot this backend holds (with reset); purge also drops this producer's keys. */
+  async stop(opts: { purge?: boolean } = {}): Promise<void> {
+    if (!this.started) return;
+    for (const slot of [...this.held.values()]) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
+    this.started = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.pending.failWhere(() => true, 'BACKEND_STOPPED', () => 'SlotBackend.stop() was called before this call finished');
+    for (const w of this.waiters.keys()) await this.registry?.cancelWaiter(w).catch(() => undefined);
+    await this.inbox?.stop();
+    if (opts.purge) await this.redis?.del(this.keys.inbox(this.producerId)).catch(() => undefined);
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    this.queues.clear();
+    this.redis?.disconnect();
+  }
+}
+
+const clamp = (s: number): number => Math.min(3600, Math.max(1, s));
+
+/** Per slot the calls run one after another, so the job's deadline is the slowest slot's sum of timeouts. */
+function deadlineMs(items: JobItem[]): number {
+  const perSlot = new Map<string, number>();
+  for (const it of items) {
+    const t = typeof it.args['timeout'] === 'number' ? clamp(it.args['timeout']) : it.timeoutS;
+    perSlot.set(it.slotId, (perSlot.get(it.slotId) ?? 0) + t * 1000 + 1000);
+  }
+  return Math.max(...perSlot.values()) + DEADLINE_SLACK_MS;
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Every setting, its env variable, and its default (contract §8). */
+const fields = {
+  redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379') },
+  prefix: { env: 'SLOTQ_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only').default('slotq') },
+  image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
+  slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },
+  network: { env: 'SLOTQ_NETWORK', schema: z.string().min(1).default('none') },
+  memoryMb: { env: 'SLOTQ_MEMORY_MB', schema: intIn(16, 1_048_576).default(1024) },
+  cpus: { env: 'SLOTQ_CPUS', schema: z.coerce.number().positive().max(1024).default(1) },
+  pids: { env: 'SLOTQ_PIDS', schema: intIn(8, 1_000_000).default(256) },
+  defaultTimeoutS: { env: 'SLOTQ_DEFAULT_TIMEOUT_S', schema: z.coerce.number().min(1).max(3600).default(30) },
+  logLevel: { env: 'SLOTQ_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
+  boardPort: { env: 'SLOTQ_BOARD_PORT', schema: intIn(0, 65535).default(3000) },
+  leaseTtlMs: { env: 'SLOTQ_LEASE_TTL_MS', schema: intIn(1000, 86_400_000).default(60_000) },
+  workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
+  warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },
+  maxConcurrentCreates: { env: 'SLOTQ_MAX_CONCURRENT_CREATES', schema: intIn(1, 64).default(4) },
+} as const;
+
+type Fields = typeof fields;
+export type SlotqConfig = Readonly<{ [K in keyof Fields]: z.output<Fields[K]['schema']> }>;
+export type SlotqOptions = Partial<{ [K in keyof Fields]: z.input<Fields[K]['schema']> }>;
+export const CONFIG_ENV_VARS: Readonly<Record<keyof Fields, string>> = Object.fromEntries(
+  Object.entries(fields).map(([k, f]) => [k, f.env]),
+) as Record<keyof Fields, string>;
+
+/**
+ * Parses options (which win) and environment variables once, with zod.
+ * Throws a ConfigError naming the offending variable or option.
+ */
+export function loadConfig(options: SlotqOptions = {}, env: NodeJS.ProcessEnv = process.env): SlotqConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, { env: name, schema }] of Object.entries(fields)) {
+    const fromOpt = (options as Record<string, unknown>)[key];
+    const raw = fromOpt !== undefined ? fromOpt : env[name] === '' ? undefined : env[name];
+    const parsed = (schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      const source = fromOpt !== undefined ? `option ${key}` : `environment variable ${name}`;
+      throw new ConfigError(`Invalid ${source}=${JSON.stringify(raw)}: ${z.prettifyError(parsed.error).replace(/^✖ /, '')}`);
+    }
+    out[key] = parsed.data;
+  }
+  return Object.freeze(out) as SlotqConfig;
+}

@@ -1,0 +1,83 @@
+/** Stable error codes (contract §3). */
+export const ERROR_CODES = [
+  'TOOL_FAILED',
+  'TIMEOUT',
+  'INVALID_ARGS',
+  'UNKNOWN_TOOL',
+  'PATH_OUTSIDE_WORKSPACE',
+  'NOT_FOUND',
+  'TOO_LARGE',
+  'LEASE_LOST',
+  'WORKER_LOST',
+  'SLOT_BROKEN',
+  'NO_SLOT',
+  'BACKEND_STOPPED',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+export const ErrorCode = Object.fromEntries(ERROR_CODES.map((c) => [c, c])) as { readonly [K in ErrorCode]: K };
+
+/** Infrastructure failures a training loop may retry or mask instead of scoring. */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['WORKER_LOST', 'SLOT_BROKEN', 'NO_SLOT', 'INTERNAL', 'BACKEND_STOPPED']);
+export const isRetryable = (code: ErrorCode): boolean => RETRYABLE.has(code);
+
+export class SlotqError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = opts.retryable ?? isRetryable(code);
+  }
+}
+
+export class SlotUnavailableError extends SlotqError {
+  constructor(message: string) {
+    super('NO_SLOT', message);
+  }
+}
+export class BackendStoppedError extends SlotqError {
+  constructor(message = 'SlotBackend is not started: call start() first (or it was stopped)') {
+    super('BACKEND_STOPPED', message);
+  }
+}
+export class LeaseLostError extends SlotqError {
+  constructor(message: string) {
+    super('LEASE_LOST', message);
+  }
+}
+export class InvalidArgsError extends SlotqError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('INVALID_ARGS', message, opts);
+  }
+}
+export class ConfigError extends SlotqError {
+  constructor(message: string) {
+    super('INVALID_ARGS', message);
+  }
+}
+export class SlotBrokenError extends SlotqError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('SLOT_BROKEN', message, opts);
+  }
+}
+export class InternalError extends SlotqError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('INTERNAL', message, opts);
+  }
+}
+
+/** Normalises anything thrown into an Error. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'string') return new Error(value);
+  try {
+    return new Error(JSON.stringify(value));
+  } catch {
+    return new Error(String(value));
+  }
+}
+
+/** The error's code when it is a SlotqError, else INTERNAL. */
+export const codeOf = (err: unknown): ErrorCode => (err instanceof SlotqError ? err.code : 'INTERNAL');

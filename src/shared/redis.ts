@@ -1,0 +1,36 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * A Redis connection from a URL (passwords and rediss:// work: ioredis parses both).
+ * `blocking` connections (BullMQ workers, inbox readers) must not time out their commands.
+ */
+export function createRedis(url: string, opts: { blocking?: boolean; name?: string } = {}): Redis {
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null, // BullMQ requires it; we put deadlines on our own waits instead
+    enableReadyCheck: true,
+    connectionName: opts.name ?? 'slotq',
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  };
+  if (url.startsWith('rediss://')) options.tls = {};
+  return new Redis(url, options);
+}
+
+/** PING with a deadline, so start() fails with a clear message instead of hanging. */
+export async function verifyRedis(redis: Redis, url: string, timeoutMs = 5000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms: start one (e.g. \`slotq up\` or \`redis-server\`) or set REDIS_URL`)),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([redis.ping(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The URL without its password, for messages and logs. */
+export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.js';
+
+export const WORKSPACE_DIR = '/workspace';
+
+/** A held slot, as handed out by SlotBackend.acquire. */
+export const slotSchema = z.object({
+  slotId: z.string().min(1),
+  workerId: z.string().min(1),
+  containerId: z.string(),
+  workspaceDir: z.string(),
+  trajectoryId: z.string().min(1),
+  leaseId: z.string().min(1),
+  acquiredAtMs: z.number(),
+});
+export type Slot = z.infer<typeof slotSchema>;
+
+export const TOOL_NAMES = ['bash', 'bash_stateful', 'read_file', 'write_file'] as const;
+export type ToolName = (typeof TOOL_NAMES)[number];
+export const TOOL_ALIASES: Readonly<Record<string, ToolName>> = { terminal: 'bash', terminal_stateful: 'bash_stateful' };
+
+export const MAX_PATH_CHARS = 4096;
+export const MAX_COMMAND_CHARS = 1_000_000;
+
+const pathArg = z
+  .string()
+  .min(1, 'path must not be empty')
+  .max(MAX_PATH_CHARS, `path is longer than ${MAX_PATH_CHARS} characters`)
+  .refine((p) => !p.includes('\0'), 'path must not contain NUL bytes');
+const timeoutArg = z.number().finite().positive().optional();
+const commandArg = z
+  .string()
+  .min(1, 'command must not be empty')
+  .max(MAX_COMMAND_CHARS, `command is longer than ${MAX_COMMAND_CHARS} characters`)
+  .refine((c) => !c.includes('\0'), 'command must not contain NUL bytes');
+
+export const bashArgsSchema = z.object({ command: commandArg, timeout: timeoutArg });
+export const readFileArgsSchema = z.object({ path: pathArg });
+export const writeFileArgsSchema = z.object({ path: pathArg, content: z.string() });
+export type BashArgs = z.infer<typeof bashArgsSchema>;
+export type ReadFileArgs = z.infer<typeof readFileArgsSchema>;
+export type WriteFileArgs = z.infer<typeof writeFileArgsSchema>;
+
+export const toolArgsSchemas = {
+  bash: bashArgsSchema,
+  bash_stateful: bashArgsSchema,
+  read_file: readFileArgsSchema,
+  write_file: writeFileArgsSchema,
+} as const satisfies Record<ToolName, z.ZodType>;
+
+export const errorCodeSchema = z.enum(ERROR_CODES);
+
+export const executionResultSchema = z.object({
+  success: z.boolean(),
+  output: z.string(),
+  error: z.string(),
+  executionId: z.string(),
+  slotId: z.string(),
+  metadata: z.looseObject({
+    exitCode: z.number().optional(),
+    timedOut: z.boolean().optional(),
+    durationMs: z.number(),
+    truncated: z.boolean().optional(),
+    code: errorCodeSchema.optional(),
+    retryable: z.boolean().optional(),
+  }),
+});
+export type ExecutionResult = z.infer<typeof executionResultSchema>;
+
+/** One tool call inside a job. */
+export const jobItemSchema = z.object({
+  index: z.number().int().nonnegative(),
+  executionId: z.string().min(1),
+  slotId: z.string().min(1),
+  leaseId: z.string().min(1),
+  tool: z.string(),
+  args: z.record(z.string(), z.unknown()),
+  timeoutS: z.number().finite().positive(),
+});
+export type JobItem = z.infer<typeof jobItemSchema>;
+
+/** A worker's share of a batch (contract §6), version 1. */
+export const callsJobSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal('calls'),
+  batchId: z.string().min(1),
+  producerId: z.string().min(1),
+  items: z.array(jobItemSchema).min(1),
+});
+export const resetJobSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal('reset'),
+  slotId: z.string().min(1),
+});
+export const jobPayloadSchema = z.discriminatedUnion('kind', [callsJobSchema, resetJobSchema]);
+export type CallsJob = z.infer<typeof callsJobSchema>;
+export type ResetJob = z.infer<typeof resetJobSchema>;
+export type JobPayload = z.infer<typeof jobPayloadSchema>;
+
+/** Messages a producer receives in its inbox list. */
+export const inboxMessageSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('results'), jobId: z.string(), results: z.array(z.tuple([z.number(), executionResultSchema])) }),
+  z.object({ t: z.literal('grant'), waiterId: z.string(), slot: z.record(z.string(), z.string()) }),
+]);
+export type InboxMessage = z.infer<typeof inboxMessageSchema>;
+
+/** Names the first bad field of a zod error: `command: expected string, received number`. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}

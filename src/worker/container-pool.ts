@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import type { ContainerDriver, ContainerSpec } from './container-driver.js';
+import { toError } from '../shared/errors.js';
+
+/** Caps concurrent work (container creations), so dockerd is never flooded. */
+export class Semaphore {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+  async use<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+/**
+ * Creates slot containers with a concurrency cap and keeps warm spares, so a reset swaps in a ready
+ * container instead of waiting for dockerd.
+ */
+export class ContainerPool {
+  private readonly spares: string[] = [];
+  private filling = 0;
+  private closed = false;
+  private readonly sem: Semaphore;
+  created = 0;
+  failed = 0;
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly spec: ContainerSpec,
+    private readonly spareTarget: number,
+    maxConcurrent: number,
+    private readonly log: Logger,
+  ) {
+    this.sem = new Semaphore(maxConcurrent);
+  }
+
+  async create(): Promise<string> {
+    return this.sem.use(async () => {
+      try {
+        const id = await this.driver.create(this.spec);
+        this.created++;
+        return id;
+      } catch (err) {
+        this.failed++;
+        throw err;
+      }
+    });
+  }
+
+  /** A ready container: a warm spare when there is one, else a new one. Refills spares in the background. */
+  async take(): Promise<string> {
+    const spare = this.spares.shift();
+    this.refill();
+    return spare ?? this.create();
+  }
+
+  get spareCount(): number {
+    return this.spares.length;
+  }
+
+  refill(): void {
+    while (!this.closed && this.spares.length + this.filling < this.spareTarget) {
+      this.filling++;
+      this.create()
+        .then(async (id) => {
+          if (this.closed) await this.driver.remove(id);
+          else this.spares.push(id);
+        })
+        .catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'creating a warm spare container failed'))
+        .finally(() => this.filling--);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const ids = this.spares.splice(0);
+    await Promise.all(ids.map((id) => this.driver.remove(id)));
+  }
+}

@@ -1,0 +1,134 @@
+import Docker from 'dockerode';
+import { PassThrough, type Duplex } from 'node:stream';
+import type { AttachedProcess, ContainerDriver, ContainerSpec, ExecOutput, ManagedContainer } from './container-driver.js';
+import { SlotBrokenError } from '../shared/errors.js';
+
+const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
+
+/** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
+export class DockerDriver implements ContainerDriver {
+  constructor(private readonly docker: Docker = new Docker()) {}
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new Error('Docker engine is not reachable: start it (`bash scripts/provision.sh` does on Debian) or set DOCKER_HOST', { cause: err });
+    }
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer({
+      Image: spec.image,
+      ...(spec.name ? { name: spec.name } : {}),
+      Cmd: spec.cmd,
+      Labels: spec.labels,
+      WorkingDir: '/workspace',
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: {
+        Init: true,
+        AutoRemove: true,
+        NetworkMode: spec.network,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        PidsLimit: spec.pids,
+        Memory: spec.memoryMb * 1024 * 1024,
+        MemorySwap: spec.memoryMb * 1024 * 1024,
+        NanoCpus: Math.round(spec.cpus * 1e9),
+      },
+    });
+    try {
+      await container.start();
+    } catch (err) {
+      await this.remove(container.id);
+      throw err;
+    }
+    return container.id;
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true });
+    } catch (err) {
+      const code = statusOf(err);
+      if (code !== 404 && code !== 409) throw err; // gone, or AutoRemove already removing it
+    }
+  }
+
+  async isRunning(id: string): Promise<boolean> {
+    try {
+      return (await this.docker.getContainer(id).inspect()).State.Running;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async listManaged(labelFilters: string[]): Promise<ManagedContainer[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: labelFilters } });
+    return list.map((c) => ({ id: c.Id, labels: c.Labels, running: c.State === 'running' }));
+  }
+
+  async attach(id: string, argv: string[]): Promise<AttachedProcess> {
+    const stream = await this.startExec(id, argv, true);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const end = (): void => {
+      stdout.end();
+      stderr.end();
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', (err: Error) => stdout.destroy(err));
+    return { stdin: stream, stdout, stderr, close: () => stream.destroy() };
+  }
+
+  async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number } = {}): Promise<ExecOutput> {
+    const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
+    const stream = (await exec.start({ hijack: true, stdin: opts.stdin !== undefined })) as Duplex;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
+    const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b));
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    if (opts.stdin !== undefined) stream.end(opts.stdin);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        reject(new Error(`docker exec did not finish within ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs ?? 60_000);
+      stream.on('end', () => (clearTimeout(timer), resolve()));
+      stream.on('close', () => (clearTimeout(timer), resolve()));
+      stream.on('error', (e: Error) => (clearTimeout(timer), reject(e)));
+    });
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  }
+
+  private async getContainerExec(id: string, argv: string[], stdin: boolean): Promise<Docker.Exec> {
+    try {
+      return await this.docker.getContainer(id).exec({ Cmd: argv, AttachStdin: stdin, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: '/workspace' });
+    } catch (err) {
+      const code = statusOf(err);
+      if (code === 404 || code === 409) throw new SlotBrokenError(`container ${id.slice(0, 12)} is gone or not running`, { cause: err });
+      throw err;
+    }
+  }
+
+  private async startExec(id: string, argv: string[], stdin: boolean): Promise<Duplex> {
+    const exec = await this.getContainerExec(id, argv, stdin);
+    return (await exec.start({ hijack: true, stdin })) as Duplex;
+  }
+}

@@ -1,0 +1,97 @@
+import type { Logger } from 'pino';
+import type { ContainerDriver } from './container-driver.js';
+import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from './session.js';
+import { SlotBrokenError, toError } from '../shared/errors.js';
+
+/**
+ * One slot inside a worker: its container, its executor session, and a FIFO of calls.
+ * Calls on a slot run one at a time in the order they were enqueued.
+ */
+export class SlotRuntime {
+  private chain: Promise<unknown> = Promise.resolve();
+  private session: SupervisorSession | undefined;
+  /** Set when the container died; calls fail with SLOT_BROKEN until the slot gets a new container. */
+  brokenReason: string | undefined;
+  /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
+  workspaceLost = false;
+  busy = false;
+
+  constructor(
+    readonly slotId: string,
+    public containerId: string,
+    private readonly driver: ContainerDriver,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs fn after everything enqueued before it (FIFO), whatever those did. */
+  enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(async () => {
+      this.busy = true;
+      try {
+        return await fn();
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async openSession(): Promise<void> {
+    this.session?.close();
+    this.session = await SupervisorSession.open(this.driver, this.containerId, this.log);
+  }
+
+  /** Runs on the persistent session, restarting it when it died; detects a dead container. */
+  async run(req: RunRequest): Promise<RunResult> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    if (!this.session?.alive) {
+      try {
+        await this.openSession();
+      } catch (err) {
+        await this.checkContainer(err);
+        this.log.warn({ err: toError(err).message }, 'executor session cannot start; using one-shot docker exec');
+        return this.runOneShot(req);
+      }
+    }
+    try {
+      return await this.session!.run(req);
+    } catch (err) {
+      if (err instanceof SessionDiedError) await this.checkContainer(err);
+      throw err;
+    }
+  }
+
+  /** Fallback: the same supervisor in one-shot mode, on its own exec. */
+  private async runOneShot(req: RunRequest): Promise<RunResult> {
+    const once = await SupervisorSession.open(this.driver, this.containerId, this.log, { graceS: 'none' });
+    try {
+      return await once.run(req);
+    } finally {
+      once.close();
+    }
+  }
+
+  private async checkContainer(cause: unknown): Promise<void> {
+    const running = await this.driver.isRunning(this.containerId).catch(() => false);
+    if (running) return;
+    this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
+    this.session?.close();
+    this.session = undefined;
+    throw new SlotBrokenError(this.brokenReason, { cause });
+  }
+
+  /** Points the slot at a fresh container (after reset or replacement) and starts its session. */
+  async attachContainer(containerId: string): Promise<void> {
+    this.session?.close();
+    this.session = undefined;
+    this.containerId = containerId;
+    this.brokenReason = undefined;
+    await this.openSession();
+  }
+
+  close(): void {
+    this.session?.close();
+    this.session = undefined;
+  }
+}
