@@ -25,7 +25,7 @@ export class Semaphore {
  */
 export class ContainerPool {
   private readonly spares: string[] = [];
-  private filling = 0;
+  private readonly filling = new Set<Promise<void>>();
   private closed = false;
   private readonly sem: Semaphore;
   created = 0;
@@ -66,20 +66,21 @@ export class ContainerPool {
   }
 
   refill(): void {
-    while (!this.closed && this.spares.length + this.filling < this.spareTarget) {
-      this.filling++;
-      this.create()
+    while (!this.closed && this.spares.length + this.filling.size < this.spareTarget) {
+      const p: Promise<void> = this.create()
         .then(async (id) => {
           if (this.closed) await this.driver.remove(id);
           else this.spares.push(id);
         })
         .catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'creating a warm spare container failed'))
-        .finally(() => this.filling--);
+        .finally(() => this.filling.delete(p));
+      this.filling.add(p);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.all([...this.filling]);
     const ids = this.spares.splice(0);
     await Promise.all(ids.map((id) => this.driver.remove(id)));
   }
