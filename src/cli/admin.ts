@@ -1,0 +1,47 @@
+import Docker from 'dockerode';
+import Table from 'cli-table3';
+import type { SlotqConfig } from '../shared/config.js';
+import { LABELS, keysFor } from '../shared/keys.js';
+import { createRedis, verifyRedis } from '../shared/redis.js';
+import { Registry } from '../shared/registry.js';
+
+/** A table of workers and their slots, from the registry. */
+export async function statusTable(config: SlotqConfig): Promise<string> {
+  const redis = createRedis(config.redisUrl, { name: 'slotq-status' });
+  try {
+    await verifyRedis(redis, config.redisUrl);
+    const registry = new Registry(redis, keysFor(config.prefix));
+    const table = new Table({ head: ['worker', 'host', 'alive', 'state', 'slot', 'slot state', 'holder', 'held for (s)'] });
+    const now = Date.now();
+    for (const wid of (await registry.listWorkers()).sort()) {
+      const info = await registry.workerInfo(wid);
+      const alive = Object.keys(info).length > 0;
+      for (const s of await registry.workerSlots(wid)) {
+        const heldS = s['state'] === 'held' && s['heldAtMs'] ? ((now - Number(s['heldAtMs'])) / 1000).toFixed(0) : '';
+        table.push([wid, info['host'] ?? '?', alive ? 'yes' : 'NO', info['state'] ?? '-', s.slotId, s['state'] ?? '?', s['trajectoryId'] ?? '', heldS]);
+      }
+    }
+    return table.length ? table.toString() : `no workers registered under prefix "${config.prefix}"`;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Removes every key and container under a prefix. Returns what was removed. */
+export async function purge(config: SlotqConfig): Promise<{ keys: number; containers: number }> {
+  const redis = createRedis(config.redisUrl, { name: 'slotq-purge' });
+  let keys = 0;
+  try {
+    await verifyRedis(redis, config.redisUrl);
+    const stream = redis.scanStream({ match: `${keysFor(config.prefix).root}:*`, count: 500 });
+    for await (const batch of stream as AsyncIterable<string[]>) {
+      if (batch.length) keys += await redis.del(...batch);
+    }
+  } finally {
+    redis.disconnect();
+  }
+  const docker = new Docker();
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.prefix}=${config.prefix}`] } });
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  return { keys, containers: list.length };
+}
