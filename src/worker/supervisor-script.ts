@@ -41,7 +41,6 @@ printf 'READY %s\n' "$$"
 while IFS=' ' read -r op id inlen; do
   IFS= read -r enc || break
   printf '%b' "$enc" > "$D/c"
-  rm -f "$D/o" "$D/e"
   if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i"; else : > "$D/i"; fi
   if [ "$op" = t ]; then
     if [ -z "$spid" ] || ! kill -0 "$spid" 2>/dev/null; then start_stateful; fi

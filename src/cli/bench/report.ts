@@ -1,0 +1,45 @@
+import Table from 'cli-table3';
+import type { BenchResults } from '../bench.js';
+
+export interface TargetCheck {
+  id: string;
+  target: string;
+  value: number;
+  met: boolean;
+}
+
+/** The goals slotq is measured against (contract targets for the executor path). */
+export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisCommandsPerCall'>): TargetCheck[] {
+  const atMost = (id: string, value: number, max: number, unit: string): TargetCheck => ({ id, target: `≤ ${max}${unit}`, value, met: value <= max });
+  const atLeast = (id: string, value: number, min: number, unit: string): TargetCheck => ({ id, target: `≥ ${min}${unit}`, value, met: value >= min });
+  return [
+    atMost('e2eP50', r.e2e.p50Ms, 3, ' ms'),
+    atMost('e2eP99', r.e2e.p99Ms, 15, ' ms'),
+    atLeast('callsPerS', r.e2e.callsPerS, 1000, ' calls/s'),
+    atLeast('latencyRatio', r.ratios.latencyP50, 15, '×'),
+    atLeast('throughputRatio', r.ratios.throughput, 30, '×'),
+    atMost('redisCommandsPerCall', r.redisCommandsPerCall, 10, ''),
+  ];
+}
+
+const mark = (t: TargetCheck | undefined): string => (t ? `${t.target} ${t.met ? '✔ met' : '✘ not met'}` : '—');
+const ms = (x: number): string => `${x.toFixed(2)} ms`;
+const times = (x: number): string => `${x.toFixed(1)}×`;
+
+/** The results as a table: metric | slotq | baseline | ratio | target. */
+export function renderTable(r: BenchResults): string {
+  const t = new Map(r.targets.map((c) => [c.id, c]));
+  const table = new Table({ head: ['metric', 'slotq', 'baseline (docker exec)', 'ratio', 'target'] });
+  table.push(
+    ['latency p50, one call at a time', ms(r.e2e.p50Ms), ms(r.baseline.p50Ms), times(r.ratios.latencyP50), `${mark(t.get('e2eP50'))}\nratio ${mark(t.get('latencyRatio'))}`],
+    ['latency p99, one call at a time', ms(r.e2e.p99Ms), ms(r.baseline.p99Ms), times(r.baseline.p99Ms / r.e2e.p99Ms), mark(t.get('e2eP99'))],
+    [`throughput, ${r.config.slots} slots`, `${r.e2e.callsPerS.toFixed(0)} calls/s`, `${r.baseline.callsPerS.toFixed(1)} calls/s`, times(r.ratios.throughput), `${mark(t.get('callsPerS'))}\nratio ${mark(t.get('throughputRatio'))}`],
+    ['queue overhead p50 (e2e − in-slot)', ms(r.queueOverheadP50Ms), '—', '—', '—'],
+    ['Redis commands per call (batches)', r.redisCommandsPerCall.toFixed(2), '—', '—', mark(t.get('redisCommandsPerCall'))],
+    [`cold start, ${r.config.slots} slots ready`, `${r.coldStart32SlotsMs.toFixed(0)} ms`, '—', '—', '—'],
+  );
+  const runs = r.e2e.batchRuns.map((b) => `${b.inFlight} in flight: ${b.callsPerS.toFixed(0)} calls/s`).join(', ');
+  const failures = r.e2e.failures + r.baseline.failures;
+  const notes = [`slotq batch runs: ${runs}`, `failed or wrong calls: ${failures}${r.e2e.firstFailure ? ` (first: ${r.e2e.firstFailure})` : ''}`];
+  return `${table.toString()}\n${notes.join('\n')}`;
+}

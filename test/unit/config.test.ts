@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { CONFIG_ENV_VARS, ConfigError, loadConfig } from '../../src/index.js';
+
+const configError = (fn: () => unknown): ConfigError => {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+};
+
+describe('loadConfig', () => {
+  it('has the documented defaults with an empty environment', () => {
+    expect(loadConfig({}, {})).toMatchObject({
+      redisUrl: 'redis://127.0.0.1:6379',
+      prefix: 'slotq',
+      image: 'slotq-sandbox:latest',
+      slots: 4,
+      network: 'none',
+      memoryMb: 1024,
+      cpus: 1,
+      pids: 256,
+      defaultTimeoutS: 30,
+      logLevel: 'info',
+      boardPort: 3000,
+    });
+  });
+
+  it('parses environment variables into typed values', () => {
+    const c = loadConfig(
+      {},
+      {
+        REDIS_URL: 'rediss://:s3cret@redis.example:6380/2',
+        SLOTQ_PREFIX: 'train-1.a_b',
+        SLOTQ_IMAGE: 'my/sandbox:v2',
+        SLOTQ_SLOTS: '8',
+        SLOTQ_NETWORK: 'bridge',
+        SLOTQ_MEMORY_MB: '2048',
+        SLOTQ_CPUS: '0.5',
+        SLOTQ_PIDS: '512',
+        SLOTQ_DEFAULT_TIMEOUT_S: '120',
+        SLOTQ_LOG_LEVEL: 'debug',
+        SLOTQ_BOARD_PORT: '0',
+      },
+    );
+    expect(c).toMatchObject({
+      redisUrl: 'rediss://:s3cret@redis.example:6380/2',
+      prefix: 'train-1.a_b',
+      image: 'my/sandbox:v2',
+      slots: 8,
+      network: 'bridge',
+      memoryMb: 2048,
+      cpus: 0.5,
+      pids: 512,
+      defaultTimeoutS: 120,
+      logLevel: 'debug',
+      boardPort: 0,
+    });
+    expect(typeof c.slots).toBe('number');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({}, { SLOTQ_SLOTS: '', REDIS_URL: '' })).toMatchObject({ slots: 4, redisUrl: 'redis://127.0.0.1:6379' });
+  });
+
+  it('lets options win over the environment', () => {
+    const env = { SLOTQ_SLOTS: '8', SLOTQ_PREFIX: 'fromenv', REDIS_URL: 'redis://env:1' };
+    expect(loadConfig({ slots: 2, prefix: 'fromopt' }, env)).toMatchObject({ slots: 2, prefix: 'fromopt', redisUrl: 'redis://env:1' });
+    // An option also shadows an invalid variable of the same setting.
+    expect(loadConfig({ slots: 3 }, { SLOTQ_SLOTS: 'abc' }).slots).toBe(3);
+  });
+
+  it('reads process.env when no env is given', () => {
+    const before = process.env['SLOTQ_SLOTS'];
+    process.env['SLOTQ_SLOTS'] = '7';
+    try {
+      expect(loadConfig().slots).toBe(7);
+    } finally {
+      if (before === undefined) delete process.env['SLOTQ_SLOTS'];
+      else process.env['SLOTQ_SLOTS'] = before;
+    }
+  });
+
+  it('returns a frozen object', () => {
+    expect(Object.isFrozen(loadConfig({}, {}))).toBe(true);
+  });
+
+  it.each([
+    ['SLOTQ_SLOTS', 'abc'],
+    ['SLOTQ_SLOTS', '0'],
+    ['SLOTQ_SLOTS', '1.5'],
+    ['SLOTQ_SLOTS', '-3'],
+    ['REDIS_URL', 'http://x'],
+    ['REDIS_URL', 'localhost:6379'],
+    ['SLOTQ_PREFIX', 'has:colon'],
+    ['SLOTQ_PREFIX', 'has space'],
+    ['SLOTQ_CPUS', '0'],
+    ['SLOTQ_MEMORY_MB', 'lots'],
+    ['SLOTQ_PIDS', '1'],
+    ['SLOTQ_DEFAULT_TIMEOUT_S', '0'],
+    ['SLOTQ_DEFAULT_TIMEOUT_S', '100000'],
+    ['SLOTQ_LOG_LEVEL', 'loud'],
+    ['SLOTQ_BOARD_PORT', '70000'],
+  ])('throws a ConfigError naming %s for %j', (name, value) => {
+    const err = configError(() => loadConfig({}, { [name]: value }));
+    expect(err.message).toContain(name);
+    expect(err.message).toContain(value);
+  });
+
+  it('names the option, not a variable, when an option is invalid', () => {
+    const err = configError(() => loadConfig({ slots: -1 }, {}));
+    expect(err.message).toContain('slots');
+    expect(err.message).not.toContain('SLOTQ_SLOTS');
+    expect(configError(() => loadConfig({ redisUrl: 'http://x' }, {})).message).toContain('redisUrl');
+  });
+
+  it('maps every setting to its environment variable', () => {
+    expect(CONFIG_ENV_VARS).toMatchObject({
+      redisUrl: 'REDIS_URL',
+      prefix: 'SLOTQ_PREFIX',
+      image: 'SLOTQ_IMAGE',
+      slots: 'SLOTQ_SLOTS',
+      network: 'SLOTQ_NETWORK',
+      memoryMb: 'SLOTQ_MEMORY_MB',
+      cpus: 'SLOTQ_CPUS',
+      pids: 'SLOTQ_PIDS',
+      defaultTimeoutS: 'SLOTQ_DEFAULT_TIMEOUT_S',
+      logLevel: 'SLOTQ_LOG_LEVEL',
+      boardPort: 'SLOTQ_BOARD_PORT',
+    });
+  });
+});
