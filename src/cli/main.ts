@@ -6,6 +6,8 @@ import { SlotWorker } from '../worker/slot-worker.js';
 import { purge, statusTable } from './admin.js';
 import { runDemo, summaryTable } from './demo.js';
 
+type Opts = Record<string, string | boolean | undefined>;
+
 /** Options shared by every command, with their env variables (contract §8). */
 function withCommon(cmd: Command): Command {
   return cmd
@@ -15,7 +17,7 @@ function withCommon(cmd: Command): Command {
     .option('--pretty', 'human-readable logs instead of JSON', false);
 }
 
-function configFrom(o: Record<string, unknown>): SlotqOptions {
+function configFrom(o: Opts): SlotqOptions {
   const pick: { -readonly [K in keyof SlotqOptions]: SlotqOptions[K] } = {};
   if (o['redisUrl']) pick.redisUrl = String(o['redisUrl']);
   if (o['prefix']) pick.prefix = String(o['prefix']);
@@ -31,7 +33,7 @@ withCommon(program.command('worker'))
   .description('run a SlotWorker (its container slots) until SIGINT/SIGTERM')
   .addOption(new Option('--slots <n>', 'slots (containers) this worker owns').env('SLOTQ_SLOTS'))
   .addOption(new Option('--image <image>', 'sandbox image').env('SLOTQ_IMAGE'))
-  .action(async (o: Record<string, unknown>) => {
+  .action(async (o: Opts) => {
     const config = configFrom(o);
     const logger = createLogger({ level: loadConfig(config).logLevel, pretty: Boolean(o['pretty']), name: 'slotq-worker' });
     const worker = new SlotWorker({ ...config, logger });
@@ -54,7 +56,7 @@ withCommon(program.command('demo'))
   .description('run a realistic training-loop workload against a local worker and print a summary')
   .option('--trajectories <n>', 'concurrent agent trajectories', '16')
   .addOption(new Option('--slots <n>', 'slots of the demo worker').default('4').env('SLOTQ_SLOTS'))
-  .action(async (o: Record<string, unknown>) => {
+  .action(async (o: Opts) => {
     const config = configFrom(o);
     const logger = createLogger({ level: String(o['logLevel'] ?? 'warn'), pretty: Boolean(o['pretty']), name: 'slotq-demo' });
     const summary = await runDemo({ trajectories: Number(o['trajectories']), slots: Number(config.slots ?? 4), logger, progress: process.stderr.isTTY, ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}), ...(config.prefix ? { prefix: config.prefix } : {}) });
@@ -66,7 +68,7 @@ withCommon(program.command('bench'))
   .description('benchmark slotq end to end against plain docker exec; writes bench/results.json')
   .option('--iterations <n>', 'one-at-a-time calls to time', '500')
   .option('--out <file>', 'results file', 'bench/results.json')
-  .action(async (o: Record<string, unknown>) => {
+  .action(async (o: Opts) => {
     const { runBench } = await import('./bench.js');
     const config = configFrom(o);
     const logger = createLogger({ level: String(o['logLevel'] ?? 'warn'), pretty: Boolean(o['pretty']), name: 'slotq-bench' });
@@ -75,13 +77,13 @@ withCommon(program.command('bench'))
 
 withCommon(program.command('status'))
   .description('a table of workers and slots')
-  .action(async (o: Record<string, unknown>) => {
+  .action(async (o: Opts) => {
     console.log(await statusTable(loadConfig(configFrom(o))));
   });
 
 withCommon(program.command('purge'))
   .description('remove every slotq key and container under a prefix')
-  .action(async (o: Record<string, unknown>) => {
+  .action(async (o: Opts) => {
     const config = loadConfig(configFrom(o));
     const removed = await purge(config);
     console.log(`purged prefix "${config.prefix}": ${removed.keys} keys, ${removed.containers} containers`);

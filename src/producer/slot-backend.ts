@@ -152,7 +152,7 @@ export class SlotBackend implements ToolBackend {
     requests.forEach((req, index) => {
       if (!Array.isArray(req) || req.length < 2) throw new InvalidArgsError(`executeBatch request ${index} is not a [slot, tool, args] tuple`);
       const slot = this.checkSlot(req[0], index);
-      const args = req[2] ?? {};
+      const args: unknown = req[2] ?? {};
       const item: JobItem = {
         index,
         executionId: '',

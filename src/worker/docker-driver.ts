@@ -97,7 +97,7 @@ export class DockerDriver implements ContainerDriver {
 
   async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number } = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
-    const stream = (await exec.start({ hijack: true, stdin: opts.stdin !== undefined })) as Duplex;
+    const stream: Duplex = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
@@ -129,6 +129,6 @@ export class DockerDriver implements ContainerDriver {
 
   private async startExec(id: string, argv: string[], stdin: boolean): Promise<Duplex> {
     const exec = await this.getContainerExec(id, argv, stdin);
-    return (await exec.start({ hijack: true, stdin })) as Duplex;
+    return exec.start({ hijack: true, stdin });
   }
 }

@@ -73,6 +73,7 @@ export class FrameParser {
       case 'R':
         this.pending = { id: f[1] ?? '', exitCode: num(2), os: num(3), es: num(4) };
         return null;
+      case undefined:
       default:
         throw new Error(`supervisor framing lost: ${JSON.stringify(line.slice(0, 80))}`);
     }

@@ -223,7 +223,8 @@ export class SlotWorker {
     const results = items.map((raw, i): [number, ExecutionResult] => {
       const it = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
       const index = typeof it['index'] === 'number' ? it['index'] : i;
-      const ids = { executionId: String(it['executionId'] ?? `${job.id}-${index}`), slotId: String(it['slotId'] ?? '') };
+      const str = (v: unknown, dflt: string): string => (typeof v === 'string' ? v : dflt);
+      const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
       return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
     });
     await replyResults(this.redis!, this.keys.inbox(loose.data.producerId), job.id ?? '', results, INBOX_TTL_MS);

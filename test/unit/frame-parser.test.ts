@@ -121,7 +121,8 @@ describe('FrameParser', () => {
 
   it('keeps the bytes after a body for the next frame', () => {
     const p = new FrameParser(4, 4);
-    const events = p.push(b('R 1 0 9 0\n012345678READY 5\n'));
+    // 9 bytes: the head 0123 and the tail 5678 are sent, 1 byte is left out
+    const events = p.push(b('R 1 0 9 0\n01235678READY 5\n'));
     expect(plain(events)).toEqual([
       { type: 'result', id: '1', exitCode: 0, stdout: { head: '0123', tail: '5678', totalBytes: 9 }, stderr: { head: '', tail: '', totalBytes: 0 } },
       { type: 'ready', pid: 5 },

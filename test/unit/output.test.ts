@@ -42,7 +42,7 @@ describe('renderCapture', () => {
     const s = `${'h'.repeat(60_000)}${'t'.repeat(60_000)}`;
     const out = renderCapture(whole(s));
     expect(out.truncated).toBe(true);
-    const [head, tail] = out.text.split(markerRe);
+    const [head, tail] = out.text.split(/\n\.\.\. \[output truncated: \d+ bytes omitted\] \.\.\.\n/);
     expect(head).toBe('h'.repeat(25_000));
     expect(tail).toBe('t'.repeat(25_000));
     expect(out.omittedBytes).toBe(120_000 - 50_000);
@@ -81,6 +81,14 @@ describe('renderCapture', () => {
     expect(out.truncated).toBe(true);
     expect(out.text).toBe(`${'\uFFFD'.repeat(5)}\n... [output truncated: 10 bytes omitted] ...\n${'\uFFFD'.repeat(5)}`);
     expect(out.omittedBytes).toBe(10);
+  });
+
+  it('states the exact number of omitted bytes for binary output the supervisor already cut to head and tail', () => {
+    // 100 raw bytes; the supervisor sent 8 + 8; the render shows 2 + 2 of them (each as one U+FFFD), so 96 left out.
+    const c: Capture = { head: Buffer.alloc(8, 0xff), tail: Buffer.alloc(8, 0xfe), totalBytes: 100 };
+    const out = renderCapture(c, 4);
+    expect(out.text).toBe('\uFFFD\uFFFD\n... [output truncated: 96 bytes omitted] ...\n\uFFFD\uFFFD');
+    expect(out.omittedBytes).toBe(96);
   });
 });
 
