@@ -1,95 +1,91 @@
-import { SUPERVISOR_HEAD_BYTES, SUPERVISOR_TAIL_BYTES } from './supervisor-script.js';
+import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES } from './supervisor-script.js';
 
-/** One stream's capture: the whole of it, or its head and tail plus the total size. */
+/** One stream's capture: the whole of it (tail empty), or its head and tail plus the total size. */
 export interface Capture {
   head: Buffer;
   tail: Buffer;
   totalBytes: number;
 }
 
-export type SupervisorEvent =
-  | { type: 'ready'; pid: number }
-  | { type: 'started'; id: string; pgid: number; dir: string }
-  | { type: 'result'; id: string; exitCode: number; stdout: Capture; stderr: Capture };
-
-const MAX_LINE_BYTES = 4096;
-const bodyBytes = (total: number, headCap: number, tailCap: number): number => Math.min(total, headCap + tailCap);
-
-/**
- * Parses the supervisor's reply stream (see supervisor-script.ts). Pure: feed chunks, get events.
- * Throws on anything that breaks the framing; the session is then restarted.
- */
-export class FrameParser {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private pending: { id: string; exitCode: number; os: number; es: number } | undefined;
+/** Keeps the first headCap and last tailCap bytes of a stream and counts the rest: bounded memory. */
+export class BoundedCapture {
+  private readonly head: Buffer[] = [];
+  private headBytes = 0;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  totalBytes = 0;
 
   constructor(
-    private readonly headCap = SUPERVISOR_HEAD_BYTES,
-    private readonly tailCap = SUPERVISOR_TAIL_BYTES,
+    private readonly headCap = CAPTURE_HEAD_BYTES,
+    private readonly tailCap = CAPTURE_TAIL_BYTES,
   ) {}
 
-  push(chunk: Buffer): SupervisorEvent[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    const events: SupervisorEvent[] = [];
-    for (;;) {
-      const ev = this.pending ? this.takeBody(this.pending) : this.takeLine();
-      if (ev === undefined) return events;
-      if (ev !== null) events.push(ev);
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.totalBytes += chunk.length;
+    if (this.headBytes < this.headCap) {
+      const take = Math.min(chunk.length, this.headCap - this.headBytes);
+      this.head.push(Buffer.from(chunk.subarray(0, take)));
+      this.headBytes += take;
+      chunk = chunk.subarray(take);
+      if (chunk.length === 0) return;
+    }
+    this.tail.push(Buffer.from(chunk));
+    this.tailBytes += chunk.length;
+    while (this.tail.length > 1 && this.tailBytes - this.tail[0]!.length >= this.tailCap) {
+      this.tailBytes -= this.tail.shift()!.length;
     }
   }
 
-  private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return out;
+  result(): Capture {
+    const head = Buffer.concat(this.head, this.headBytes);
+    let tail = Buffer.concat(this.tail, this.tailBytes);
+    if (tail.length > this.tailCap) tail = tail.subarray(tail.length - this.tailCap);
+    if (head.length + tail.length === this.totalBytes) return { head: Buffer.concat([head, tail]), tail: Buffer.alloc(0), totalBytes: this.totalBytes };
+    return { head, tail, totalBytes: this.totalBytes };
   }
+}
 
-  /** undefined: need more bytes; null: consumed something that is not an event yet. */
-  private takeLine(): SupervisorEvent | null | undefined {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    this.chunks = all.length ? [all] : [];
-    const nl = all.indexOf(0x0a);
-    if (nl < 0) {
-      if (all.length > MAX_LINE_BYTES) throw new Error(`supervisor framing lost: ${JSON.stringify(all.subarray(0, 80).toString())}`);
-      return undefined;
+/**
+ * Finds a marker in a byte stream fed in arbitrary chunks. Bytes before the marker are passed on as
+ * soon as they cannot be the start of it; what follows the marker is returned to the caller.
+ */
+export class MarkerScanner {
+  private carry: Buffer = Buffer.alloc(0);
+  constructor(private readonly marker: Buffer) {}
+
+  /** `data`: bytes before the marker (or safe so far); `rest`: bytes after it when `found`. */
+  feed(chunk: Buffer): { data: Buffer; found: boolean; rest: Buffer } {
+    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const at = buf.indexOf(this.marker);
+    if (at >= 0) {
+      this.carry = Buffer.alloc(0);
+      return { data: buf.subarray(0, at), found: true, rest: buf.subarray(at + this.marker.length) };
     }
-    const line = this.take(nl + 1).subarray(0, nl).toString('latin1');
-    const f = line.split(' ');
-    const num = (i: number): number => {
-      const n = Number(f[i]);
-      if (!Number.isInteger(n)) throw new Error(`supervisor framing lost: ${JSON.stringify(line.slice(0, 80))}`);
-      return n;
-    };
-    switch (f[0]) {
-      case 'READY':
-        return { type: 'ready', pid: num(1) };
-      case 'P':
-        return { type: 'started', id: f[1] ?? '', pgid: num(2), dir: f[3] ?? '' };
-      case 'R':
-        this.pending = { id: f[1] ?? '', exitCode: num(2), os: num(3), es: num(4) };
-        return null;
-      case undefined:
-      default:
-        throw new Error(`supervisor framing lost: ${JSON.stringify(line.slice(0, 80))}`);
-    }
+    const keep = Math.min(buf.length, this.marker.length - 1);
+    this.carry = Buffer.from(buf.subarray(buf.length - keep));
+    return { data: buf.subarray(0, buf.length - keep), found: false, rest: Buffer.alloc(0) };
   }
 
-  private takeBody(p: { id: string; exitCode: number; os: number; es: number }): SupervisorEvent | undefined {
-    const ob = bodyBytes(p.os, this.headCap, this.tailCap);
-    const eb = bodyBytes(p.es, this.headCap, this.tailCap);
-    if (this.buffered < ob + eb) return undefined;
-    this.pending = undefined;
-    const body = Buffer.from(this.take(ob + eb));
-    return { type: 'result', id: p.id, exitCode: p.exitCode, stdout: this.split(body.subarray(0, ob), p.os), stderr: this.split(body.subarray(ob), p.es) };
+  /** Bytes held back because they might start the marker. */
+  flush(): Buffer {
+    const c = this.carry;
+    this.carry = Buffer.alloc(0);
+    return c;
   }
+}
 
-  private split(body: Buffer, total: number): Capture {
-    if (total <= this.headCap + this.tailCap) return { head: body, tail: Buffer.alloc(0), totalBytes: total };
-    return { head: body.subarray(0, this.headCap), tail: body.subarray(this.headCap), totalBytes: total };
-  }
+export type ControlEvent = { type: 'started'; pgid: number; dir: string } | { type: 'ended'; exitCode: number };
+
+/** Parses a control line that followed the nonce on stderr: "P <pgid> <dir>" or "R <exitCode>". */
+export function parseControl(line: string): ControlEvent {
+  const f = line.split(' ');
+  const num = (i: number): number => {
+    const n = Number(f[i]);
+    if (f[i] === undefined || f[i] === '' || !Number.isInteger(n)) throw new Error(`executor control line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
+    return n;
+  };
+  if (f[0] === 'P') return { type: 'started', pgid: num(1), dir: f[2] ?? '' };
+  if (f[0] === 'R') return { type: 'ended', exitCode: num(1) };
+  throw new Error(`executor control line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
 }
