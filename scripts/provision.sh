@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make this machine ready for slotq: Docker engine, optionally Redis, and the images.
+# Make this machine ready for slotq: Docker engine, optionally Redis, Chromium (browser test), and the images.
 # Idempotent: fast when everything is already there.
 #   SLOTQ_PROVISION_REDIS=1  also make sure a Redis answers (REDIS_URL, else 127.0.0.1:6379)
 #   SLOTQ_IMAGE              sandbox image tag (default slotq-sandbox:latest)
@@ -60,6 +60,16 @@ if [ "${SLOTQ_PROVISION_REDIS:-0}" = 1 ]; then
   fi
 fi
 
-# c. Images
+# c. Headless Chromium for the board's browser test (test/integration/board.test.ts), driven by playwright-core
+if [ -x /usr/bin/chromium ]; then
+  log "chromium: present"
+elif can_apt; then
+  log "chromium: installing Debian's chromium"
+  apt_install chromium
+else
+  log "chromium: missing (/usr/bin/chromium); the board's browser test will fail until it is installed"
+fi
+
+# d. Images
 bash scripts/build-images.sh
 log "done"

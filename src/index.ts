@@ -1,6 +1,7 @@
 /** slotq: the tool-execution layer for agent RL training. */
 export { SlotBackend, type SlotBackendOptions } from './producer/slot-backend.js';
 export { SlotWorker, type SlotWorkerOptions } from './worker/slot-worker.js';
+export type { WorkerEventMap, CallDoneEvent, ContainerCreatedEvent, ContainerFailedEvent } from './worker/worker-events.js';
 export type { ToolBackend, ToolRequest } from './shared/tool-backend.js';
 export {
   ERROR_CODES,
@@ -37,5 +38,33 @@ export {
   type WriteFileArgs,
   type JobPayload,
 } from './shared/schemas.js';
+export {
+  ARTIFACT_MAX_BYTES,
+  ARTIFACT_MAX_ENTRIES,
+  ARTIFACT_TOOLS,
+  readArtifactArgsSchema,
+  listArtifactsArgsSchema,
+  archiveArtifactsArgsSchema,
+  readArtifactPayloadSchema,
+  listArtifactsPayloadSchema,
+  archiveArtifactsPayloadSchema,
+  artifactEntrySchema,
+  artifactFailureSchema,
+  readArtifactResultSchema,
+  listArtifactsResultSchema,
+  archiveArtifactsResultSchema,
+  type ArtifactToolName,
+  type ReadArtifactArgs,
+  type ListArtifactsArgs,
+  type ArchiveArtifactsArgs,
+  type ReadArtifactOptions,
+  type ListArtifactsOptions,
+  type ArchiveArtifactsOptions,
+  type ArtifactEntry,
+  type ArtifactFailure,
+  type ReadArtifactResult,
+  type ListArtifactsResult,
+  type ArchiveArtifactsResult,
+} from './shared/artifact-schemas.js';
 export { loadConfig, CONFIG_ENV_VARS, type SlotqConfig, type SlotqOptions } from './shared/config.js';
 export { createLogger } from './shared/logger.js';

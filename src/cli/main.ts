@@ -1,55 +1,45 @@
 import { Command, Option } from 'commander';
-import { loadConfig, type SlotqOptions } from '../shared/config.js';
+import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { toError } from '../shared/errors.js';
 import { SlotWorker } from '../worker/slot-worker.js';
 import { purge, statusTable } from './admin.js';
+import { startBoard, type BoardOptions } from './board.js';
+import { configFrom, stopOnSignals, withBoard, withCommon, withWorker, workerIdFrom, type Opts } from './cli-options.js';
 import { runDemo, summaryTable } from './demo.js';
-
-type Opts = Record<string, string | boolean | undefined>;
-
-/** Options shared by every command, with their env variables (contract §8). */
-function withCommon(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--redis-url <url>', 'Redis URL (rediss:// and passwords work)').env('REDIS_URL'))
-    .addOption(new Option('--prefix <prefix>', 'key and queue prefix').env('SLOTQ_PREFIX'))
-    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('SLOTQ_LOG_LEVEL'))
-    .option('--pretty', 'human-readable logs instead of JSON', false);
-}
-
-function configFrom(o: Opts): SlotqOptions {
-  const pick: { -readonly [K in keyof SlotqOptions]: SlotqOptions[K] } = {};
-  if (o['redisUrl']) pick.redisUrl = String(o['redisUrl']);
-  if (o['prefix']) pick.prefix = String(o['prefix']);
-  if (o['logLevel']) pick.logLevel = String(o['logLevel']) as SlotqOptions['logLevel'];
-  if (o['slots']) pick.slots = Number(o['slots']);
-  if (o['image']) pick.image = String(o['image']);
-  return pick;
-}
+import { runUp } from './up.js';
 
 const program = new Command('slotq').description('Tool-execution layer for agent RL training: isolated Docker slots driven through Redis/BullMQ').showHelpAfterError();
 
-withCommon(program.command('worker'))
-  .description('run a SlotWorker (its container slots) until SIGINT/SIGTERM')
-  .addOption(new Option('--slots <n>', 'slots (containers) this worker owns').env('SLOTQ_SLOTS'))
-  .addOption(new Option('--image <image>', 'sandbox image').env('SLOTQ_IMAGE'))
+const boardOptions = (o: Opts): Omit<BoardOptions, 'config' | 'logger'> => ({ host: String(o['host']), pollMs: Number(o['pollMs']), readWrite: Boolean(o['readWrite']) });
+const loggerFor = (o: Opts, level: string, name: string) => createLogger({ level, pretty: Boolean(o['pretty']), name });
+
+withWorker(withCommon(program.command('worker')))
+  .description('run a SlotWorker (its container slots) until SIGINT/SIGTERM, which drains it: no new leases, calls in flight finish')
   .action(async (o: Opts) => {
-    const config = configFrom(o);
-    const logger = createLogger({ level: loadConfig(config).logLevel, pretty: Boolean(o['pretty']), name: 'slotq-worker' });
-    const worker = new SlotWorker({ ...config, logger });
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping: draining calls in flight');
-      worker.stop().then(
-        () => process.exit(0),
-        (err: unknown) => (logger.error({ err: toError(err).message }, 'stop failed'), process.exit(1)),
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    const config = loadConfig(configFrom(o));
+    const logger = loggerFor(o, config.logLevel, 'slotq-worker');
+    const worker = new SlotWorker({ ...config, logger, ...workerIdFrom(o) });
+    stopOnSignals(logger, () => worker.stop());
     await worker.start();
+  });
+
+withBoard(withCommon(program.command('board')))
+  .description('serve Bull Board (every worker queue), /slots, /metrics (Prometheus) and /healthz')
+  .action(async (o: Opts) => {
+    const config = loadConfig(configFrom(o));
+    const logger = loggerFor(o, config.logLevel, 'slotq-board');
+    const board = await startBoard({ config, logger, ...boardOptions(o) });
+    stopOnSignals(logger, () => board.close());
+  });
+
+withBoard(withWorker(withCommon(program.command('up'))))
+  .description('try slotq on one machine: a local redis-server (when none answers), a worker and the board, in one process')
+  .action(async (o: Opts) => {
+    const config = loadConfig(configFrom(o));
+    const logger = loggerFor(o, config.logLevel, 'slotq');
+    const up = await runUp({ config, logger, board: boardOptions(o), ...workerIdFrom(o) });
+    stopOnSignals(logger, () => up.stop());
   });
 
 withCommon(program.command('demo'))
@@ -58,7 +48,7 @@ withCommon(program.command('demo'))
   .addOption(new Option('--slots <n>', 'slots of the demo worker').default('4').env('SLOTQ_SLOTS'))
   .action(async (o: Opts) => {
     const config = configFrom(o);
-    const logger = createLogger({ level: String(o['logLevel'] ?? 'warn'), pretty: Boolean(o['pretty']), name: 'slotq-demo' });
+    const logger = loggerFor(o, String(o['logLevel'] ?? 'warn'), 'slotq-demo');
     const summary = await runDemo({ trajectories: Number(o['trajectories']), slots: Number(config.slots ?? 4), logger, progress: process.stderr.isTTY, ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}), ...(config.prefix ? { prefix: config.prefix } : {}) });
     console.log(summaryTable(summary));
     process.exitCode = summary.failures === 0 ? 0 : 1;
@@ -71,7 +61,7 @@ withCommon(program.command('bench'))
   .action(async (o: Opts) => {
     const { runBench } = await import('./bench.js');
     const config = configFrom(o);
-    const logger = createLogger({ level: String(o['logLevel'] ?? 'warn'), pretty: Boolean(o['pretty']), name: 'slotq-bench' });
+    const logger = loggerFor(o, String(o['logLevel'] ?? 'warn'), 'slotq-bench');
     await runBench({ iterations: Number(o['iterations']), out: String(o['out']), logger, ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}) });
   });
 

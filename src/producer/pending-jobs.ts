@@ -3,6 +3,9 @@ import type { ExecutionResult, JobItem } from '../shared/schemas.js';
 
 interface PendingJob {
   workerId: string;
+  createdAtMs: number;
+  /** Consecutive watchdog rounds that found the job missing from Redis. */
+  misses: number;
   deadlineMs: number;
   items: Map<number, JobItem>;
   results: ExecutionResult[];
@@ -23,7 +26,7 @@ export class PendingJobs {
   /** Registers a job; resolves when every item has a result (from the worker or a failure). */
   wait(jobId: string, workerId: string, items: JobItem[], results: ExecutionResult[], deadlineMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.jobs.set(jobId, { workerId, deadlineMs, items: new Map(items.map((i) => [i.index, i])), results, done: resolve });
+      this.jobs.set(jobId, { workerId, createdAtMs: Date.now(), misses: 0, deadlineMs, items: new Map(items.map((i) => [i.index, i])), results, done: resolve });
     });
   }
 
@@ -36,6 +39,20 @@ export class PendingJobs {
       job.results[index] = result;
     }
     if (job.items.size === 0) this.finish(jobId, job);
+  }
+
+  /** Jobs waiting longer than minAgeMs: [jobId, workerId]. */
+  olderThan(minAgeMs: number): Array<[string, string]> {
+    const cutoff = Date.now() - minAgeMs;
+    return [...this.jobs].filter(([, j]) => j.createdAtMs < cutoff).map(([id, j]) => [id, j.workerId]);
+  }
+
+  /** Records whether a job was found in Redis; returns how many rounds in a row it was missing. */
+  noteMissing(jobId: string, missing: boolean): number {
+    const job = this.jobs.get(jobId);
+    if (!job) return 0;
+    job.misses = missing ? job.misses + 1 : 0;
+    return job.misses;
   }
 
   workers(): Set<string> {

@@ -9,7 +9,16 @@ import { silentLogger } from '../shared/logger.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
 import { Registry, type SlotRecord } from '../shared/registry.js';
 import { WORKSPACE_DIR, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
+import type {
+  ArchiveArtifactsOptions,
+  ArchiveArtifactsResult,
+  ListArtifactsOptions,
+  ListArtifactsResult,
+  ReadArtifactOptions,
+  ReadArtifactResult,
+} from '../shared/artifact-schemas.js';
 import type { ToolBackend, ToolRequest } from '../shared/tool-backend.js';
+import { archiveArtifactsCall, listArtifactsCall, readArtifactCall, toArchiveArtifactsResult, toListArtifactsResult, toReadArtifactResult, type ArtifactCall } from './artifacts.js';
 import { Inbox } from './inbox.js';
 import { PendingJobs } from './pending-jobs.js';
 
@@ -182,6 +191,26 @@ export class SlotBackend implements ToolBackend {
     return results;
   }
 
+  /** Reads a file of the slot (contract §5): a call in the slot's FIFO like any tool call; never throws per call. */
+  async readArtifact(slot: Slot, path: string, opts?: ReadArtifactOptions): Promise<ReadArtifactResult> {
+    return toReadArtifactResult(await this.artifactCall(slot, readArtifactCall(path, opts)));
+  }
+
+  /** Lists a directory (or one file) of the slot, sorted; `truncated` only when entries were left out. */
+  async listArtifacts(slot: Slot, path?: string, opts?: ListArtifactsOptions): Promise<ListArtifactsResult> {
+    return toListArtifactsResult(await this.artifactCall(slot, listArtifactsCall(path, opts)));
+  }
+
+  /** A tar.gz (base64) of a directory's regular files or of one file, member names relative to `path`. */
+  async archiveArtifacts(slot: Slot, path?: string, opts?: ArchiveArtifactsOptions): Promise<ArchiveArtifactsResult> {
+    return toArchiveArtifactsResult(await this.artifactCall(slot, archiveArtifactsCall(path, opts)));
+  }
+
+  private async artifactCall(slot: Slot, [tool, args]: ArtifactCall): Promise<ExecutionResult> {
+    const [result] = await this.executeBatch([[slot, tool, args]]);
+    return result!;
+  }
+
   private failJob(jobId: string, err: unknown): void {
     const message = `Could not enqueue the call: ${toError(err).message}`;
     this.pending.failWhere((_, id) => id === jobId, 'INTERNAL', () => message);
@@ -228,6 +257,23 @@ export class SlotBackend implements ToolBackend {
         this.pending.failWhere((j) => j.workerId === workerId, 'WORKER_LOST', () => `Worker ${workerId} that owns this slot is gone (crashed or stopped): acquire a new slot and retry`);
       }
     }
+    await this.failVanishedJobs().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'checking pending jobs failed'));
+  }
+
+  /** A job that is gone from Redis without a result (Redis restarted without persistence) gets one. */
+  private async failVanishedJobs(): Promise<void> {
+    const old = this.pending.olderThan(2 * WATCHDOG_MS);
+    if (old.length === 0 || !this.redis) return;
+    const pipe = this.redis.pipeline();
+    for (const [jobId, workerId] of old) pipe.exists(this.keys.job(workerId, jobId));
+    const res = (await pipe.exec()) ?? [];
+    old.forEach(([jobId], i) => {
+      const missing = res[i]?.[1] === 0;
+      // Two rounds in a row: a result pushed just before the job was removed has had time to arrive.
+      if (this.pending.noteMissing(jobId, missing) >= 2) {
+        this.pending.failWhere((_, id) => id === jobId, 'WORKER_LOST', () => 'The job carrying this call vanished from Redis (was Redis restarted?); the call may or may not have run: retry it');
+      }
+    });
   }
 
   private async renewLeases(): Promise<void> {

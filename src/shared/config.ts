@@ -10,7 +10,10 @@ const fields = {
   image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
   slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },
   network: { env: 'SLOTQ_NETWORK', schema: z.string().min(1).default('none') },
-  memoryMb: { env: 'SLOTQ_MEMORY_MB', schema: intIn(16, 1_048_576).default(1024) },
+  memoryMb: { env: 'SLOTQ_MEMORY_MB', schema: intIn(16, 1_048_576).default(2048) },
+  /** /workspace and /tmp are size-capped tmpfs (0: plain container filesystem, no cap). Counts toward memory. */
+  workspaceMb: { env: 'SLOTQ_WORKSPACE_MB', schema: intIn(0, 1_048_576).default(1024) },
+  tmpMb: { env: 'SLOTQ_TMP_MB', schema: intIn(0, 1_048_576).default(256) },
   cpus: { env: 'SLOTQ_CPUS', schema: z.coerce.number().positive().max(1024).default(1) },
   pids: { env: 'SLOTQ_PIDS', schema: intIn(8, 1_000_000).default(256) },
   defaultTimeoutS: { env: 'SLOTQ_DEFAULT_TIMEOUT_S', schema: z.coerce.number().min(1).max(3600).default(30) },

@@ -17,8 +17,12 @@ export interface Keys {
   trajectory(trajectoryId: string): string;
   waiter(waiterId: string): string;
   inbox(producerId: string): string;
+  /** A worker's counters for the board's /metrics (written every heartbeat, expires with the worker). */
+  workerStats(workerId: string): string;
   /** BullMQ queue name of a worker (no colons: BullMQ forbids them in names and job IDs). */
   queueName(workerId: string): string;
+  /** BullMQ's hash for a job in a worker's queue. */
+  job(workerId: string, jobId: string): string;
 }
 
 export const QUEUE_NAME_PREFIX = 'w-';
@@ -38,7 +42,9 @@ export function keysFor(prefix: string): Keys {
     trajectory: (id) => `${root}:traj:${id}`,
     waiter: (id) => `${root}:waiter:${id}`,
     inbox: (id) => `${root}:inbox:${id}`,
+    workerStats: (id) => `${root}:wstats:${id}`,
     queueName: (id) => `${QUEUE_NAME_PREFIX}${id}`,
+    job: (workerId, jobId) => `${root}:${QUEUE_NAME_PREFIX}${workerId}:${jobId}`,
   };
 }
 

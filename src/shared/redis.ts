@@ -4,7 +4,7 @@ import { Redis, type RedisOptions } from 'ioredis';
  * A Redis connection from a URL (passwords and rediss:// work: ioredis parses both).
  * `blocking` connections (BullMQ workers, inbox readers) must not time out their commands.
  */
-export function createRedis(url: string, opts: { blocking?: boolean; name?: string } = {}): Redis {
+export function createRedis(url: string, opts: { blocking?: boolean; name?: string; onError?: (err: Error) => void } = {}): Redis {
   const options: RedisOptions = {
     maxRetriesPerRequest: null, // BullMQ requires it; we put deadlines on our own waits instead
     enableReadyCheck: true,
@@ -13,7 +13,10 @@ export function createRedis(url: string, opts: { blocking?: boolean; name?: stri
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   };
   if (url.startsWith('rediss://')) options.tls = {};
-  return new Redis(url, options);
+  const redis = new Redis(url, options);
+  // ioredis reconnects by itself; without a listener it would print every failed attempt to the console.
+  redis.on('error', (err: Error) => opts.onError?.(err));
+  return redis;
 }
 
 /** PING with a deadline, so start() fails with a clear message instead of hanging. */

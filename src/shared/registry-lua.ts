@@ -69,7 +69,7 @@ local function forget_slot(sid)
 end
 local function unregister(wid)
   for _, sid in ipairs(redis.call('SMEMBERS', k('wslots', wid))) do forget_slot(sid) end
-  redis.call('DEL', k('wslots', wid), k('worker', wid))
+  redis.call('DEL', k('wslots', wid), k('worker', wid), k('wstats', wid))
   drop_free(wid)
   redis.call('SREM', k('workers'), wid)
 end

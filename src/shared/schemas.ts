@@ -19,24 +19,31 @@ export const TOOL_NAMES = ['bash', 'bash_stateful', 'read_file', 'write_file'] a
 export type ToolName = (typeof TOOL_NAMES)[number];
 export const TOOL_ALIASES: Readonly<Record<string, ToolName>> = { terminal: 'bash', terminal_stateful: 'bash_stateful' };
 
+/** Per-call timeouts are clamped to this range (contract §4). */
+export const MIN_TIMEOUT_S = 1;
+export const MAX_TIMEOUT_S = 3600;
+export const clampTimeoutS = (s: number): number => Math.min(MAX_TIMEOUT_S, Math.max(MIN_TIMEOUT_S, s));
+
 export const MAX_PATH_CHARS = 4096;
 export const MAX_COMMAND_CHARS = 1_000_000;
 
-const pathArg = z
+/** A workspace path argument (tools and artifact helpers): non-empty, at most MAX_PATH_CHARS, no NUL. */
+export const pathArgSchema = z
   .string()
   .min(1, 'path must not be empty')
   .max(MAX_PATH_CHARS, `path is longer than ${MAX_PATH_CHARS} characters`)
   .refine((p) => !p.includes('\0'), 'path must not contain NUL bytes');
-const timeoutArg = z.number().finite().positive().optional();
+/** A per-call timeout in seconds (clamped to 1..3600 by the worker). */
+export const timeoutArgSchema = z.number().finite().positive().optional();
 const commandArg = z
   .string()
   .min(1, 'command must not be empty')
   .max(MAX_COMMAND_CHARS, `command is longer than ${MAX_COMMAND_CHARS} characters`)
   .refine((c) => !c.includes('\0'), 'command must not contain NUL bytes');
 
-export const bashArgsSchema = z.object({ command: commandArg, timeout: timeoutArg });
-export const readFileArgsSchema = z.object({ path: pathArg });
-export const writeFileArgsSchema = z.object({ path: pathArg, content: z.string() });
+export const bashArgsSchema = z.object({ command: commandArg, timeout: timeoutArgSchema });
+export const readFileArgsSchema = z.object({ path: pathArgSchema });
+export const writeFileArgsSchema = z.object({ path: pathArgSchema, content: z.string() });
 export type BashArgs = z.infer<typeof bashArgsSchema>;
 export type ReadFileArgs = z.infer<typeof readFileArgsSchema>;
 export type WriteFileArgs = z.infer<typeof writeFileArgsSchema>;

@@ -7,6 +7,8 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   network: string;
   memoryMb: number;
+  /** Size-capped tmpfs mounts (path → MB), writable by the image's user (uid 1000). */
+  tmpfsMb: Record<string, number>;
   cpus: number;
   pids: number;
   /** Main process; its death ends the container. */
@@ -38,7 +40,7 @@ export interface ExecOutput {
 export interface ContainerDriver {
   ping(): Promise<void>;
   imageExists(image: string): Promise<boolean>;
-  /** Creates and starts a container; returns its id. */
+  /** Creates and starts a container whose life is tied to this process (it ends when the process dies); returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   /** Removes a container; succeeds when it is already gone. */
   remove(id: string): Promise<void>;

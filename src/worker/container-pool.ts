@@ -1,6 +1,8 @@
+import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { toError } from '../shared/errors.js';
+import type { WorkerEventMap } from './worker-events.js';
 
 /** Caps concurrent work (container creations), so dockerd is never flooded. */
 export class Semaphore {
@@ -37,6 +39,7 @@ export class ContainerPool {
     private readonly spareTarget: number,
     maxConcurrent: number,
     private readonly log: Logger,
+    private readonly events?: EventEmitter<WorkerEventMap>,
   ) {
     this.sem = new Semaphore(maxConcurrent);
   }
@@ -46,9 +49,11 @@ export class ContainerPool {
       try {
         const id = await this.driver.create(this.spec);
         this.created++;
+        this.events?.emit('container:created', { containerId: id });
         return id;
       } catch (err) {
         this.failed++;
+        this.events?.emit('container:failed', { error: toError(err).message });
         throw err;
       }
     });

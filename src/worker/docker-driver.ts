@@ -7,6 +7,7 @@ const statusOf = (err: unknown): number | undefined => (err as { statusCode?: nu
 
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
+  private readonly lifelines = new Map<string, Duplex>();
   constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
@@ -35,7 +36,11 @@ export class DockerDriver implements ContainerDriver {
       Labels: spec.labels,
       WorkingDir: '/workspace',
       Tty: false,
-      OpenStdin: false,
+      // The main process reads this stdin, attached by this worker: when the worker dies, for any reason,
+      // dockerd closes it, the main process exits and the container removes itself (AutoRemove).
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
       HostConfig: {
         Init: true,
         AutoRemove: true,
@@ -43,12 +48,16 @@ export class DockerDriver implements ContainerDriver {
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         PidsLimit: spec.pids,
+        Tmpfs: Object.fromEntries(Object.entries(spec.tmpfsMb).map(([path, mb]) => [path, `rw,exec,nosuid,nodev,size=${mb}m,uid=1000,gid=1000,mode=0755`])),
         Memory: spec.memoryMb * 1024 * 1024,
         MemorySwap: spec.memoryMb * 1024 * 1024,
         NanoCpus: Math.round(spec.cpus * 1e9),
       },
     });
     try {
+      const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
+      lifeline.on('error', () => undefined); // ends with the container
+      this.lifelines.set(container.id, lifeline);
       await container.start();
     } catch (err) {
       await this.remove(container.id);
@@ -58,11 +67,28 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async remove(id: string): Promise<void> {
+    this.lifelines.get(id)?.destroy();
+    this.lifelines.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true });
     } catch (err) {
       const code = statusOf(err);
-      if (code !== 404 && code !== 409) throw err; // gone, or AutoRemove already removing it
+      if (code === 404) return;
+      if (code !== 409) throw err;
+      await this.waitGone(id); // AutoRemove is already removing it
+    }
+  }
+
+  private async waitGone(id: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        await this.docker.getContainer(id).inspect();
+      } catch (err) {
+        if (statusOf(err) === 404) return;
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

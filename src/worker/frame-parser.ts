@@ -75,17 +75,15 @@ export class MarkerScanner {
   }
 }
 
-export type ControlEvent = { type: 'started'; pgid: number; dir: string } | { type: 'ended'; exitCode: number };
+/** The end-of-call line that follows the nonce: "R <exitCode> <stderrBytes>". */
+export function parseEndLine(line: string): { exitCode: number; stderrBytes: number } {
+  const m = /^R (-?\d+) (\d+)$/.exec(line);
+  if (!m) throw new Error(`executor end line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
+  return { exitCode: Number(m[1]), stderrBytes: Number(m[2]) };
+}
 
-/** Parses a control line that followed the nonce on stderr: "P <pgid> <dir>" or "R <exitCode>". */
-export function parseControl(line: string): ControlEvent {
-  const f = line.split(' ');
-  const num = (i: number): number => {
-    const n = Number(f[i]);
-    if (f[i] === undefined || f[i] === '' || !Number.isInteger(n)) throw new Error(`executor control line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
-    return n;
-  };
-  if (f[0] === 'P') return { type: 'started', pgid: num(1), dir: f[2] ?? '' };
-  if (f[0] === 'R') return { type: 'ended', exitCode: num(1) };
-  throw new Error(`executor control line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
+/** A capture of a stream sent as its whole, or as its first headCap and last tailCap bytes. */
+export function captureOf(body: Buffer, totalBytes: number, headCap = CAPTURE_HEAD_BYTES, tailCap = CAPTURE_TAIL_BYTES): Capture {
+  if (totalBytes <= headCap + tailCap) return { head: body, tail: Buffer.alloc(0), totalBytes };
+  return { head: body.subarray(0, headCap), tail: body.subarray(headCap), totalBytes };
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
-import { BoundedCapture, MarkerScanner, parseControl, type Capture, type ControlEvent } from './frame-parser.js';
-import { SUPERVISOR_SCRIPT, encodeCommand } from './supervisor-script.js';
+import { BoundedCapture, MarkerScanner, captureOf, parseEndLine, type Capture } from './frame-parser.js';
+import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, encodeCommand, supervisorArgv } from './supervisor-script.js';
 import { SlotqError, toError } from '../shared/errors.js';
 
 export interface RunRequest {
@@ -32,25 +32,19 @@ interface Pending {
   req: RunRequest;
   t0: number;
   timedOut: boolean;
-  started?: { pgid: number; dir: string };
   timer: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
   out: BoundedCapture;
-  err: BoundedCapture;
-  outScan: MarkerScanner;
-  errScan: MarkerScanner;
-  /** Bytes of a control line after the nonce on stderr, until its newline. */
-  control?: Buffer;
-  outDone: boolean;
-  exitCode?: number;
+  scan: MarkerScanner;
+  /** After the nonce: the end line, then the stderr body. */
+  tail?: { buf: Buffer; end?: { exitCode: number; stderrBytes: number } };
   resolve: (r: RunResult) => void;
   reject: (e: Error) => void;
 }
 
 const KILL_ANSWER_MS = 5000;
 const READY_TIMEOUT_MS = 15_000;
-const MAX_CONTROL_BYTES = 512;
-const NL = 0x0a;
+const MAX_END_LINE_BYTES = 64;
 
 /**
  * One persistent supervisor process in a slot's container, fed calls over an attached exec stream.
@@ -60,7 +54,9 @@ export class SupervisorSession {
   private pending: Pending | undefined;
   private seq = 0;
   private deadReason: string | undefined;
-  private idleErr = '';
+  private idle = '';
+  private diagnostics = '';
+  private dir = '';
   private onReady: (() => void) | undefined;
   private onStartFailure: ((reason: string) => void) | undefined;
 
@@ -70,15 +66,15 @@ export class SupervisorSession {
     private readonly proc: AttachedProcess,
     private readonly log: Logger,
   ) {
-    proc.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
-    proc.stderr.on('data', (chunk: Buffer) => this.guard(() => this.onStderr(chunk)));
+    proc.stdout.on('data', (chunk: Buffer) => this.guard(() => this.onStdout(chunk)));
+    proc.stderr.on('data', (chunk: Buffer) => (this.diagnostics = (this.diagnostics + chunk.toString()).slice(-1000)));
     proc.stdout.on('end', () => this.die('executor session ended'));
     proc.stdout.on('error', (err: Error) => this.die(`executor stream failed: ${err.message}`));
   }
 
   /** Starts a supervisor in the container and waits until it says READY. */
-  static async open(driver: ContainerDriver, containerId: string, log: Logger, opts: { graceS?: number | 'none' } = {}): Promise<SupervisorSession> {
-    const proc = await driver.attach(containerId, ['sh', '-c', SUPERVISOR_SCRIPT, 'slotq-supervisor', String(opts.graceS ?? 3)]);
+  static async open(driver: ContainerDriver, containerId: string, log: Logger): Promise<SupervisorSession> {
+    const proc = await driver.attach(containerId, supervisorArgv(CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES));
     const session = new SupervisorSession(driver, containerId, proc, log);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`executor session did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
@@ -103,17 +99,13 @@ export class SupervisorSession {
     const nonce = `@sq${randomBytes(10).toString('hex')}@`;
     const stdin = req.stdin ?? Buffer.alloc(0);
     return new Promise<RunResult>((resolve, reject) => {
-      const marker = Buffer.from(nonce);
       const p: Pending = {
         req,
         t0: performance.now(),
         timedOut: false,
         timer: setTimeout(() => this.onTimeout(p), req.timeoutMs),
         out: new BoundedCapture(),
-        err: new BoundedCapture(),
-        outScan: new MarkerScanner(marker),
-        errScan: new MarkerScanner(marker),
-        outDone: false,
+        scan: new MarkerScanner(Buffer.from(nonce)),
         resolve,
         reject,
       };
@@ -137,80 +129,60 @@ export class SupervisorSession {
 
   private onStdout(chunk: Buffer): void {
     const p = this.pending;
-    if (!p || p.outDone) return; // output of an escaped background process: nobody's
-    const r = p.outScan.feed(chunk);
+    if (!p) return this.onIdle(chunk);
+    if (p.tail) return this.onTail(p, Buffer.concat([p.tail.buf, chunk]));
+    const r = p.scan.feed(chunk);
     p.out.push(r.data);
-    if (r.found) {
-      p.outDone = true;
-      this.maybeFinish(p);
-    }
+    if (r.found) this.onTail(p, r.rest);
   }
 
-  private onStderr(chunk: Buffer): void {
-    const p = this.pending;
-    if (!p) return this.onIdleStderr(chunk);
-    while (chunk.length > 0 && p.exitCode === undefined) {
-      if (p.control) {
-        const nl = chunk.indexOf(NL);
-        p.control = Buffer.concat([p.control, nl < 0 ? chunk : chunk.subarray(0, nl)]);
-        if (p.control.length > MAX_CONTROL_BYTES) throw new Error('executor control line too long');
-        if (nl < 0) return;
-        const line = p.control.toString('latin1');
-        delete p.control;
-        this.onControl(p, parseControl(line));
-        chunk = chunk.subarray(nl + 1);
-        continue;
+  /** Bytes after the nonce: "R <exitCode> <stderrBytes>\n" then the stderr body. */
+  private onTail(p: Pending, buf: Buffer): void {
+    p.tail = { buf, ...(p.tail?.end ? { end: p.tail.end } : {}) };
+    if (!p.tail.end) {
+      const nl = buf.indexOf(0x0a);
+      if (nl < 0) {
+        if (buf.length > MAX_END_LINE_BYTES) throw new Error('executor end line too long');
+        return;
       }
-      const r = p.errScan.feed(chunk);
-      p.err.push(r.data);
-      if (!r.found) return;
-      p.control = Buffer.alloc(0);
-      chunk = r.rest;
+      p.tail = { buf: buf.subarray(nl + 1), end: parseEndLine(buf.subarray(0, nl).toString('latin1')) };
     }
+    const { end } = p.tail;
+    const bodyBytes = Math.min(end!.stderrBytes, CAPTURE_HEAD_BYTES + CAPTURE_TAIL_BYTES);
+    if (p.tail.buf.length < bodyBytes) return;
+    this.finish(p);
+    p.resolve({
+      exitCode: p.timedOut ? -1 : end!.exitCode,
+      timedOut: p.timedOut,
+      durationMs: Math.round(performance.now() - p.t0),
+      stdout: p.out.result(),
+      stderr: captureOf(Buffer.from(p.tail.buf.subarray(0, bodyBytes)), end!.stderrBytes),
+    });
   }
 
-  private onIdleStderr(chunk: Buffer): void {
-    this.idleErr = (this.idleErr + chunk.toString('latin1')).slice(-2000);
-    const m = /READY (\d+)\n/.exec(this.idleErr);
+  /** Between calls only READY is expected; anything else is output of an escaped background process. */
+  private onIdle(chunk: Buffer): void {
+    this.idle = (this.idle + chunk.toString('latin1')).slice(-2000);
+    const m = /READY (\d+)\n/.exec(this.idle);
     if (m && this.onReady) {
-      this.idleErr = '';
+      this.dir = `/tmp/.slotq/${m[1]}`;
+      this.idle = '';
       this.onReady();
       this.onReady = undefined;
     }
   }
 
-  private onControl(p: Pending, ev: ControlEvent): void {
-    if (ev.type === 'started') {
-      p.started = { pgid: ev.pgid, dir: ev.dir };
-      if (p.timedOut) this.kill(p);
-      return;
-    }
-    p.exitCode = ev.exitCode;
-    this.maybeFinish(p);
-  }
-
-  private maybeFinish(p: Pending): void {
-    if (!p.outDone || p.exitCode === undefined || this.pending !== p) return;
-    this.finish(p);
-    p.resolve({
-      exitCode: p.timedOut ? -1 : p.exitCode,
-      timedOut: p.timedOut,
-      durationMs: Math.round(performance.now() - p.t0),
-      stdout: p.out.result(),
-      stderr: p.err.result(),
-    });
-  }
-
   private onTimeout(p: Pending): void {
     p.timedOut = true;
-    if (p.started) this.kill(p);
+    this.kill(p);
     p.killTimer = setTimeout(() => this.die(`the call did not stop within ${KILL_ANSWER_MS} ms of being killed`), KILL_ANSWER_MS);
   }
 
   /** Kills the call's whole process group; for a stateful call also unblocks the supervisor. */
   private kill(p: Pending): void {
-    const { pgid, dir } = p.started!;
-    const script = p.req.mode === 't' ? `kill -9 -${pgid} 2>/dev/null; exec 3<>${dir}/sout; echo 137 >&3` : `kill -9 -${pgid} 2>/dev/null; true`;
+    const d = this.dir;
+    const unblock = p.req.mode === 't' ? `; exec 3<>${d}/sout; echo 137 >&3` : '';
+    const script = `kill -9 -$(cat ${d}/pid) 2>/dev/null${unblock}; true`;
     this.driver.exec(this.containerId, ['sh', '-c', script], { timeoutMs: KILL_ANSWER_MS }).catch((err: unknown) => {
       this.log.warn({ err: toError(err).message }, 'killing a timed-out call failed');
     });
@@ -224,7 +196,7 @@ export class SupervisorSession {
 
   private die(reason: string): void {
     if (this.deadReason !== undefined) return;
-    const detail = this.idleErr.trim().slice(-300);
+    const detail = (this.diagnostics || this.idle).trim().slice(-300);
     this.deadReason = detail ? `${reason} (${detail})` : reason;
     this.onStartFailure?.(this.deadReason);
     const p = this.pending;

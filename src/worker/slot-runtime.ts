@@ -64,7 +64,7 @@ export class SlotRuntime {
 
   /** Fallback: the same supervisor in one-shot mode, on its own exec. */
   private async runOneShot(req: RunRequest): Promise<RunResult> {
-    const once = await SupervisorSession.open(this.driver, this.containerId, this.log, { graceS: 'none' });
+    const once = await SupervisorSession.open(this.driver, this.containerId, this.log);
     try {
       return await once.run(req);
     } finally {
@@ -72,9 +72,15 @@ export class SlotRuntime {
     }
   }
 
+  /** Throws SLOT_BROKEN when the container is dead. Docker may report a dying container as running for a moment. */
   private async checkContainer(cause: unknown): Promise<void> {
-    const running = await this.driver.isRunning(this.containerId).catch(() => false);
-    if (running) return;
+    for (let i = 0; i < 5; i++) {
+      if (!(await this.driver.isRunning(this.containerId).catch(() => false))) return this.markBroken(cause);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private markBroken(cause: unknown): never {
     this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
     this.session?.close();
     this.session = undefined;

@@ -1,4 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -15,8 +16,10 @@ import { ContainerPool } from './container-pool.js';
 import { DockerDriver } from './docker-driver.js';
 import { SlotRuntime } from './slot-runtime.js';
 import { CONTAINER_MAIN_CMD } from './supervisor-script.js';
-import { executeCall, failure } from './tools.js';
+import { executeCall, failure, type ArtifactIo } from './tools.js';
 import { replyResults } from './reply.js';
+import type { WorkerEventMap } from './worker-events.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 export interface SlotWorkerOptions extends SlotqOptions {
   workerId?: string;
@@ -27,6 +30,8 @@ export interface SlotWorkerOptions extends SlotqOptions {
 }
 
 const INBOX_TTL_MS = 600_000;
+/** How often a worker sweeps for dead workers' registry entries, queues and containers on its host. */
+const SWEEP_INTERVAL_MS = 10_000;
 
 /**
  * Owns a set of container slots: creates them, registers them in Redis, executes the jobs of its own
@@ -45,8 +50,12 @@ export class SlotWorker {
   private bull: Worker | undefined;
   private pool: ContainerPool | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private lastSweepMs = Date.now();
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   readonly stats = { calls: 0, failures: 0 };
+  /** `call:done`, `container:created`, `container:failed` (see worker-events.ts). */
+  readonly events = new EventEmitter<WorkerEventMap>();
+  private readonly metrics = new WorkerMetrics(this.events);
 
   constructor(opts: SlotWorkerOptions = {}) {
     this.config = loadConfig(opts);
@@ -77,8 +86,10 @@ export class SlotWorker {
       await verifyRedis(this.redis, this.config.redisUrl);
       this.registry = new Registry(this.redis, this.keys);
       await this.reapDead();
-      this.pool = new ContainerPool(this.driver, this.containerSpec(), this.config.warmSpares, this.config.maxConcurrentCreates, this.log);
+      this.pool = new ContainerPool(this.driver, this.containerSpec(), this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
+      // Heartbeat from here on: creating many containers can take longer than the heartbeat's TTL.
+      this.timers.push(setInterval(() => void this.tick(), Math.max(250, Math.round(this.heartbeatTtlMs / 4))));
       await this.createSlots();
       this.bull = new Worker(this.queueName, (job) => this.process(job), {
         connection: createRedis(this.config.redisUrl, { blocking: true, name: `slotq-worker-${this.workerId}-bull` }),
@@ -92,7 +103,6 @@ export class SlotWorker {
       await this.bull.waitUntilReady();
       for (const slot of this.slots.values()) await this.registry.addSlot(slot.slotId, this.workerId, slot.containerId);
       this.pool.refill();
-      this.timers.push(setInterval(() => void this.tick(), Math.max(250, Math.round(this.heartbeatTtlMs / 4))));
       this.state = 'running';
       this.log.info({ slots: this.slots.size, queue: this.queueName, ms: Date.now() - t0 }, 'worker started');
     } catch (err) {
@@ -113,6 +123,7 @@ export class SlotWorker {
       cmd: CONTAINER_MAIN_CMD,
       network: c.network,
       memoryMb: c.memoryMb,
+      tmpfsMb: { ...(c.workspaceMb > 0 ? { '/workspace': c.workspaceMb } : {}), ...(c.tmpMb > 0 ? { '/tmp': c.tmpMb } : {}) },
       cpus: c.cpus,
       pids: c.pids,
       labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: this.workerId, [LABELS.host]: hostname() },
@@ -133,17 +144,28 @@ export class SlotWorker {
 
   /** Heartbeat, lease reaping, broken-slot replacement. Never throws. */
   private async tick(): Promise<void> {
-    if (this.state !== 'running' || !this.registry) return;
+    if (!this.registry || (this.state !== 'running' && this.state !== 'starting')) return;
     try {
-      if (!(await this.registry.heartbeat(this.workerId, this.heartbeatTtlMs))) {
-        this.log.warn('registry entry vanished (Redis restarted?); registering again');
+      const alive = await this.registry.heartbeat(this.workerId, this.heartbeatTtlMs);
+      if (this.state === 'starting') {
+        if (!alive) await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
+        return;
+      }
+      if (!alive) {
+        // The registry forgot who held what: every slot gets a pristine container before it is offered again.
+        this.log.warn('registry entry vanished (Redis restarted?); registering again and resetting every slot');
         await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
-        for (const slot of this.slots.values()) if (!slot.busy) await this.registry.addSlot(slot.slotId, this.workerId, slot.containerId);
+        for (const slotId of this.slots.keys()) void this.resetSlot(slotId);
+      }
+      if (Date.now() - this.lastSweepMs > SWEEP_INTERVAL_MS) {
+        this.lastSweepMs = Date.now();
+        await this.reapDead();
       }
       for (const slotId of await this.registry.reapLeases(this.workerId)) {
         this.log.info({ slotId }, 'lease expired; resetting slot');
         void this.resetSlot(slotId);
       }
+      await this.metrics.publish(this.redis!, this.keys.workerStats(this.workerId), this.heartbeatTtlMs * 2, [...this.slots.values()].filter((s) => s.brokenReason !== undefined).length);
     } catch (err) {
       this.log.warn({ err: toError(err).message }, 'heartbeat failed');
     }
@@ -200,17 +222,31 @@ export class SlotWorker {
 
   private async runOne(slot: SlotRuntime, item: JobItem, log: Logger): Promise<ExecutionResult> {
     this.stats.calls++;
+    const startedMs = performance.now();
     let result: ExecutionResult;
-    try {
-      result = await executeCall((req) => slot.run(req), item);
-    } catch (err) {
-      const code = codeOf(err);
-      result = failure(item, code, toError(err).message, err instanceof SlotqError ? { retryable: err.retryable } : {});
-      if (code === 'SLOT_BROKEN') void this.replaceBroken(slot);
+    if (slot.workspaceLost) {
+      // The container died under the previous call and was replaced: say so before running anything.
+      slot.workspaceLost = false;
+      result = failure(item, 'SLOT_BROKEN', `This slot's container died and was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true });
+    } else {
+      try {
+        result = await executeCall((req) => slot.run(req), item, this.artifactIo(slot));
+      } catch (err) {
+        const code = codeOf(err);
+        result = failure(item, code, toError(err).message, err instanceof SlotqError ? { retryable: err.retryable } : {});
+        // Replace it now, inside the slot's FIFO, so the calls queued behind this one see the new container.
+        if (code === 'SLOT_BROKEN') await this.replaceBroken(slot);
+      }
     }
     if (!result.success) this.stats.failures++;
+    this.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });
     log.debug({ tool: item.tool, success: result.success, code: result.metadata.code, ms: result.metadata.durationMs }, 'call done');
     return result;
+  }
+
+  /** Container access for the artifact helpers; reads slot.containerId at call time (it changes on reset). */
+  private artifactIo(slot: SlotRuntime): ArtifactIo {
+    return { exec: (argv, opts) => this.driver.exec(slot.containerId, argv, opts), stream: (argv) => this.driver.attach(slot.containerId, argv) };
   }
 
   /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
@@ -238,7 +274,9 @@ export class SlotWorker {
     await slot.enqueue(async () => {
       const old = slot.containerId;
       try {
-        await slot.attachContainer(await this.pool!.take());
+        const fresh = await this.pool!.take();
+        if (this.state !== 'running') return void (await this.driver.remove(fresh));
+        await slot.attachContainer(fresh);
       } catch (err) {
         this.log.error({ slotId, err: toError(err).message }, 'reset failed: no new container');
         slot.brokenReason = `reset failed: ${toError(err).message}`;
@@ -251,12 +289,16 @@ export class SlotWorker {
     });
   }
 
-  /** Replaces a dead container off the caller's path; the slot stays leased to its holder. */
+  /** Replaces a dead container; the slot stays leased to its holder, whose next call is told. */
   private async replaceBroken(slot: SlotRuntime): Promise<void> {
     if (slot.brokenReason === undefined || this.state !== 'running') return;
     try {
-      await slot.attachContainer(await this.pool!.take());
+      const fresh = await this.pool!.take();
+      if (this.state !== 'running') return void (await this.driver.remove(fresh));
+      const dead = slot.containerId;
+      await slot.attachContainer(fresh);
       slot.workspaceLost = true;
+      await this.driver.remove(dead);
       this.log.warn({ slotId: slot.slotId }, 'replaced a dead container');
     } catch (err) {
       this.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead container failed');
@@ -282,6 +324,9 @@ export class SlotWorker {
       }
       await this.failWaitingJobs().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not fail waiting jobs'));
     }
+    // Let resets and replacements already queued on the slots settle before removing containers.
+    const settled = Promise.all([...this.slots.values()].map((slot) => slot.enqueue(() => Promise.resolve())));
+    await Promise.race([settled, new Promise((r) => setTimeout(r, this.drainTimeoutMs).unref())]);
     for (const slot of this.slots.values()) slot.close();
     await Promise.all([...this.slots.values()].map((s) => this.driver.remove(s.containerId).catch(() => undefined)));
     await this.pool?.close().catch(() => undefined);

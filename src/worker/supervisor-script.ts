@@ -1,70 +1,93 @@
 /**
- * The executor that runs inside every slot: a POSIX-sh loop on one attached exec stream.
- * It needs only /bin/sh and coreutils (bash too, for bash_stateful).
+ * The executor that runs inside every slot: a shell loop on one attached exec stream. It runs under bash
+ * when the image has it (job control gives each call its own process group without an extra exec), else
+ * under POSIX sh with `setsid`. It needs nothing but a shell and coreutils.
  *
  * Request (worker → supervisor):  "<op> <id> <nonce> <stdinBytes>\n<command, printf-%b encoded>\n<stdin bytes>"
- *   op s: stateless call, a fresh `sh` in its own session (setsid), so the whole group can be killed;
+ *   op s: stateless call, a fresh `sh` in its own process group, so the whole group can be killed;
  *   op t: stateful call, run in one long-lived bash per session.
- * The command writes straight into the exec's stdout and stderr: no files, no copies, no extra processes.
- * The worker tells where a call's output ends by a random per-call nonce:
- *   stderr: "<nonce>P <pgid> <dir>\n" when the call starts, "<nonce>R <exitCode>\n" when it ends;
- *   stdout: "<nonce>" right after the call's last byte.
- * The worker keeps only a bounded head and tail of each stream, so memory is bounded whatever a command prints.
+ * Reply, all on stdout: "READY <pid>\n" once; per call, the command's stdout, written straight into the
+ * stream, then "<nonce>R <exitCode> <stderrBytes>\n" and the call's stderr (kept in a file while it runs;
+ * when over HEAD+TAIL bytes only its first HEAD and last TAIL bytes are sent). The random per-call nonce
+ * marks where the command's stdout ends. The worker keeps only a bounded head and tail of stdout, so memory
+ * is bounded whatever a command prints.
+ * The running call's process group id is in <dir>/pid, for the worker's out-of-band kill on timeout.
  * After each stateless call the rest of its process group (background children) is killed.
- * On EOF (the worker is gone) it waits a grace period and, unless a newer session took over, ends the
- * container's main process: no container outlives its worker for long.
+ * On EOF it kills its stateful shell and exits. (A container ends with its worker through the main
+ * process's stdin, see CONTAINER_MAIN_CMD.)
  */
 export const SUPERVISOR_SCRIPT = String.raw`
-GRACE=$1
+HB=$1 TB=$2
+if [ -n "$BASH_VERSION" ]; then set -m; SPAWN=; else SPAWN=setsid; fi
 R=/tmp/.slotq
 D=$R/$$
 mkdir -p "$D" || exit 97
 cd /workspace || exit 98
-[ "$GRACE" = none ] || printf '%s\n' "$$" > "$R/session"
 spid=
 start_stateful() {
   rm -f "$D/sin" "$D/sout"
   mkfifo "$D/sin" "$D/sout" || return 1
-  setsid bash --noprofile --norc -s < "$D/sin" &
+  # The wrapper reports bash's real exit status (exit N, kill -9 $$) through the same fifo as the calls,
+  # opening it read-write, which never blocks, in case bash died between calls. (wait's stderr is
+  # silenced: dash would print "Killed" there.)
+  $SPAWN sh -c 'bash --noprofile --norc -s < "$2" & wait $! 2>/dev/null; echo $? 1<>"$1"' slotq-stateful "$D/sout" "$D/sin" &
   spid=$!
   exec 8> "$D/sin"
-  printf 'trap %s EXIT\ncd /workspace\n' "'echo 255 > $D/sout'" >&8
+  printf 'cd /workspace
+' >&8
 }
-printf 'READY %s\n' "$$" >&2
+printf 'READY %s
+' "$$"
+exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen; do
   IFS= read -r enc || break
   printf '%b' "$enc" > "$D/c"
   if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i"; else : > "$D/i"; fi
   if [ "$op" = t ]; then
-    if [ -z "$spid" ] || ! kill -0 "$spid" 2>/dev/null; then start_stateful; fi
-    printf '%sP %s %s\n' "$nonce" "$spid" "$D" >&2
-    printf '{ . %s; } < %s; echo $? > %s\n' "$D/c" "$D/i" "$D/sout" >&8
+    if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
+    echo "$spid" > "$D/pid"
+    printf '{ . %s; } < %s 2> %s; echo $? > %s
+' "$D/c" "$D/i" "$D/e" "$D/sout" >&8
     read -r rc < "$D/sout"
-    if ! kill -0 "$spid" 2>/dev/null; then exec 8>&-; spid=; fi
+    if ! kill -0 "$spid"; then exec 8>&-; spid=; fi
   else
-    setsid sh "$D/c" < "$D/i" &
+    $SPAWN sh "$D/c" < "$D/i" 2> "$D/e" &
     pid=$!
-    printf '%sP %s %s\n' "$nonce" "$pid" "$D" >&2
-    wait "$pid" 2>/dev/null
+    echo "$pid" > "$D/pid"
+    wait "$pid"
     rc=$?
-    kill -9 -"$pid" 2>/dev/null
+    kill -9 -"$pid"
   fi
-  printf '%s' "$nonce"
-  printf '%sR %s\n' "$nonce" "$rc" >&2
+  es=0
+  [ -s "$D/e" ] && es=$(wc -c < "$D/e")
+  printf '%sR %s %s
+' "$nonce" "$rc" "$es"
+  if [ "$es" -gt $((HB + TB)) ]; then head -c "$HB" "$D/e"; tail -c "$TB" "$D/e"; elif [ "$es" -gt 0 ]; then cat "$D/e"; fi
+  : > "$D/e"
 done
-[ -n "$spid" ] && kill -9 -"$spid" 2>/dev/null
-[ "$GRACE" = none ] && { rm -rf "$D"; exit 0; }
-sleep "$GRACE"
-if [ "$(cat "$R/session" 2>/dev/null)" = "$$" ]; then kill -TERM "$(cat "$R/main" 2>/dev/null)" 2>/dev/null; fi
+[ -n "$spid" ] && kill -9 -"$spid"
 rm -rf "$D"
 `;
+
+/** Runs the supervisor under bash when the image has it, else under sh. */
+export const supervisorArgv = (headBytes: number, tailBytes: number): string[] => [
+  'sh',
+  '-c',
+  'if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc -c "$0" slotq-supervisor "$@"; else exec sh -c "$0" slotq-supervisor "$@"; fi',
+  SUPERVISOR_SCRIPT,
+  String(headBytes),
+  String(tailBytes),
+];
 
 /** Bytes of each stream's head and tail the worker keeps; the middle is only counted. */
 export const CAPTURE_HEAD_BYTES = 100_000;
 export const CAPTURE_TAIL_BYTES = 100_000;
 
-/** The container's main process: records its pid for the supervisor's orphan check, then sleeps. */
-export const CONTAINER_MAIN_CMD = ['sh', '-c', 'mkdir -p /tmp/.slotq && echo $$ > /tmp/.slotq/main && exec sleep infinity'];
+/**
+ * The container's main process: it reads its stdin, which the worker holds open, and exits on EOF. So a
+ * container ends (and removes itself) within moments of its worker dying, even a SIGKILLed one.
+ */
+export const CONTAINER_MAIN_CMD = ['sh', '-c', 'exec cat > /dev/null'];
 
 /** Encodes a command for `printf %b` on one line: backslashes doubled, newlines escaped. */
 export const encodeCommand = (command: string): string => command.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');

@@ -1,46 +1,30 @@
 import type { z } from 'zod';
-import { isRetryable, type ErrorCode } from '../shared/errors.js';
-import { TOOL_ALIASES, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type ToolName } from '../shared/schemas.js';
+import { isArtifactTool } from '../shared/artifact-schemas.js';
+import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type ToolName } from '../shared/schemas.js';
+import { executeArtifactCall, type ArtifactIo } from './artifacts.js';
+import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';
 import type { RunRequest, RunResult } from './session.js';
+import { EXIT, resolvePathScript as resolvePath } from './workspace-path.js';
+
+// Moved to their own modules (shared with the artifact helpers); re-exported for existing importers.
+export { failure } from './call-result.js';
+export { shellQuote } from './workspace-path.js';
+export { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS } from '../shared/schemas.js';
+export type { ArtifactIo } from './artifacts.js';
 
 export const MAX_FILE_BYTES = 100_000;
-export const MIN_TIMEOUT_S = 1;
-export const MAX_TIMEOUT_S = 3600;
 
 /** Runs one request on the slot's executor (the slot handles sessions, fallback and broken containers). */
 export type SlotRunner = (req: RunRequest) => Promise<RunResult>;
-
-/** Exit codes of the path-checking prologue (chosen to be unlikely from real commands). */
-const EXIT = { notFound: 81, outside: 82, notFile: 83, tooLarge: 84 } as const;
-
-export const clampTimeoutS = (s: number): number => Math.min(MAX_TIMEOUT_S, Math.max(MIN_TIMEOUT_S, s));
-export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/** Resolves a user path inside /workspace (after following symlinks) into $p, or exits with a code. */
-const resolvePath = (path: string, mustExist: boolean): string =>
-  [
-    `p=$(realpath ${mustExist ? '-e' : '-m'} -- ${shellQuote(path)} 2>/dev/null) || exit ${EXIT.notFound}`,
-    `case "$p" in /workspace|/workspace/*) ;; *) exit ${EXIT.outside} ;; esac`,
-  ].join('\n');
-
-export function failure(item: Pick<JobItem, 'executionId' | 'slotId'>, code: ErrorCode, error: string, metadata: Record<string, unknown> = {}): ExecutionResult {
-  return {
-    success: false,
-    output: '',
-    error,
-    executionId: item.executionId,
-    slotId: item.slotId,
-    metadata: { durationMs: 0, ...metadata, code, retryable: isRetryable(code) },
-  };
-}
 
 type Parsed = { tool: ToolName; args: Record<string, unknown> } | ExecutionResult;
 
 /** Validates the tool name and its arguments (zod), naming the bad field. */
 export function parseCall(item: JobItem): Parsed {
-  const tool = (TOOL_ALIASES[item.tool] ?? item.tool) as ToolName;
-  const schema = toolArgsSchemas[tool] as z.ZodType<Record<string, unknown>> | undefined;
+  // Own keys only: a tool named `__proto__` or `constructor` must not find Object.prototype's members.
+  const tool = (Object.hasOwn(TOOL_ALIASES, item.tool) ? TOOL_ALIASES[item.tool] : item.tool) as ToolName;
+  const schema = (Object.hasOwn(toolArgsSchemas, tool) ? toolArgsSchemas[tool] : undefined) as z.ZodType<Record<string, unknown>> | undefined;
   if (!schema) return failure(item, 'UNKNOWN_TOOL', `Unknown tool: ${item.tool}. Known tools: ${Object.keys(toolArgsSchemas).join(', ')} (aliases: ${Object.keys(TOOL_ALIASES).join(', ')})`);
   const parsed = schema.safeParse(item.args);
   if (!parsed.success) return failure(item, 'INVALID_ARGS', `Invalid arguments for ${tool}: ${describeZodError(parsed.error)}`);
@@ -48,7 +32,8 @@ export function parseCall(item: JobItem): Parsed {
 }
 
 /** Executes one validated call and shapes its ExecutionResult (contract §3, §4). */
-export async function executeCall(run: SlotRunner, item: JobItem): Promise<ExecutionResult> {
+export async function executeCall(run: SlotRunner, item: JobItem, io?: ArtifactIo): Promise<ExecutionResult> {
+  if (isArtifactTool(item.tool)) return executeArtifactCall(run, io, item);
   const parsed = parseCall(item);
   if ('success' in parsed) return parsed;
   const { tool, args } = parsed;
@@ -66,23 +51,19 @@ export async function executeCall(run: SlotRunner, item: JobItem): Promise<Execu
       const r = await run({ mode: 's', command: script, timeoutMs });
       if (r.exitCode !== 0) return fileFailure(item, r, path, timeoutS);
       const text = renderCapture(r.stdout, Number.MAX_SAFE_INTEGER).text;
-      return ok(item, text, r.durationMs, { path, size: r.stdout.totalBytes });
+      return succeed(item, text, r.durationMs, { path, size: r.stdout.totalBytes });
     }
     case 'write_file': {
       const path = args['path'] as string;
       const content = args['content'] as string;
       if (content.length > MAX_FILE_BYTES) return failure(item, 'TOO_LARGE', `Content too large: ${content.length} characters (max ${MAX_FILE_BYTES})`, { size: content.length });
       const bytes = Buffer.from(content, 'utf8');
-      const script = `${resolvePath(path, false)}\nmkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"`;
+      const script = `${resolvePath(path, false)}\n[ -e "$p" ] && [ ! -f "$p" ] && exit ${EXIT.notFile}\nmkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"`;
       const r = await run({ mode: 's', command: script, stdin: bytes, timeoutMs });
       if (r.exitCode !== 0) return fileFailure(item, r, path, timeoutS);
-      return ok(item, `Wrote ${bytes.length} bytes to ${path}`, r.durationMs, { path, size: bytes.length });
+      return succeed(item, `Wrote ${bytes.length} bytes to ${path}`, r.durationMs, { path, size: bytes.length });
     }
   }
-}
-
-function ok(item: JobItem, output: string, durationMs: number, metadata: Record<string, unknown>): ExecutionResult {
-  return { success: true, output, error: '', executionId: item.executionId, slotId: item.slotId, metadata: { durationMs, ...metadata } };
 }
 
 function shellResult(item: JobItem, r: RunResult, timeoutS: number, stateful: boolean): ExecutionResult {

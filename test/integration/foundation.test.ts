@@ -127,7 +127,7 @@ describe('end to end through Redis, a worker and real containers', () => {
     const next = await b.acquire('clean', { timeoutMs: 30_000 });
     expect(next.slotId).toBe(s.slotId);
     const [r] = await b.executeBatch([
-      [next, 'bash', { command: 'ls -A /workspace; find / -xdev -name secret 2>/dev/null; ps -eo args | grep -c "^sleep [0-9]" || true' }],
+      [next, 'bash', { command: 'ls -A /workspace; find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -name secret -print 2>/dev/null; ps -eo args | grep -c "^sleep [0-9]" || true' }],
     ]);
     expect(r!.output.trim()).toBe('0');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedCapture, MarkerScanner, parseControl } from '../../src/worker/frame-parser.js';
+import { BoundedCapture, MarkerScanner, captureOf, parseEndLine } from '../../src/worker/frame-parser.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -50,6 +50,78 @@ describe('MarkerScanner', () => {
   });
 });
 
+describe('MarkerScanner, more', () => {
+  /** A small deterministic PRNG so failures are reproducible. */
+  const rng = (seed: number) => (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+
+  it('finds a self-overlapping marker after a partial match', () => {
+    for (let size = 1; size <= 6; size++) {
+      expect(scanInChunks('aab', 'xaaaabyz', size)).toEqual({ before: 'xaa', after: 'yz', found: true });
+    }
+  });
+
+  it('finds the marker at random chunk boundaries in binary data, never passing on any of its bytes', () => {
+    const rand = rng(11);
+    const marker = Buffer.from('@sq0123456789abcdef@');
+    for (let round = 0; round < 200; round++) {
+      const before = Buffer.from(Array.from({ length: Math.floor(rand() * 300) }, () => Math.floor(rand() * 256)));
+      const after = Buffer.from(Array.from({ length: Math.floor(rand() * 50) }, () => Math.floor(rand() * 256)));
+      const data = Buffer.concat([before, marker, after]);
+      const s = new MarkerScanner(marker);
+      const got: Buffer[] = [];
+      let rest: Buffer[] = [];
+      let found = false;
+      for (let i = 0; i < data.length; ) {
+        const n = 1 + Math.floor(rand() * 40);
+        const chunk = data.subarray(i, i + n);
+        i += n;
+        if (found) {
+          rest.push(chunk);
+          continue;
+        }
+        const r = s.feed(chunk);
+        got.push(r.data);
+        if (r.found) {
+          found = true;
+          rest = [r.rest];
+        }
+      }
+      expect(found, `round ${round}`).toBe(true);
+      expect(Buffer.concat(got).equals(before), `round ${round}`).toBe(true);
+      expect(Buffer.concat(rest).equals(after), `round ${round}`).toBe(true);
+    }
+  });
+
+  it('passes on every byte (data + flush) when the marker never comes', () => {
+    const s = new MarkerScanner(b('@END@'));
+    const parts = ['abc@', 'EN', 'x@E', 'ND!', '@@EN'];
+    let out = '';
+    for (const p of parts) {
+      const r = s.feed(b(p));
+      expect(r.found).toBe(false);
+      out += r.data.toString('latin1');
+    }
+    out += s.flush().toString('latin1');
+    expect(out).toBe(parts.join(''));
+    expect(s.flush().length).toBe(0);
+  });
+
+  it('can be used again for the next marker after a match', () => {
+    const s = new MarkerScanner(b('MK'));
+    expect(s.feed(b('one M')).data.toString()).toBe('one ');
+    const r1 = s.feed(b('K'));
+    expect(r1).toMatchObject({ found: true });
+    expect(r1.data.toString()).toBe('');
+    const r2 = s.feed(b('twoMKthree'));
+    expect(r2.found).toBe(true);
+    expect(r2.data.toString()).toBe('two');
+    expect(r2.rest.toString()).toBe('three');
+  });
+});
+
 describe('BoundedCapture', () => {
   it('returns a small stream whole', () => {
     const c = new BoundedCapture(4, 4);
@@ -71,6 +143,37 @@ describe('BoundedCapture', () => {
     expect(c.result()).toEqual({ head: b('abcd'), tail: b('wxyz'), totalBytes: 26 });
   });
 
+  it('gives the same result whatever the chunking, around the caps', () => {
+    for (let len = 0; len <= 20; len++) {
+      const data = b('abcdefghijklmnopqrstuvwxyz'.slice(0, len));
+      const one = new BoundedCapture(4, 4);
+      one.push(data);
+      const bytewise = new BoundedCapture(4, 4);
+      for (let i = 0; i < data.length; i++) bytewise.push(data.subarray(i, i + 1));
+      const uneven = new BoundedCapture(4, 4);
+      for (let i = 0, n = 1; i < data.length; i += n, n = (n % 5) + 1) uneven.push(data.subarray(i, i + n));
+      const expected =
+        len <= 8
+          ? { head: data, tail: Buffer.alloc(0), totalBytes: len }
+          : { head: data.subarray(0, 4), tail: data.subarray(len - 4), totalBytes: len };
+      expect(one.result(), `len ${len}`).toEqual(expected);
+      expect(bytewise.result(), `len ${len} byte by byte`).toEqual(expected);
+      expect(uneven.result(), `len ${len} uneven`).toEqual(expected);
+    }
+  });
+
+  it('keeps head and tail of one chunk much larger than both caps', () => {
+    const c = new BoundedCapture(4, 4);
+    c.push(b('ab'));
+    c.push(b('cdefghijklmnopqrstuvwxyz'));
+    c.push(Buffer.alloc(0));
+    expect(c.result()).toEqual({ head: b('abcd'), tail: b('wxyz'), totalBytes: 26 });
+  });
+
+  it('returns nothing for an empty stream', () => {
+    expect(new BoundedCapture(4, 4).result()).toEqual({ head: Buffer.alloc(0), tail: Buffer.alloc(0), totalBytes: 0 });
+  });
+
   it('stays bounded in memory for a huge stream', () => {
     const c = new BoundedCapture(1000, 1000);
     const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -82,14 +185,20 @@ describe('BoundedCapture', () => {
   });
 });
 
-describe('parseControl', () => {
-  it('parses start and end lines', () => {
-    expect(parseControl('P 42 /tmp/.slotq/7')).toEqual({ type: 'started', pgid: 42, dir: '/tmp/.slotq/7' });
-    expect(parseControl('R 0')).toEqual({ type: 'ended', exitCode: 0 });
-    expect(parseControl('R 137')).toEqual({ type: 'ended', exitCode: 137 });
+describe('parseEndLine and captureOf', () => {
+  it('parses the end line', () => {
+    expect(parseEndLine('R 0 0')).toEqual({ exitCode: 0, stderrBytes: 0 });
+    expect(parseEndLine('R 137 12')).toEqual({ exitCode: 137, stderrBytes: 12 });
+    expect(parseEndLine('R -1 5')).toEqual({ exitCode: -1, stderrBytes: 5 });
   });
 
   it('throws on anything else', () => {
-    for (const bad of ['', 'X 1', 'P abc /d', 'R', 'R 1.5', 'READY 5']) expect(() => parseControl(bad)).toThrow(/malformed/);
+    for (const bad of ['', 'X 1 0', 'R', 'R 1', 'R 1.5 0', 'R 1 x', 'READY 5', 'R 1 2 3']) expect(() => parseEndLine(bad)).toThrow(/malformed/);
+  });
+
+  it('splits a capped stderr body into head and tail', () => {
+    expect(captureOf(Buffer.from('abc'), 3, 4, 4)).toEqual({ head: Buffer.from('abc'), tail: Buffer.alloc(0), totalBytes: 3 });
+    const c = captureOf(Buffer.from('headTAIL'), 1000, 4, 4);
+    expect([c.head.toString(), c.tail.toString(), c.totalBytes]).toEqual(['head', 'TAIL', 1000]);
   });
 });

@@ -39,8 +39,11 @@ export interface ThroughputRun {
   inFlight: number;
   calls: number;
   seconds: number;
+  /** Successful calls per second (failed calls do not count). */
   callsPerS: number;
   failures: number;
+  /** slotq only: median time a call spent inside its slot (metadata.durationMs). */
+  inSlotP50Ms?: number;
 }
 
 /** One lane per container, each running `callsPerLane` calls back to back: total calls/s. */
@@ -53,5 +56,5 @@ export async function baselineConcurrent(docker: Docker, containerIds: readonly 
   await Promise.all(containerIds.map(lane));
   const seconds = (performance.now() - t0) / 1000;
   const calls = containerIds.length * callsPerLane;
-  return { inFlight: containerIds.length, calls, seconds: round(seconds), callsPerS: round(calls / seconds, 1), failures };
+  return { inFlight: containerIds.length, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures };
 }

@@ -1,16 +1,19 @@
 import type { Redis } from 'ioredis';
 import type { ExecutionResult, Slot, SlotBackend } from '../../index.js';
 import type { ThroughputRun } from './baseline.js';
-import { commandCalls, expectedOutput, round, runLanes } from './stats.js';
+import { commandCalls, expectedOutput, round, runLanes, summarize } from './stats.js';
 
 export interface FailureLog {
   count: number;
   first?: string;
+  /** metadata.durationMs of every checked call, when the caller wants them. */
+  inSlotMs?: number[];
 }
 
 /** Counts results that are not a successful `echo`-style call; keeps the first message. */
 export function checkResults(results: readonly ExecutionResult[], expected: string, log: FailureLog): void {
   for (const r of results) {
+    log.inSlotMs?.push(r.metadata.durationMs);
     if (r.success && r.output.trim() === expected) continue;
     log.count++;
     log.first ??= `${r.metadata.code ?? 'WRONG_OUTPUT'}: ${r.error || JSON.stringify(r.output.slice(0, 200))}`;
@@ -45,11 +48,15 @@ export async function e2eBatches(backend: SlotBackend, slots: readonly Slot[], c
   const requests = slots.map((s) => [s, 'bash', { command }] as const);
   const expected = expectedOutput(command);
   const before = log.count;
+  log.inSlotMs = [];
   const t0 = performance.now();
   await runLanes(inFlight, batches, async () => checkResults(await backend.executeBatch(requests), expected, log));
   const seconds = (performance.now() - t0) / 1000;
   const calls = batches * slots.length;
-  return { inFlight, calls, seconds: round(seconds), callsPerS: round(calls / seconds, 1), failures: log.count - before };
+  const failures = log.count - before;
+  const inSlotP50Ms = summarize(log.inSlotMs).p50Ms;
+  delete log.inSlotMs;
+  return { inFlight, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures, inSlotP50Ms };
 }
 
 /**

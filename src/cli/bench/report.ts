@@ -29,7 +29,8 @@ const times = (x: number): string => `${x.toFixed(1)}×`;
 /** The results as a table: metric | slotq | baseline | ratio | target. */
 export function renderTable(r: BenchResults): string {
   const t = new Map(r.targets.map((c) => [c.id, c]));
-  const table = new Table({ head: ['metric', 'slotq', 'baseline (docker exec)', 'ratio', 'target'] });
+  const style = process.stdout.isTTY ? {} : { style: { head: [], border: [] } }; // no colour codes in pipes and logs
+  const table = new Table({ head: ['metric', 'slotq', 'baseline (docker exec)', 'ratio', 'target'], ...style });
   table.push(
     ['latency p50, one call at a time', ms(r.e2e.p50Ms), ms(r.baseline.p50Ms), times(r.ratios.latencyP50), `${mark(t.get('e2eP50'))}\nratio ${mark(t.get('latencyRatio'))}`],
     ['latency p99, one call at a time', ms(r.e2e.p99Ms), ms(r.baseline.p99Ms), times(r.baseline.p99Ms / r.e2e.p99Ms), mark(t.get('e2eP99'))],
@@ -38,8 +39,9 @@ export function renderTable(r: BenchResults): string {
     ['Redis commands per call (batches)', r.redisCommandsPerCall.toFixed(2), '—', '—', mark(t.get('redisCommandsPerCall'))],
     [`cold start, ${r.config.slots} slots ready`, `${r.coldStart32SlotsMs.toFixed(0)} ms`, '—', '—', '—'],
   );
-  const runs = r.e2e.batchRuns.map((b) => `${b.inFlight} in flight: ${b.callsPerS.toFixed(0)} calls/s`).join(', ');
+  const runs = r.e2e.batchRuns.map((b) => `${b.inFlight} in flight: ${b.callsPerS.toFixed(0)} calls/s (in-slot p50 ${b.inSlotP50Ms?.toFixed(2) ?? '?'} ms)`).join(', ');
   const failures = r.e2e.failures + r.baseline.failures;
   const notes = [`slotq batch runs: ${runs}`, `failed or wrong calls: ${failures}${r.e2e.firstFailure ? ` (first: ${r.e2e.firstFailure})` : ''}`];
+  if (failures > 0) notes.push(`WARNING: ${failures} calls failed or printed the wrong output; the numbers above are not trustworthy (throughput counts successful calls only)`);
   return `${table.toString()}\n${notes.join('\n')}`;
 }

@@ -1,0 +1,37 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import type { SlotqConfig } from '../shared/config.js';
+import { SlotWorker } from '../worker/slot-worker.js';
+import { startBoard, type BoardHandle, type BoardOptions } from './board.js';
+import { ensureLocalRedis } from './local-redis.js';
+
+export interface UpHandle {
+  worker: SlotWorker;
+  board: BoardHandle;
+  stop(): Promise<void>;
+}
+
+/**
+ * `slotq up`: everything on one machine for trying slotq: a local redis-server when none answers,
+ * one worker and the board, in this process. stop() undoes all of it.
+ */
+export async function runUp(opts: { config: SlotqConfig; logger: Logger; workerId?: string; board?: Omit<BoardOptions, 'config' | 'logger'> }): Promise<UpHandle> {
+  const { config, logger } = opts;
+  const redis: ChildProcess | undefined = await ensureLocalRedis(config.redisUrl, logger);
+  const worker = new SlotWorker({ ...config, logger, ...(opts.workerId ? { workerId: opts.workerId } : {}) });
+  let board: BoardHandle | undefined;
+  const stop = async (): Promise<void> => {
+    await board?.close();
+    await worker.stop();
+    redis?.kill('SIGTERM');
+  };
+  try {
+    await worker.start();
+    board = await startBoard({ config, logger, ...opts.board });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  logger.info({ board: board.url, queues: `${board.url}/queues`, slots: `${board.url}/slots`, worker: worker.workerId }, 'slotq is up: point a SlotBackend at this Redis');
+  return { worker, board, stop };
+}

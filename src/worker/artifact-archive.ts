@@ -1,0 +1,184 @@
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { extract, pack, type Extract, type Header, type Pack } from 'tar-stream';
+import { ARTIFACT_MAX_BYTES, type ArchiveArtifactsArgs, type ArchiveArtifactsPayload } from '../shared/artifact-schemas.js';
+import { toError } from '../shared/errors.js';
+import type { ExecutionResult } from '../shared/schemas.js';
+import { raceDeadline, remainingMs, runScript, scriptFailure, splitNul, type ArtifactContext } from './artifact-context.js';
+import { failure, succeed } from './call-result.js';
+import { EXIT, relativeToWorkspace, resolvePathScript } from './workspace-path.js';
+
+/** Past maxBytes the archive is still compressed (and dropped) up to this size, to report its size. */
+export const ARCHIVE_SCAN_BYTES = 2 * ARTIFACT_MAX_BYTES;
+
+export interface RepackOptions {
+  /** The source is a directory's tar (members named `./…`) rather than one file's (named by its base name). */
+  dir: boolean;
+  maxBytes: number;
+  maxEntries: number;
+  timeoutMs: number;
+}
+export type RepackResult =
+  | { kind: 'ok'; data: Buffer; bytes: number; entryCount: number; truncated: boolean }
+  | { kind: 'tooLarge'; bytes: number; exact: boolean }
+  | { kind: 'timeout' };
+
+/** Keeps gzip output up to keepBytes, then only counts it; fails the pipeline past scanBytes. */
+class ByteSink extends Writable {
+  chunks: Buffer[] = [];
+  bytes = 0;
+  constructor(
+    private readonly keepBytes: number,
+    readonly scanBytes: number,
+  ) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.bytes += chunk.length;
+    if (this.bytes <= this.keepBytes) this.chunks.push(chunk);
+    else this.chunks = [];
+    cb(this.bytes > this.scanBytes ? new Error(`archive passed ${this.scanBytes} bytes`) : null);
+  }
+}
+
+/** A member's name relative to the archived path; undefined for anything that must not be archived. */
+function memberName(name: string, dir: boolean): string | undefined {
+  if (!dir) return name.includes('/') || name === '' ? undefined : name; // one file is archived under its base name
+  if (!name.startsWith('./')) return undefined;
+  const rel = name.slice(2).replace(/\/+$/, '');
+  return rel === '' || rel.split('/').some((c) => c === '..' || c === '.' || c === '') ? undefined : rel;
+}
+
+/**
+ * Copies regular files (and hard links to files already copied) from the container's tar into the new one,
+ * named relative to the archived path, in the source's order. Anything else (symlinks, directories,
+ * devices, FIFOs, names that are not plainly relative) is left out. Stops after maxEntries members.
+ */
+async function copyMembers(ex: Extract, out: Pack, maxEntries: number, dir: boolean): Promise<{ entryCount: number; truncated: boolean }> {
+  const included = new Set<string>();
+  for await (const entry of ex) {
+    const h = entry.header;
+    const name = memberName(h.name, dir);
+    const isFile = h.type === 'file' || h.type === 'contiguous-file';
+    const linkTo = h.type === 'link' && h.linkname ? memberName(h.linkname, dir) : undefined;
+    if (!name || (!isFile && !(linkTo && included.has(linkTo)))) {
+      entry.resume();
+      continue;
+    }
+    if (included.size >= maxEntries) return { entryCount: included.size, truncated: true };
+    included.add(name);
+    const header: Partial<Header> & Pick<Header, 'name'> = { name, mode: h.mode, mtime: h.mtime, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname };
+    if (isFile) {
+      await pipeline(entry, out.entry({ ...header, type: 'file', size: h.size ?? 0 }));
+    } else {
+      entry.resume();
+      await new Promise<void>((resolve, reject) => out.entry({ ...header, type: 'link', linkname: linkTo ?? '' }, (err) => (err ? reject(err) : resolve())));
+    }
+  }
+  return { entryCount: included.size, truncated: false };
+}
+
+/** Re-packs the container's tar stream as a gzip tar (tar-stream + node:zlib), bounded in memory by maxBytes. */
+export async function repackArchive(src: Readable, opts: RepackOptions): Promise<RepackResult> {
+  const ex = extract();
+  const out = pack();
+  const sink = new ByteSink(opts.maxBytes, Math.max(ARCHIVE_SCAN_BYTES, opts.maxBytes));
+  const packed = pipeline(out, createGzip(), sink).then(() => undefined, (e: unknown) => toError(e));
+  const fed = pipeline(src, ex).then(() => undefined, (e: unknown) => toError(e));
+  const abort = (err: Error): void => {
+    src.destroy(err);
+    ex.destroy(err);
+  };
+  void packed.then((err) => err && abort(err)); // e.g. past scanBytes: stop reading the source too
+  let timedOut = false;
+  const timer = setTimeout(() => ((timedOut = true), abort(new Error('archive deadline passed'))), opts.timeoutMs);
+  try {
+    const copied = await copyMembers(ex, out, opts.maxEntries, opts.dir);
+    out.finalize();
+    const packErr = await packed;
+    if (sink.bytes > sink.scanBytes) return { kind: 'tooLarge', bytes: sink.bytes, exact: false };
+    if (packErr) throw packErr;
+    const feedErr = copied.truncated ? undefined : await fed;
+    if (feedErr) throw feedErr;
+    if (sink.bytes > opts.maxBytes) return { kind: 'tooLarge', bytes: sink.bytes, exact: true };
+    return { kind: 'ok', data: Buffer.concat(sink.chunks, sink.bytes), bytes: sink.bytes, ...copied };
+  } catch (err) {
+    if (sink.bytes > sink.scanBytes) return { kind: 'tooLarge', bytes: sink.bytes, exact: false };
+    if (timedOut) return { kind: 'timeout' };
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    src.destroy();
+    if (!out.destroyed) out.destroy();
+  }
+}
+
+/** Resolves and checks the path (good error codes before anything streams); prints `<d|f>\0<resolved>\0`. */
+function probeScript(path: string): string {
+  return [
+    resolvePathScript(path, true),
+    `if [ -d "$p" ]; then t=d; elif [ -f "$p" ]; then t=f; else exit ${EXIT.notFile}; fi`,
+    `[ -r "$p" ] || exit ${EXIT.unreadable}`,
+    `printf '%s\\0' "$t" "$p"`,
+  ].join('\n');
+}
+
+/**
+ * Streams an uncompressed tar of the path's regular files (find does not follow symlinks), sorted by path
+ * and cut after maxMembers in the container; GNU tar stores hard links among them as links. A file is
+ * archived under its base name. The worker re-packs and gzips it.
+ */
+function tarScript(path: string, maxMembers: number): string {
+  return [
+    resolvePathScript(path, true),
+    'if [ -d "$p" ]; then',
+    '  cd -- "$p" || exit 1',
+    `  find . -type f -print0 | LC_ALL=C sort -z | head -z -n ${maxMembers} | tar -c -f - --null --verbatim-files-from --no-recursion -T -`,
+    'elif [ -f "$p" ]; then',
+    '  cd -- "$(dirname -- "$p")" || exit 1',
+    '  exec tar -c -f - -- "$(basename -- "$p")"',
+    `else exit ${EXIT.notFile}; fi`,
+  ].join('\n');
+}
+
+/** Runs tarScript over a streamed exec and re-packs its output; stderr (bounded) explains a failure. */
+async function streamArchive(ctx: ArtifactContext, args: ArchiveArtifactsArgs, dir: boolean): Promise<RepackResult | { kind: 'failed'; why: string }> {
+  const budgetMs = remainingMs(ctx);
+  const argv = ['timeout', '-s', 'KILL', String(Math.ceil(budgetMs / 1000)), 'sh', '-c', tarScript(args.path, args.maxEntries + 1)];
+  const proc = await raceDeadline(ctx.io.stream(argv), budgetMs, (p) => p.close());
+  if (proc === 'late') return { kind: 'timeout' };
+  let stderr = '';
+  proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-2000)));
+  try {
+    const r = await repackArchive(proc.stdout, { dir, maxBytes: args.maxBytes, maxEntries: args.maxEntries, timeoutMs: remainingMs(ctx) });
+    if (r.kind === 'ok' && r.entryCount === 0 && stderr.trim()) return { kind: 'failed', why: stderr.trim() };
+    return r;
+  } catch (err) {
+    return { kind: 'failed', why: stderr.trim() || toError(err).message };
+  } finally {
+    proc.close();
+  }
+}
+
+export async function archiveArtifacts(ctx: ArtifactContext, args: ArchiveArtifactsArgs): Promise<ExecutionResult> {
+  const probe = await runScript(ctx, probeScript(args.path));
+  if (probe.exitCode !== 0 || probe.timedOut) return scriptFailure(ctx, probe, args.path, 'Unsupported path type (neither a file nor a directory)');
+  const [type, resolved = ''] = splitNul(probe.stdout, 2)?.fields ?? [];
+  const meta = (): { durationMs: number; path: string } => ({ durationMs: Date.now() - ctx.startedAtMs, path: relativeToWorkspace(resolved) });
+  if (type !== 'd' && type !== 'f') return failure(ctx.item, 'INTERNAL', `Unexpected output while archiving ${args.path}`, meta());
+  const r = await streamArchive(ctx, args, type === 'd');
+  switch (r.kind) {
+    case 'timeout':
+      return failure(ctx.item, 'TIMEOUT', `Artifact call timed out after ${ctx.timeoutS}s`, { ...meta(), timedOut: true });
+    case 'failed':
+      return failure(ctx.item, 'TOOL_FAILED', `Archiving ${args.path} failed: ${r.why}`, meta());
+    case 'tooLarge':
+      return failure(ctx.item, 'TOO_LARGE', `Archive too large: ${r.exact ? '' : 'more than '}${r.bytes} bytes (max ${args.maxBytes})`, { ...meta(), bytes: r.bytes });
+    case 'ok': {
+      const payload: ArchiveArtifactsPayload = { content: r.data.toString('base64'), encoding: 'base64', format: 'tar.gz', bytes: r.bytes, entryCount: r.entryCount, truncated: r.truncated };
+      const summary = `Archived ${r.entryCount} file(s) under ${meta().path} into ${r.bytes} bytes of tar.gz${r.truncated ? ` (truncated at maxEntries=${args.maxEntries})` : ''}`;
+      return succeed(ctx.item, summary, meta().durationMs, { path: meta().path, artifact: payload });
+    }
+  }
+}

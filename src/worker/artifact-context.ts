@@ -1,0 +1,118 @@
+import type { ExecutionResult, JobItem } from '../shared/schemas.js';
+import { failure } from './call-result.js';
+import type { AttachedProcess, ExecOutput } from './container-driver.js';
+import type { Capture } from './frame-parser.js';
+import { renderCapture } from './output.js';
+import type { RunRequest, RunResult } from './session.js';
+import { EXIT } from './workspace-path.js';
+
+/** Container access the artifact helpers need beyond the slot's executor (for outputs over its capture). */
+export interface ArtifactIo {
+  /** One-shot exec in the slot's container; stdout comes back whole. */
+  exec(argv: string[], opts: { timeoutMs: number }): Promise<ExecOutput>;
+  /**
+   * A one-shot process in the slot's container with streamed stdout (no size cap; the caller closes it).
+   * Runs as the container's user inside its mounts (Docker's archive API cannot see tmpfs mounts).
+   */
+  stream(argv: string[]): Promise<AttachedProcess>;
+}
+
+/** One artifact call in progress: its runner, container access and deadline. */
+export interface ArtifactContext {
+  readonly item: JobItem;
+  readonly run: (req: RunRequest) => Promise<RunResult>;
+  readonly io: ArtifactIo;
+  readonly timeoutS: number;
+  readonly startedAtMs: number;
+  readonly deadlineMs: number;
+}
+
+export interface ScriptOutput {
+  exitCode: number;
+  timedOut: boolean;
+  stdout: Buffer;
+  stderr: string;
+}
+
+const MAX_STDERR_CHARS = 2000;
+/** How long past the call's deadline a one-shot exec may take before it is given up (docker round trips). */
+const EXEC_SLACK_MS = 5000;
+
+const isWhole = (c: Capture): boolean => c.tail.length === 0 && c.head.length === c.totalBytes;
+export const remainingMs = (ctx: ArtifactContext): number => Math.max(1000, ctx.deadlineMs - Date.now());
+
+/**
+ * Runs a script on the slot's executor (one call, FIFO with the slot's others). When `wholeStdout` is set
+ * and the output outgrew the executor's head+tail capture, runs it again over a one-shot exec that keeps
+ * stdout whole: the script must bound its own output (head -c, head -z -n).
+ */
+export async function runScript(ctx: ArtifactContext, script: string, opts: { wholeStdout?: boolean } = {}): Promise<ScriptOutput> {
+  const r = await ctx.run({ mode: 's', command: script, timeoutMs: remainingMs(ctx) });
+  if (r.timedOut || isWhole(r.stdout) || !opts.wholeStdout) {
+    return { exitCode: r.exitCode, timedOut: r.timedOut, stdout: r.stdout.head, stderr: renderCapture(r.stderr, MAX_STDERR_CHARS).text };
+  }
+  return execScript(ctx, script);
+}
+
+/**
+ * Resolves with the promise's value, or 'late' after ms. A value that arrives late is handed to onLate
+ * (to release it, e.g. destroy a stream).
+ */
+export async function raceDeadline<T>(p: Promise<T>, ms: number, onLate: (value: T) => void = () => undefined): Promise<T | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => ((late = true), resolve('late')), ms)));
+  const guarded = p.then((v) => {
+    if (late) onLate(v);
+    return v;
+  });
+  guarded.catch(() => undefined); // a late rejection has nobody to tell
+  try {
+    return await Promise.race([guarded, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The same script over a one-shot exec, killed in the container (`timeout -s KILL`) at the call's deadline. */
+export async function execScript(ctx: ArtifactContext, script: string): Promise<ScriptOutput> {
+  const budgetMs = remainingMs(ctx);
+  const argv = ['timeout', '-s', 'KILL', String(Math.ceil(budgetMs / 1000)), 'sh', '-c', script];
+  const out = await raceDeadline(ctx.io.exec(argv, { timeoutMs: budgetMs + 2 * EXEC_SLACK_MS }), budgetMs + EXEC_SLACK_MS);
+  if (out === 'late') return { exitCode: -1, timedOut: true, stdout: Buffer.alloc(0), stderr: '' };
+  const stderr = out.stderr.subarray(-MAX_STDERR_CHARS).toString('utf8');
+  return { exitCode: out.exitCode, timedOut: out.exitCode === 137, stdout: out.stdout, stderr };
+}
+
+/** Maps a script's exit code (the path prologue's and the scripts' own) to a typed failure. */
+export function scriptFailure(ctx: ArtifactContext, out: ScriptOutput, path: string, notFileError: string): ExecutionResult {
+  const meta = { durationMs: Date.now() - ctx.startedAtMs, path };
+  if (out.timedOut) return failure(ctx.item, 'TIMEOUT', `Artifact call timed out after ${ctx.timeoutS}s`, { ...meta, timedOut: true });
+  switch (out.exitCode) {
+    case EXIT.notFound:
+      return failure(ctx.item, 'NOT_FOUND', `Not found: ${path}`, meta);
+    case EXIT.outside:
+      return failure(ctx.item, 'PATH_OUTSIDE_WORKSPACE', `Access denied: ${path} resolves outside /workspace`, meta);
+    case EXIT.notFile:
+      return failure(ctx.item, 'INVALID_ARGS', `${notFileError}: ${path}`, meta);
+    case EXIT.unreadable:
+      return failure(ctx.item, 'TOOL_FAILED', `Permission denied: ${path} is not readable by the sandbox user`, meta);
+    default: {
+      const detail = out.stderr.trim();
+      return failure(ctx.item, 'TOOL_FAILED', `Artifact call failed with exit code ${out.exitCode}${detail ? `: ${detail}` : ''}`, { ...meta, exitCode: out.exitCode });
+    }
+  }
+}
+
+/** Splits `a\0b\0rest` into its first n NUL-terminated fields and the rest (undefined when fields are missing). */
+export function splitNul(buf: Buffer, n: number): { fields: string[]; rest: Buffer } | undefined {
+  const fields: string[] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const end = buf.indexOf(0, at);
+    if (end < 0) return undefined;
+    fields.push(buf.subarray(at, end).toString('utf8'));
+    at = end + 1;
+  }
+  return { fields, rest: buf.subarray(at) };
+}

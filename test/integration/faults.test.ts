@@ -1,0 +1,132 @@
+import Docker from 'dockerode';
+import { createServer } from 'node:net';
+import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { SlotBackend, SlotWorker, createLogger } from '../../src/index.js';
+import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
+import { killHard, startProcess, startWorkerProcess } from '../support/processes.js';
+
+const docker = new Docker();
+/** Whether a process whose command line contains `needle` runs in the container. */
+const runsIn = async (containerId: string, needle: string): Promise<boolean> => {
+  const top = (await docker.getContainer(containerId).top()) as { Processes?: string[][] };
+  return (top.Processes ?? []).some((p) => p.join(' ').includes(needle));
+};
+let h: Harness | undefined;
+const children: ChildProcess[] = [];
+let redis: StartedTestContainer | undefined;
+afterEach(async () => {
+  for (const c of children.splice(0)) await killHard(c);
+  await h?.close();
+  h = undefined;
+  await redis?.stop();
+  redis = undefined;
+});
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+
+describe('faults survived', () => {
+  it('a container killed mid-call gives SLOT_BROKEN, then a plain "workspace gone", then works on a new container', async () => {
+    h = harness();
+    const w = await h.worker({ slots: 1 });
+    const b = await h.backend();
+    const s = await b.acquire();
+    await b.executeBatch([[s, 'write_file', { path: 'before.txt', content: 'x' }]]);
+    const containerId = w.slots.get(s.slotId)!.containerId;
+    const call = b.executeBatch([[s, 'bash', { command: 'sleep 20' }]]);
+    await waitFor(() => runsIn(containerId, 'sleep 20'), 20_000, 'the call to start');
+    await docker.getContainer(containerId).kill();
+    const [broken] = await call;
+    expect(broken!.metadata).toMatchObject({ code: 'SLOT_BROKEN', retryable: true });
+    const [told, after] = await b.executeBatch([
+      [s, 'bash', { command: 'echo hi' }],
+      [s, 'bash', { command: 'ls; echo ok' }],
+    ]);
+    expect(told!.metadata).toMatchObject({ code: 'SLOT_BROKEN', workspaceLost: true });
+    expect(told!.error).toMatch(/workspace .* is gone/);
+    expect(after).toMatchObject({ success: true, output: 'ok\n' });
+  });
+
+  it('a worker killed with SIGKILL: calls return WORKER_LOST, its slots are not handed out, its containers go away', async () => {
+    const prefix = uniquePrefix();
+    const env = { REDIS_URL: redisUrl(), SLOTQ_PREFIX: prefix, SLOTQ_SLOTS: '2', SLOTQ_WORKER_LOST_MS: '3000', SLOTQ_WARM_SPARES: '0' };
+    const child = await startWorkerProcess(env);
+    children.push(child);
+    const b = new SlotBackend({ redisUrl: redisUrl(), prefix, workerLostMs: 3000 });
+    await b.start();
+    try {
+      const [s1, s2] = [await b.acquire('a'), await b.acquire('b')];
+      const batch = b.executeBatch([
+        [s1, 'bash', { command: 'sleep 60' }],
+        [s2, 'bash', { command: 'sleep 60' }],
+      ]);
+      const ids = await containersOf(prefix);
+      await waitFor(() => runsIn(ids[0]!, 'sleep 60'), 20_000, 'calls to start');
+      await killHard(child);
+      const t0 = Date.now();
+      const results = await batch;
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      for (const r of results) expect(r.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: true });
+      await expect(b.acquire('c', { timeoutMs: 500 })).rejects.toMatchObject({ code: 'NO_SLOT' });
+      // Orphaned containers end themselves (their executor saw EOF), without any worker coming back.
+      await waitFor(async () => (await containersOf(prefix)).length === 0, 40_000, 'orphaned containers to end');
+    } finally {
+      await b.stop({ purge: true });
+    }
+  });
+
+  it('a producer killed while holding a slot: the lease expires and the slot comes back reset', async () => {
+    h = harness();
+    await h.worker({ slots: 1 });
+    const child = await startProcess(['test/support/hold-slot.ts'], { REDIS_URL: redisUrl(), SLOTQ_PREFIX: h.prefix, SLOTQ_LEASE_TTL_MS: '2000' }, /HELD /);
+    children.push(child);
+    await killHard(child);
+    const b = await h.backend();
+    const s = await b.acquire('next', { timeoutMs: 30_000 });
+    const [r] = await b.executeBatch([[s, 'bash', { command: 'ls -A' }]]);
+    expect(r).toMatchObject({ success: true, output: '' });
+  });
+
+  it('Redis restarted without persistence: processes reconnect, calls in flight get a typed result, work goes on', async () => {
+    const port = await freePort();
+    redis = await new GenericContainer('slotq-redis:test')
+      .withExposedPorts({ container: 6379, host: port })
+      .withPullPolicy({ shouldPull: () => false })
+      .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+      .start();
+    const url = `redis://127.0.0.1:${port}`;
+    const prefix = uniquePrefix();
+    const log = createLogger({ level: 'silent' });
+    const w = new SlotWorker({ redisUrl: url, prefix, slots: 2, warmSpares: 0, workerLostMs: 3000, logger: log });
+    const b = new SlotBackend({ redisUrl: url, prefix, workerLostMs: 3000, logger: log });
+    await w.start();
+    await b.start();
+    try {
+      const s = await b.acquire('before');
+      const inFlight = b.executeBatch([[s, 'bash', { command: 'sleep 2; echo done' }]]);
+      await redis.restart();
+      const [r] = await inFlight;
+      expect(r!.success || ['WORKER_LOST', 'LEASE_LOST', 'INTERNAL'].includes(String(r!.metadata.code))).toBe(true);
+      let ok = false;
+      await waitFor(async () => {
+        const slot = await b.acquire(`after-${Date.now()}`, { timeoutMs: 1000 }).catch(() => undefined);
+        if (!slot) return false;
+        const [res] = await b.executeBatch([[slot, 'bash', { command: 'echo ok' }]]);
+        ok = res?.output === 'ok\n';
+        return ok;
+      }, 60_000, 'work to go on after the restart');
+      expect(ok).toBe(true);
+    } finally {
+      await b.stop({ purge: true });
+      await w.stop();
+    }
+    expect(await containersOf(prefix)).toEqual([]);
+  });
+});
