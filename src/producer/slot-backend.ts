@@ -2,13 +2,13 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
-import { BackendStoppedError, InvalidArgsError, SlotUnavailableError, toError } from '../shared/errors.js';
+import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors.js';
 import { newProducerId, randomId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
-import { Registry, type SlotRecord } from '../shared/registry.js';
-import { WORKSPACE_DIR, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
+import { Registry } from '../shared/registry.js';
+import { slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
   ArchiveArtifactsOptions,
   ArchiveArtifactsResult,
@@ -20,6 +20,7 @@ import type {
 import type { ToolBackend, ToolRequest } from '../shared/tool-backend.js';
 import { archiveArtifactsCall, listArtifactsCall, readArtifactCall, toArchiveArtifactsResult, toListArtifactsResult, toReadArtifactResult, type ArtifactCall } from './artifacts.js';
 import { Inbox } from './inbox.js';
+import { SlotLeases } from './slot-leases.js';
 import { PendingJobs } from './pending-jobs.js';
 
 export interface SlotBackendOptions extends SlotqOptions {
@@ -31,17 +32,6 @@ const JOB_OPTS = { removeOnComplete: { age: 600, count: 2000 }, removeOnFail: { 
 /** Slack on top of the call timeouts before a job is given up (queueing, container start). */
 const DEADLINE_SLACK_MS = 60_000;
 const WATCHDOG_MS = 1000;
-
-const toSlot = (r: SlotRecord): Slot =>
-  slotSchema.parse({
-    slotId: r['slotId'],
-    workerId: r['workerId'],
-    containerId: r['containerId'] ?? '',
-    workspaceDir: WORKSPACE_DIR,
-    trajectoryId: r['trajectoryId'],
-    leaseId: r['leaseId'],
-    acquiredAtMs: Number(r['heldAtMs'] ?? Date.now()),
-  });
 
 /**
  * The producer side of slotq: acquires slots (affinity, FIFO waiters, leases), sends tool calls to the
@@ -57,9 +47,7 @@ export class SlotBackend implements ToolBackend {
   private inbox: Inbox | undefined;
   private readonly queues = new Map<string, Queue>();
   private readonly pending = new PendingJobs();
-  private readonly held = new Map<string, Slot>();
-  private readonly acquiring = new Map<string, Promise<Slot>>();
-  private readonly waiters = new Map<string, (slot: Slot) => void>();
+  private leases: SlotLeases | undefined;
   private timers: NodeJS.Timeout[] = [];
   private batchSeq = 0;
   private started = false;
@@ -87,9 +75,10 @@ export class SlotBackend implements ToolBackend {
       throw err;
     }
     this.registry = new Registry(this.redis, this.keys);
+    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log);
     this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
     this.inbox.start();
-    this.timers.push(setInterval(() => void this.renewLeases(), Math.max(500, Math.round(this.config.leaseTtlMs / 3))));
+    this.timers.push(setInterval(() => void this.leases?.renew(), Math.max(500, Math.round(this.config.leaseTtlMs / 3))));
     this.timers.push(setInterval(() => void this.watchdog(), WATCHDOG_MS));
     this.started = true;
   }
@@ -101,47 +90,13 @@ export class SlotBackend implements ToolBackend {
 
   async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number } = {}): Promise<Slot> {
     this.requireStarted();
-    const mine = this.held.get(trajectoryId);
-    if (mine) return mine;
-    const inFlight = this.acquiring.get(trajectoryId);
-    if (inFlight) return inFlight;
-    const p = this.acquireNew(trajectoryId, opts.timeoutMs ?? 60_000).finally(() => this.acquiring.delete(trajectoryId));
-    this.acquiring.set(trajectoryId, p);
-    return p;
-  }
-
-  private async acquireNew(trajectoryId: string, timeoutMs: number): Promise<Slot> {
-    const registry = this.requireStarted();
-    const waiterId = `${this.producerId}-${randomId(6)}`;
-    const granted = new Promise<Slot>((resolve) => this.waiters.set(waiterId, resolve));
-    const rec = await registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.config.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
-    let slot: Slot;
-    if (rec) {
-      this.waiters.delete(waiterId);
-      slot = toSlot(rec);
-    } else {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
-      const first = await Promise.race([granted, timedOut]);
-      clearTimeout(timer);
-      if (first === 'timeout') {
-        if (await registry.cancelWaiter(waiterId)) {
-          this.waiters.delete(waiterId);
-          throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
-        }
-        slot = await granted; // granted in the same instant: the message is already in the inbox
-      } else {
-        slot = first;
-      }
-    }
-    this.held.set(trajectoryId, slot);
-    return slot;
+    return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000);
   }
 
   async release(slot: Slot, opts: { resetWorkspace?: boolean } = {}): Promise<void> {
     const registry = this.requireStarted();
     const s = this.checkSlot(slot);
-    if (this.held.get(s.trajectoryId)?.leaseId === s.leaseId) this.held.delete(s.trajectoryId);
+    this.leases!.forget(s);
     const outcome = await registry.release(s.slotId, s.leaseId, opts.resetWorkspace ?? false);
     if (outcome === 'resetting') {
       const job: ResetJob = { v: 1, kind: 'reset', slotId: s.slotId };
@@ -237,13 +192,7 @@ export class SlotBackend implements ToolBackend {
       this.pending.deliver(msg.jobId, msg.results);
       return;
     }
-    const resolve = this.waiters.get(msg.waiterId);
-    if (!resolve) {
-      this.log.warn({ waiterId: msg.waiterId }, 'grant for an unknown waiter; releasing it');
-      return;
-    }
-    this.waiters.delete(msg.waiterId);
-    resolve(toSlot({ ...msg.slot }));
+    this.leases?.onGrant(msg.waiterId, msg.slot);
   }
 
   /** Fails calls whose worker died or whose deadline passed; nothing waits forever. */
@@ -276,30 +225,15 @@ export class SlotBackend implements ToolBackend {
     });
   }
 
-  private async renewLeases(): Promise<void> {
-    if (!this.registry || this.held.size === 0) return;
-    try {
-      const lost = new Set(await this.registry.renew(this.config.leaseTtlMs, [...this.held.values()].map((s) => [s.slotId, s.leaseId] as const)));
-      for (const [tid, s] of this.held) {
-        if (lost.has(s.slotId)) {
-          this.held.delete(tid);
-          this.log.warn({ slotId: s.slotId, trajectoryId: tid }, 'lease lost');
-        }
-      }
-    } catch (err) {
-      this.log.warn({ err: toError(err).message }, 'lease renewal failed');
-    }
-  }
-
   /** Releases every slot this backend holds (with reset); purge also drops this producer's keys. */
   async stop(opts: { purge?: boolean } = {}): Promise<void> {
     if (!this.started) return;
-    for (const slot of [...this.held.values()]) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
+    for (const slot of this.leases?.heldSlots() ?? []) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
     this.started = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.pending.failWhere(() => true, 'BACKEND_STOPPED', () => 'SlotBackend.stop() was called before this call finished');
-    for (const w of this.waiters.keys()) await this.registry?.cancelWaiter(w).catch(() => undefined);
+    await this.leases?.cancelAll(new BackendStoppedError('SlotBackend.stop() was called while this acquire was waiting'));
     await this.inbox?.stop();
     if (opts.purge) await this.redis?.del(this.keys.inbox(this.producerId)).catch(() => undefined);
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));

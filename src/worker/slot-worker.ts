@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
@@ -10,7 +10,7 @@ import { LABELS, keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
-import { callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
+import { describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { ContainerPool } from './container-pool.js';
 import { DockerDriver } from './docker-driver.js';
@@ -18,6 +18,7 @@ import { SlotRuntime } from './slot-runtime.js';
 import { CONTAINER_MAIN_CMD } from './supervisor-script.js';
 import { executeCall, failure, type ArtifactIo } from './tools.js';
 import { replyResults } from './reply.js';
+import { failWaitingJobs, reapDeadWorkers, rejectInvalidPayload, type WorkerContext } from './housekeeping.js';
 import type { WorkerEventMap } from './worker-events.js';
 import { WorkerMetrics } from './worker-metrics.js';
 
@@ -29,7 +30,6 @@ export interface SlotWorkerOptions extends SlotqOptions {
   drainTimeoutMs?: number;
 }
 
-const INBOX_TTL_MS = 600_000;
 /** How often a worker sweeps for dead workers' registry entries, queues and containers on its host. */
 const SWEEP_INTERVAL_MS = 10_000;
 
@@ -66,6 +66,10 @@ export class SlotWorker {
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
   }
 
+  private ctx(): WorkerContext {
+    return { workerId: this.workerId, prefix: this.config.prefix, redis: this.redis!, keys: this.keys, registry: this.registry!, driver: this.driver, log: this.log };
+  }
+
   get queueName(): string {
     return this.keys.queueName(this.workerId);
   }
@@ -85,7 +89,7 @@ export class SlotWorker {
       this.redis = createRedis(this.config.redisUrl, { name: `slotq-worker-${this.workerId}` });
       await verifyRedis(this.redis, this.config.redisUrl);
       this.registry = new Registry(this.redis, this.keys);
-      await this.reapDead();
+      await reapDeadWorkers(this.ctx());
       this.pool = new ContainerPool(this.driver, this.containerSpec(), this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
       // Heartbeat from here on: creating many containers can take longer than the heartbeat's TTL.
@@ -144,13 +148,15 @@ export class SlotWorker {
 
   /** Heartbeat, lease reaping, broken-slot replacement. Never throws. */
   private async tick(): Promise<void> {
-    if (!this.registry || (this.state !== 'running' && this.state !== 'starting')) return;
+    if (!this.registry || this.state === 'idle' || this.state === 'stopped') return;
     try {
       const alive = await this.registry.heartbeat(this.workerId, this.heartbeatTtlMs);
+      // While starting or draining only the heartbeat runs: calls in flight must not look like a dead worker's.
       if (this.state === 'starting') {
         if (!alive) await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
         return;
       }
+      if (this.state === 'stopping') return;
       if (!alive) {
         // The registry forgot who held what: every slot gets a pristine container before it is offered again.
         this.log.warn('registry entry vanished (Redis restarted?); registering again and resetting every slot');
@@ -159,7 +165,7 @@ export class SlotWorker {
       }
       if (Date.now() - this.lastSweepMs > SWEEP_INTERVAL_MS) {
         this.lastSweepMs = Date.now();
-        await this.reapDead();
+        await reapDeadWorkers(this.ctx());
       }
       for (const slotId of await this.registry.reapLeases(this.workerId)) {
         this.log.info({ slotId }, 'lease expired; resetting slot');
@@ -171,34 +177,16 @@ export class SlotWorker {
     }
   }
 
-  /** Removes registry entries, queues and local containers of workers whose heartbeat expired. */
-  private async reapDead(): Promise<void> {
-    const dead = await this.registry!.reapDeadWorkers();
-    for (const id of dead) {
-      const q = new Queue(this.keys.queueName(id), { connection: this.redis!, prefix: this.keys.root });
-      await q.obliterate({ force: true }).catch(() => undefined);
-      await q.close();
-    }
-    const mine = await this.driver.listManaged([`${LABELS.prefix}=${this.config.prefix}`, `${LABELS.host}=${hostname()}`]);
-    for (const c of mine) {
-      const owner = c.labels[LABELS.worker];
-      if (owner && owner !== this.workerId && !(await this.registry!.workerAlive(owner))) {
-        this.log.info({ containerId: c.id.slice(0, 12), deadWorker: owner }, 'removing container left by a dead worker');
-        await this.driver.remove(c.id);
-      }
-    }
-  }
-
   private async process(job: Job): Promise<unknown> {
     const parsed = jobPayloadSchema.safeParse(job.data);
-    if (!parsed.success) return this.rejectPayload(job, describeZodError(parsed.error));
+    if (!parsed.success) return rejectInvalidPayload(this.ctx(), job, describeZodError(parsed.error));
     const payload = parsed.data;
     if (payload.kind === 'reset') {
       await this.resetSlot(payload.slotId);
       return { reset: payload.slotId };
     }
     const results = await this.runCalls(payload, job.id ?? '');
-    await replyResults(this.redis!, this.keys.inbox(payload.producerId), job.id ?? '', results, INBOX_TTL_MS);
+    await replyResults(this.redis!, this.keys.inbox(payload.producerId), job.id ?? '', results);
     const failed = results.filter(([, r]) => !r.success).length;
     return { calls: results.length, failed };
   }
@@ -249,24 +237,6 @@ export class SlotWorker {
     return { exec: (argv, opts) => this.driver.exec(slot.containerId, argv, opts), stream: (argv) => this.driver.attach(slot.containerId, argv) };
   }
 
-  /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
-  private async rejectPayload(job: Job, why: string): Promise<unknown> {
-    this.log.warn({ jobId: job.id, why }, 'invalid job payload');
-    const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as Record<string, unknown>;
-    const loose = callsJobSchema.pick({ producerId: true }).safeParse(data);
-    const items = Array.isArray(data['items']) ? (data['items'] as unknown[]) : [];
-    if (!loose.success) throw new SlotqError('INVALID_ARGS', `Invalid job payload: ${why}`);
-    const results = items.map((raw, i): [number, ExecutionResult] => {
-      const it = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-      const index = typeof it['index'] === 'number' ? it['index'] : i;
-      const str = (v: unknown, dflt: string): string => (typeof v === 'string' ? v : dflt);
-      const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
-      return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
-    });
-    await replyResults(this.redis!, this.keys.inbox(loose.data.producerId), job.id ?? '', results, INBOX_TTL_MS);
-    return { invalid: why };
-  }
-
   /** Gives a slot a pristine container (a warm spare when there is one), then frees it. */
   async resetSlot(slotId: string): Promise<void> {
     const slot = this.slots.get(slotId);
@@ -312,8 +282,6 @@ export class SlotWorker {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
     if (this.registry) await this.registry.drainWorker(this.workerId).catch(() => undefined);
     if (this.bull) {
       const closing = this.bull.close();
@@ -322,11 +290,13 @@ export class SlotWorker {
         this.log.warn('calls still running at the drain deadline; killing their containers');
         await this.bull.close(true).catch(() => undefined);
       }
-      await this.failWaitingJobs().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not fail waiting jobs'));
+      await failWaitingJobs(this.ctx()).catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not fail waiting jobs'));
     }
     // Let resets and replacements already queued on the slots settle before removing containers.
     const settled = Promise.all([...this.slots.values()].map((slot) => slot.enqueue(() => Promise.resolve())));
     await Promise.race([settled, new Promise((r) => setTimeout(r, this.drainTimeoutMs).unref())]);
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
     for (const slot of this.slots.values()) slot.close();
     await Promise.all([...this.slots.values()].map((s) => this.driver.remove(s.containerId).catch(() => undefined)));
     await this.pool?.close().catch(() => undefined);
@@ -335,22 +305,5 @@ export class SlotWorker {
     this.redis?.disconnect();
     this.state = 'stopped';
     this.log.info('worker stopped');
-  }
-
-  /** Jobs still waiting in this worker's queue get WORKER_LOST results, then the queue is removed. */
-  private async failWaitingJobs(): Promise<void> {
-    if (!this.redis) return;
-    const q = new Queue(this.queueName, { connection: this.redis, prefix: this.keys.root });
-    try {
-      for (const job of await q.getJobs(['waiting', 'prioritized', 'delayed', 'active'])) {
-        const parsed = callsJobSchema.safeParse(job.data);
-        if (!parsed.success) continue;
-        const results = parsed.data.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'WORKER_LOST', `Worker ${this.workerId} stopped before running this call: retry it on another slot`)]);
-        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id ?? '', results, INBOX_TTL_MS);
-      }
-      await q.obliterate({ force: true });
-    } finally {
-      await q.close();
-    }
   }
 }

@@ -70,6 +70,17 @@ describe('end to end through Redis, a worker and real containers', () => {
     expect(order).toEqual(['w1', 'w2']);
   });
 
+  it('an acquire still waiting when the backend stops rejects with BACKEND_STOPPED instead of hanging', async () => {
+    h = harness();
+    await h.worker({ slots: 1 });
+    const b = await h.backend();
+    await b.acquire('holder');
+    const waiting = b.acquire('waiter', { timeoutMs: 60_000 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    await b.stop();
+    expect(await waiting).toMatchObject({ code: 'BACKEND_STOPPED' });
+  });
+
   it('kills the whole process group on timeout, background children included', async () => {
     h = harness();
     await h.worker({ slots: 1 });

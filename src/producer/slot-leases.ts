@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import { SlotUnavailableError, toError } from '../shared/errors.js';
+import { randomId } from '../shared/ids.js';
+import type { Registry, SlotRecord } from '../shared/registry.js';
+import { WORKSPACE_DIR, slotSchema, type Slot } from '../shared/schemas.js';
+
+const toSlot = (r: SlotRecord): Slot =>
+  slotSchema.parse({
+    slotId: r['slotId'],
+    workerId: r['workerId'],
+    containerId: r['containerId'] ?? '',
+    workspaceDir: WORKSPACE_DIR,
+    trajectoryId: r['trajectoryId'],
+    leaseId: r['leaseId'],
+    acquiredAtMs: Number(r['heldAtMs'] ?? Date.now()),
+  });
+
+interface Waiter {
+  resolve: (slot: Slot) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The slots one producer holds: acquisition with trajectory affinity (also within this process), FIFO
+ * waiting through the registry, grants arriving in the inbox, and lease renewal.
+ */
+export class SlotLeases {
+  private readonly held = new Map<string, Slot>();
+  private readonly acquiring = new Map<string, Promise<Slot>>();
+  private readonly waiters = new Map<string, Waiter>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly producerId: string,
+    private readonly leaseTtlMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  acquire(trajectoryId: string, timeoutMs: number): Promise<Slot> {
+    const mine = this.held.get(trajectoryId);
+    if (mine) return Promise.resolve(mine);
+    const inFlight = this.acquiring.get(trajectoryId);
+    if (inFlight) return inFlight;
+    const p = this.acquireNew(trajectoryId, timeoutMs).finally(() => this.acquiring.delete(trajectoryId));
+    this.acquiring.set(trajectoryId, p);
+    return p;
+  }
+
+  private async acquireNew(trajectoryId: string, timeoutMs: number): Promise<Slot> {
+    const waiterId = `${this.producerId}-${randomId(6)}`;
+    const granted = new Promise<Slot>((resolve, reject) => this.waiters.set(waiterId, { resolve, reject }));
+    granted.catch(() => undefined); // observed below, or rejected by cancelAll after a timeout
+    const rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
+    let slot: Slot;
+    if (rec) {
+      this.waiters.delete(waiterId);
+      slot = toSlot(rec);
+    } else {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+      const first = await Promise.race([granted, timedOut]).finally(() => clearTimeout(timer));
+      if (first === 'timeout' && (await this.registry.cancelWaiter(waiterId))) {
+        this.waiters.delete(waiterId);
+        throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
+      }
+      // On a timeout that lost the race to a grant, the grant is already in the inbox.
+      slot = first === 'timeout' ? await granted : first;
+    }
+    this.held.set(trajectoryId, slot);
+    return slot;
+  }
+
+  /** A slot granted to one of our waiters (pushed to the inbox by the registry). */
+  onGrant(waiterId: string, rec: SlotRecord): void {
+    const waiter = this.waiters.get(waiterId);
+    if (!waiter) {
+      this.log.warn({ waiterId }, 'grant for an unknown waiter; its lease will expire');
+      return;
+    }
+    this.waiters.delete(waiterId);
+    waiter.resolve(toSlot(rec));
+  }
+
+  forget(slot: Slot): void {
+    if (this.held.get(slot.trajectoryId)?.leaseId === slot.leaseId) this.held.delete(slot.trajectoryId);
+  }
+
+  heldSlots(): Slot[] {
+    return [...this.held.values()];
+  }
+
+  /** Extends every lease; drops the ones the registry says are lost. Never throws. */
+  async renew(): Promise<void> {
+    if (this.held.size === 0) return;
+    try {
+      const lost = new Set(await this.registry.renew(this.leaseTtlMs, this.heldSlots().map((s) => [s.slotId, s.leaseId] as const)));
+      for (const [tid, s] of this.held) {
+        if (!lost.has(s.slotId)) continue;
+        this.held.delete(tid);
+        this.log.warn({ slotId: s.slotId, trajectoryId: tid }, 'lease lost');
+      }
+    } catch (err) {
+      this.log.warn({ err: toError(err).message }, 'lease renewal failed');
+    }
+  }
+
+  /** Withdraws every waiter from the registry and rejects its acquire. */
+  async cancelAll(err: Error): Promise<void> {
+    for (const [id, waiter] of this.waiters) {
+      await this.registry.cancelWaiter(id).catch(() => undefined);
+      waiter.reject(err);
+    }
+    this.waiters.clear();
+  }
+}
