@@ -32,7 +32,7 @@ start_stateful() {
   # silenced: dash would print "Killed" there.)
   $SPAWN sh -c 'bash --noprofile --norc -s < "$2" & wait $! 2>/dev/null; echo $? 1<>"$1"' slotq-stateful "$D/sout" "$D/sin" &
   spid=$!
-  exec 8> "$D/sin"
+  exec 8<> "$D/sin" 9<> "$D/sout"
   printf 'cd /workspace
 ' >&8
 }
@@ -48,8 +48,10 @@ while IFS=' ' read -r op id nonce inlen; do
     echo "$spid" > "$D/pid"
     printf '{ . %s; } < %s 2> %s; echo $? > %s
 ' "$D/c" "$D/i" "$D/e" "$D/sout" >&8
-    read -r rc < "$D/sout"
-    if ! kill -0 "$spid"; then exec 8>&-; spid=; fi
+    # fd 9 stays open (read-write) for the shell's life: no per-call open for a signal to interrupt.
+    rc=
+    while [ -z "$rc" ]; do read -r rc <&9 || break; done
+    if ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fi
   else
     $SPAWN sh "$D/c" < "$D/i" 2> "$D/e" &
     pid=$!

@@ -304,4 +304,18 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
     expect(atLimit.success, atLimit.error).toBe(true);
     expect(await call(b, slot, 'bash', { command: 'wc -c < w2' })).toMatchObject({ output: '100000\n' });
   });
+  it('starts and uses the stateful shell reliably right after calls that leave killed children behind', async () => {
+    h = harness();
+    await h.worker({ slots: 1 });
+    const b = await h.backend();
+    const s = await b.acquire();
+    for (let round = 0; round < 15; round++) {
+      const res = await b.executeBatch([
+        [s, 'bash', { command: 'sleep 30 & sleep 30 & echo spawned' }],
+        [s, 'bash_stateful', { command: `N=${round}; echo "$N"` }],
+        [s, 'bash_stateful', { command: 'echo "again $N"; exit 0' }], // the next round starts a new shell
+      ]);
+      expect(res.map((r) => r.output)).toEqual(['spawned\n', `${round}\n`, `again ${round}\n`]);
+    }
+  });
 });
