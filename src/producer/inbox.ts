@@ -51,7 +51,11 @@ export class Inbox {
       this.log.warn({ issues: parsed.error.issues.slice(0, 3) }, 'dropping a malformed inbox message');
       return;
     }
-    this.onMessage(parsed.data);
+    try {
+      this.onMessage(parsed.data);
+    } catch (err) {
+      this.log.error({ err: toError(err).message }, 'handling an inbox message failed');
+    }
   }
 
   async stop(): Promise<void> {

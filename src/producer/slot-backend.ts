@@ -28,7 +28,8 @@ export interface SlotBackendOptions extends SlotqOptions {
   logger?: Logger;
 }
 
-const JOB_OPTS = { removeOnComplete: { age: 600, count: 2000 }, removeOnFail: { age: 3600, count: 5000 }, attempts: 1 } as const;
+// Results travel through the inbox: completed jobs are kept only briefly, for the board and debugging.
+const JOB_OPTS = { removeOnComplete: { age: 300, count: 100 }, removeOnFail: { age: 3600, count: 1000 }, attempts: 1 } as const;
 /** Slack on top of the call timeouts before a job is given up (queueing, container start). */
 const DEADLINE_SLACK_MS = 60_000;
 const WATCHDOG_MS = 1000;
@@ -50,6 +51,8 @@ export class SlotBackend implements ToolBackend {
   private leases: SlotLeases | undefined;
   private timers: NodeJS.Timeout[] = [];
   private batchSeq = 0;
+  /** Per start(): job IDs never repeat, even for a producer restarted with the same producerId. */
+  private runId = '';
   private started = false;
 
   constructor(opts: SlotBackendOptions = {}) {
@@ -75,6 +78,7 @@ export class SlotBackend implements ToolBackend {
       throw err;
     }
     this.registry = new Registry(this.redis, this.keys);
+    this.runId = randomId(3);
     this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log);
     this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
     this.inbox.start();
@@ -110,7 +114,7 @@ export class SlotBackend implements ToolBackend {
     this.requireStarted();
     if (!Array.isArray(requests)) throw new InvalidArgsError('executeBatch expects an array of [slot, tool, args] tuples');
     if (requests.length === 0) return [];
-    const batchId = `${this.producerId}-${++this.batchSeq}`;
+    const batchId = `${this.producerId}-${this.runId}-${++this.batchSeq}`;
     const defaultTimeoutS = clamp(opts.timeoutS ?? this.config.defaultTimeoutS);
     const byWorker = new Map<string, JobItem[]>();
     requests.forEach((req, index) => {

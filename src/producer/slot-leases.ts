@@ -4,8 +4,8 @@ import { randomId } from '../shared/ids.js';
 import type { Registry, SlotRecord } from '../shared/registry.js';
 import { WORKSPACE_DIR, slotSchema, type Slot } from '../shared/schemas.js';
 
-const toSlot = (r: SlotRecord): Slot =>
-  slotSchema.parse({
+const toSlot = (r: SlotRecord): Slot => slotSchema.parse(fromRecord(r));
+const fromRecord = (r: SlotRecord): Record<string, unknown> => ({
     slotId: r['slotId'],
     workerId: r['workerId'],
     containerId: r['containerId'] ?? '',
@@ -13,7 +13,15 @@ const toSlot = (r: SlotRecord): Slot =>
     trajectoryId: r['trajectoryId'],
     leaseId: r['leaseId'],
     acquiredAtMs: Number(r['heldAtMs'] ?? Date.now()),
-  });
+});
+
+const GRANT_IN_FLIGHT_MS = 5000;
+
+function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)));
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
 
 interface Waiter {
   resolve: (slot: Slot) => void;
@@ -63,8 +71,8 @@ export class SlotLeases {
         this.waiters.delete(waiterId);
         throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
       }
-      // On a timeout that lost the race to a grant, the grant is already in the inbox.
-      slot = first === 'timeout' ? await granted : first;
+      // On a timeout that lost the race to a grant, the grant is already in the inbox: a short bounded wait.
+      slot = first === 'timeout' ? await withDeadline(granted, GRANT_IN_FLIGHT_MS, () => new SlotUnavailableError(`No slot within ${timeoutMs} ms for trajectory ${trajectoryId}, and a grant that raced the timeout never arrived`)) : first;
     }
     this.held.set(trajectoryId, slot);
     return slot;
@@ -78,7 +86,9 @@ export class SlotLeases {
       return;
     }
     this.waiters.delete(waiterId);
-    waiter.resolve(toSlot(rec));
+    const parsed = slotSchema.safeParse(fromRecord(rec));
+    if (parsed.success) waiter.resolve(parsed.data);
+    else waiter.reject(new SlotUnavailableError(`The registry granted a slot record that is not valid (${parsed.error.issues[0]?.message ?? ''}): acquire again`));
   }
 
   forget(slot: Slot): void {
@@ -93,9 +103,11 @@ export class SlotLeases {
   async renew(): Promise<void> {
     if (this.held.size === 0) return;
     try {
-      const lost = new Set(await this.registry.renew(this.leaseTtlMs, this.heldSlots().map((s) => [s.slotId, s.leaseId] as const)));
+      const snapshot = new Map(this.heldSlots().map((s) => [s.slotId, s.leaseId]));
+      const lost = new Set(await this.registry.renew(this.leaseTtlMs, [...snapshot]));
       for (const [tid, s] of this.held) {
-        if (!lost.has(s.slotId)) continue;
+        // Compare the lease too: the trajectory may have re-acquired the same slot meanwhile.
+        if (!lost.has(s.slotId) || snapshot.get(s.slotId) !== s.leaseId) continue;
         this.held.delete(tid);
         this.log.warn({ slotId: s.slotId, trajectoryId: tid }, 'lease lost');
       }

@@ -1,12 +1,17 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
+const COMMAND_RETRIES = 10;
+
 /**
  * A Redis connection from a URL (passwords and rediss:// work: ioredis parses both).
  * `blocking` connections (BullMQ workers, inbox readers) must not time out their commands.
  */
 export function createRedis(url: string, opts: { blocking?: boolean; name?: string; onError?: (err: Error) => void } = {}): Redis {
   const options: RedisOptions = {
-    maxRetriesPerRequest: null, // BullMQ requires it; we put deadlines on our own waits instead
+    // Blocking connections (BullMQ workers, inbox readers) wait through outages, as BullMQ requires.
+    // Command connections give up after ~13 s of reconnecting (100 ms doubling to 2 s per attempt), so a
+    // Redis outage becomes an error (a typed result upstream), never a call that hangs forever.
+    maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES,
     enableReadyCheck: true,
     connectionName: opts.name ?? 'slotq',
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),

@@ -56,8 +56,9 @@ local function make_free(sid, now)
       end
     end
   end
+  -- Idempotent: a slot is listed at most once, whatever re-registration or retry got here twice.
+  if redis.call('LREM', k('free', wid), 0, sid) == 0 then redis.call('ZINCRBY', k('freecount'), 1, wid) end
   redis.call('RPUSH', k('free', wid), sid)
-  redis.call('ZINCRBY', k('freecount'), 1, wid)
   return 'free'
 end
 local function forget_slot(sid)
@@ -170,6 +171,9 @@ return 1
 /** ARGV: root, slotId, workerId, containerId, nowMs. Registers (or re-registers) a ready slot as free. */
 export const ADD_SLOT = script(`
 local sid, wid, cid, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local tid = redis.call('HGET', k('slot', sid), 'trajectoryId')
+if tid and tid ~= '' and redis.call('GET', k('traj', tid)) == sid then redis.call('DEL', k('traj', tid)) end
+redis.call('ZREM', k('leases'), sid)
 redis.call('HSET', k('slot', sid), 'workerId', wid, 'containerId', cid)
 redis.call('SADD', k('wslots', wid), sid)
 return make_free(sid, now)
@@ -180,7 +184,10 @@ export const REAP_LEASES = script(`
 local wid, now, out = ARGV[2], tonumber(ARGV[3]), {}
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', k('leases'), '-inf', now)) do
   local h = k('slot', sid)
-  if redis.call('HGET', h, 'workerId') == wid then
+  local cur = redis.call('HMGET', h, 'workerId', 'state', 'leaseExpMs')
+  if (not cur[1]) or (cur[1] == wid and cur[2] ~= 'held') then
+    redis.call('ZREM', k('leases'), sid) -- stale entry: the slot is gone or no longer held
+  elseif cur[1] == wid and tonumber(cur[3] or '0') <= now then
     local tid = redis.call('HGET', h, 'trajectoryId')
     if tid and redis.call('GET', k('traj', tid)) == sid then redis.call('DEL', k('traj', tid)) end
     redis.call('ZREM', k('leases'), sid)

@@ -77,6 +77,14 @@ export class Registry {
   async workerInfo(workerId: string): Promise<Record<string, string>> {
     return this.redis.hgetall(this.keys.worker(workerId));
   }
+  /** The registry state of each slot (free, held, resetting), or null when Redis has no record of it. */
+  async slotStates(slotIds: string[]): Promise<Map<string, string | null>> {
+    const pipe = this.redis.pipeline();
+    for (const id of slotIds) pipe.hget(this.keys.slot(id), 'state');
+    const res = (await pipe.exec()) ?? [];
+    return new Map(slotIds.map((id, i) => [id, (res[i]?.[1] as string | null | undefined) ?? null]));
+  }
+
   async workerSlots(workerId: string): Promise<SlotRecord[]> {
     const ids = (await this.redis.smembers(this.keys.workerSlots(workerId))).sort();
     const pipe = this.redis.pipeline();

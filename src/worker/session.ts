@@ -29,6 +29,7 @@ export class SessionDiedError extends SlotqError {
 }
 
 interface Pending {
+  id: number;
   req: RunRequest;
   t0: number;
   timedOut: boolean;
@@ -43,6 +44,7 @@ interface Pending {
 }
 
 const KILL_ANSWER_MS = 5000;
+const KILL_ATTEMPTS = 12;
 const READY_TIMEOUT_MS = 15_000;
 const MAX_END_LINE_BYTES = 64;
 
@@ -100,6 +102,7 @@ export class SupervisorSession {
     const stdin = req.stdin ?? Buffer.alloc(0);
     return new Promise<RunResult>((resolve, reject) => {
       const p: Pending = {
+        id,
         req,
         t0: performance.now(),
         timedOut: false,
@@ -163,9 +166,9 @@ export class SupervisorSession {
   /** Between calls only READY is expected; anything else is output of an escaped background process. */
   private onIdle(chunk: Buffer): void {
     this.idle = (this.idle + chunk.toString('latin1')).slice(-2000);
-    const m = /READY (\d+)\n/.exec(this.idle);
+    const m = /READY (\d+) (\S+)\n/.exec(this.idle);
     if (m && this.onReady) {
-      this.dir = `/tmp/.slotq/${m[1]}`;
+      this.dir = m[2]!;
       this.idle = '';
       this.onReady();
       this.onReady = undefined;
@@ -178,13 +181,19 @@ export class SupervisorSession {
     p.killTimer = setTimeout(() => this.die(`the call did not stop within ${KILL_ANSWER_MS} ms of being killed`), KILL_ANSWER_MS);
   }
 
-  /** Kills the call's whole process group; for a stateful call also unblocks the supervisor. */
-  private kill(p: Pending): void {
+  /**
+   * Kills the call's whole process group; for a stateful call also unblocks the supervisor. The script
+   * forks nothing (a fork bomb may hold every pid), and the exec is retried until the call ends: a
+   * process that dies frees a pid for it.
+   */
+  private kill(p: Pending, attempt = 1): void {
     const d = this.dir;
     const unblock = p.req.mode === 't' ? `; exec 3<>${d}/sout; echo 137 >&3` : '';
-    const script = `kill -9 -$(cat ${d}/pid) 2>/dev/null${unblock}; true`;
+    // Only if the pid file still names this call: a kill that arrives late must not hit the next one.
+    const script = `read -r i g < ${d}/pid; [ "$i" = ${p.id} ] || exit 0; kill -9 -"$g" 2>/dev/null${unblock}; true`;
     this.driver.exec(this.containerId, ['sh', '-c', script], { timeoutMs: KILL_ANSWER_MS }).catch((err: unknown) => {
-      this.log.warn({ err: toError(err).message }, 'killing a timed-out call failed');
+      if (this.pending !== p || attempt >= KILL_ATTEMPTS) return this.log.warn({ err: toError(err).message, attempt }, 'killing a timed-out call failed');
+      setTimeout(() => this.pending === p && this.kill(p, attempt + 1), 250).unref();
     });
   }
 
@@ -202,7 +211,12 @@ export class SupervisorSession {
     const p = this.pending;
     if (p) {
       this.finish(p);
-      p.reject(new SessionDiedError(`executor session died during the call: ${this.deadReason}`));
+      if (p.timedOut) {
+        // A timed-out call whose kill went unanswered is still a TIMEOUT, with the output it produced.
+        p.resolve({ exitCode: -1, timedOut: true, durationMs: Math.round(performance.now() - p.t0), stdout: p.out.result(), stderr: captureOf(Buffer.alloc(0), 0) });
+      } else {
+        p.reject(new SessionDiedError(`executor session died during the call: ${this.deadReason}`));
+      }
     }
     this.proc.close();
   }

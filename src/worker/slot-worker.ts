@@ -127,7 +127,8 @@ export class SlotWorker {
       cmd: CONTAINER_MAIN_CMD,
       network: c.network,
       memoryMb: c.memoryMb,
-      tmpfsMb: { ...(c.workspaceMb > 0 ? { '/workspace': c.workspaceMb } : {}), ...(c.tmpMb > 0 ? { '/tmp': c.tmpMb } : {}) },
+      // /run/slotq holds the executor's own state, apart from anything a command can fill.
+      tmpfsMb: { '/run/slotq': 32, ...(c.workspaceMb > 0 ? { '/workspace': c.workspaceMb } : {}), ...(c.tmpMb > 0 ? { '/tmp': c.tmpMb } : {}) },
       cpus: c.cpus,
       pids: c.pids,
       labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: this.workerId, [LABELS.host]: hostname() },
@@ -157,24 +158,38 @@ export class SlotWorker {
         return;
       }
       if (this.state === 'stopping') return;
-      if (!alive) {
-        // The registry forgot who held what: every slot gets a pristine container before it is offered again.
-        this.log.warn('registry entry vanished (Redis restarted?); registering again and resetting every slot');
-        await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
-        for (const slotId of this.slots.keys()) void this.resetSlot(slotId);
-      }
+      if (!alive) await this.resync();
       if (Date.now() - this.lastSweepMs > SWEEP_INTERVAL_MS) {
         this.lastSweepMs = Date.now();
         await reapDeadWorkers(this.ctx());
       }
       for (const slotId of await this.registry.reapLeases(this.workerId)) {
         this.log.info({ slotId }, 'lease expired; resetting slot');
-        void this.resetSlot(slotId);
+        this.backgroundReset(slotId);
       }
       await this.metrics.publish(this.redis!, this.keys.workerStats(this.workerId), this.heartbeatTtlMs * 2, [...this.slots.values()].filter((s) => s.brokenReason !== undefined).length);
     } catch (err) {
       this.log.warn({ err: toError(err).message }, 'heartbeat failed');
     }
+  }
+
+  /**
+   * Our registry entry expired (a long stall, or Redis restarted). Held slots whose record survived keep
+   * their holder; free ones are listed again; any other slot gets a pristine container before it is offered.
+   */
+  private async resync(): Promise<void> {
+    this.log.warn('registry entry vanished (Redis restarted, or heartbeats stalled); registering again');
+    await this.registry!.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
+    for (const [slotId, state] of await this.registry!.slotStates([...this.slots.keys()])) {
+      const slot = this.slots.get(slotId)!;
+      if (state === 'held') continue;
+      if (state === 'free') await this.registry!.addSlot(slotId, this.workerId, slot.containerId);
+      else this.backgroundReset(slotId);
+    }
+  }
+
+  private backgroundReset(slotId: string): void {
+    this.resetSlot(slotId).catch((err: unknown) => this.log.error({ slotId, err: toError(err).message }, 'reset failed'));
   }
 
   private async process(job: Job): Promise<unknown> {
@@ -185,7 +200,10 @@ export class SlotWorker {
       await this.resetSlot(payload.slotId);
       return { reset: payload.slotId };
     }
-    const results = await this.runCalls(payload, job.id ?? '');
+    // A batch always gets one result per call: infrastructure trouble becomes retryable INTERNAL results.
+    const results = await this.runCalls(payload, job.id ?? '').catch((err: unknown) =>
+      payload.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', `The worker could not run this call: ${toError(err).message}`)]),
+    );
     await replyResults(this.redis!, this.keys.inbox(payload.producerId), job.id ?? '', results);
     const failed = results.filter(([, r]) => !r.success).length;
     return { calls: results.length, failed };

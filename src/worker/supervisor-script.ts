@@ -6,12 +6,14 @@
  * Request (worker → supervisor):  "<op> <id> <nonce> <stdinBytes>\n<command, printf-%b encoded>\n<stdin bytes>"
  *   op s: stateless call, a fresh `sh` in its own process group, so the whole group can be killed;
  *   op t: stateful call, run in one long-lived bash per session.
- * Reply, all on stdout: "READY <pid>\n" once; per call, the command's stdout, written straight into the
+ * State lives in <dir> on its own small tmpfs (/run/slotq), out of the way of the command's /tmp.
+ * Reply, all on stdout: "READY <pid> <dir>\n" once; per call, the command's stdout, written straight into the
  * stream, then "<nonce>R <exitCode> <stderrBytes>\n" and the call's stderr (kept in a file while it runs;
  * when over HEAD+TAIL bytes only its first HEAD and last TAIL bytes are sent). The random per-call nonce
  * marks where the command's stdout ends. The worker keeps only a bounded head and tail of stdout, so memory
  * is bounded whatever a command prints.
- * The running call's process group id is in <dir>/pid, for the worker's out-of-band kill on timeout.
+ * "<id> <pgid>" of the running call is in <dir>/pid, for the worker's out-of-band kill on timeout (the id
+ * makes a late kill harmless to the next call).
  * After each stateless call the rest of its process group (background children) is killed.
  * On EOF it kills its stateful shell and exits. (A container ends with its worker through the main
  * process's stdin, see CONTAINER_MAIN_CMD.)
@@ -19,7 +21,8 @@
 export const SUPERVISOR_SCRIPT = String.raw`
 HB=$1 TB=$2
 if [ -n "$BASH_VERSION" ]; then set -m; SPAWN=; else SPAWN=setsid; fi
-R=/tmp/.slotq
+R=/run/slotq
+[ -w "$R" ] || R=/tmp/.slotq
 D=$R/$$
 mkdir -p "$D" || exit 97
 cd /workspace || exit 98
@@ -33,21 +36,21 @@ start_stateful() {
   $SPAWN sh -c 'bash --noprofile --norc -s < "$2" & wait $! 2>/dev/null; echo $? 1<>"$1"' slotq-stateful "$D/sout" "$D/sin" &
   spid=$!
   exec 8<> "$D/sin" 9<> "$D/sout"
-  printf 'cd /workspace
-' >&8
+  printf 'cd /workspace\n' >&8
 }
-printf 'READY %s
-' "$$"
+printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen; do
   IFS= read -r enc || break
-  printf '%b' "$enc" > "$D/c"
-  if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i"; else : > "$D/i"; fi
+  # If the state can't be written (directory removed, disk full), exit rather than run a cut-off
+  # command: the worker sees the session die, answers with a retryable error and starts a new one.
+  [ -d "$D" ] || exit 96
+  printf '%b' "$enc" > "$D/c" || exit 95
+  if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i" || exit 95; else : > "$D/i" || exit 95; fi
   if [ "$op" = t ]; then
     if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
-    echo "$spid" > "$D/pid"
-    printf '{ . %s; } < %s 2> %s; echo $? > %s
-' "$D/c" "$D/i" "$D/e" "$D/sout" >&8
+    echo "$id $spid" > "$D/pid"
+    printf '{ . %s; } < %s 2> %s; echo $? > %s\n' "$D/c" "$D/i" "$D/e" "$D/sout" >&8
     # fd 9 stays open (read-write) for the shell's life: no per-call open for a signal to interrupt.
     rc=
     while [ -z "$rc" ]; do read -r rc <&9 || break; done
@@ -55,15 +58,14 @@ while IFS=' ' read -r op id nonce inlen; do
   else
     $SPAWN sh "$D/c" < "$D/i" 2> "$D/e" &
     pid=$!
-    echo "$pid" > "$D/pid"
+    echo "$id $pid" > "$D/pid"
     wait "$pid"
     rc=$?
     kill -9 -"$pid"
   fi
   es=0
   [ -s "$D/e" ] && es=$(wc -c < "$D/e")
-  printf '%sR %s %s
-' "$nonce" "$rc" "$es"
+  printf '%sR %s %s\n' "$nonce" "$rc" "$es"
   if [ "$es" -gt $((HB + TB)) ]; then head -c "$HB" "$D/e"; tail -c "$TB" "$D/e"; elif [ "$es" -gt 0 ]; then cat "$D/e"; fi
   : > "$D/e"
 done

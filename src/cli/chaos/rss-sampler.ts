@@ -1,0 +1,55 @@
+import type { ManagedProcess } from './managed-process.js';
+import type { RssReport } from './scenario.js';
+
+interface Series {
+  samples: number;
+  startKb: number;
+  endKb: number;
+  maxKb: number;
+}
+
+/** Samples the resident memory of processes (`ps -o rss=`) and of this process, every intervalMs. */
+export class RssSampler {
+  private readonly procs = new Set<ManagedProcess>();
+  private readonly series = new Map<string, Series>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly intervalMs = 2000,
+    private readonly selfName = 'producer (chaos process)',
+  ) {}
+
+  watch(proc: ManagedProcess): void {
+    this.procs.add(proc);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample());
+    }, this.intervalMs);
+    this.sampling = this.sample();
+  }
+
+  private record(name: string, kb: number): void {
+    const s = this.series.get(name);
+    if (!s) this.series.set(name, { samples: 1, startKb: kb, endKb: kb, maxKb: kb });
+    else Object.assign(s, { samples: s.samples + 1, endKb: kb, maxKb: Math.max(s.maxKb, kb) });
+  }
+
+  private async sample(): Promise<void> {
+    this.record(this.selfName, Math.round(process.memoryUsage().rss / 1024));
+    for (const p of this.procs) {
+      const kb = await p.rssKb().catch(() => undefined);
+      if (kb !== undefined) this.record(p.name, kb);
+      else if (!p.running) this.procs.delete(p);
+    }
+  }
+
+  /** Stops sampling; one report per process that was sampled at least once. */
+  async stop(): Promise<RssReport[]> {
+    clearInterval(this.timer);
+    await this.sampling;
+    return [...this.series].map(([process, s]) => ({ process, ...s }));
+  }
+}
