@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { SlotUnavailableError, toError } from '../shared/errors.js';
+import { withDeadline } from '../shared/deadline.js';
 import { randomId } from '../shared/ids.js';
 import type { Registry, SlotRecord } from '../shared/registry.js';
 import { WORKSPACE_DIR, slotSchema, type Slot } from '../shared/schemas.js';
@@ -16,12 +17,6 @@ const fromRecord = (r: SlotRecord): Record<string, unknown> => ({
 });
 
 const GRANT_IN_FLIGHT_MS = 5000;
-
-function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)));
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
 
 interface Waiter {
   resolve: (slot: Slot) => void;

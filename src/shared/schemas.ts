@@ -34,7 +34,8 @@ export const pathArgSchema = z
   .max(MAX_PATH_CHARS, `path is longer than ${MAX_PATH_CHARS} characters`)
   .refine((p) => !p.includes('\0'), 'path must not contain NUL bytes');
 /** A per-call timeout in seconds (clamped to 1..3600 by the worker). */
-export const timeoutArgSchema = z.number().finite().positive().optional();
+/** Seconds; any finite number, clamped to 1..3600 where it is used (contract §4). */
+export const timeoutArgSchema = z.number().finite().optional();
 const commandArg = z
   .string()
   .min(1, 'command must not be empty')

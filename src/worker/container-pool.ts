@@ -1,7 +1,10 @@
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
+import { withDeadline } from '../shared/deadline.js';
 import { toError } from '../shared/errors.js';
+
+const CREATE_TIMEOUT_MS = 120_000;
 import type { WorkerEventMap } from './worker-events.js';
 
 /** Caps concurrent work (container creations), so dockerd is never flooded. */
@@ -47,7 +50,11 @@ export class ContainerPool {
   async create(): Promise<string> {
     return this.sem.use(async () => {
       try {
-        const id = await this.driver.create(this.spec);
+        const creating = this.driver.create(this.spec);
+        const id = await withDeadline(creating, CREATE_TIMEOUT_MS, () => {
+          creating.then((late) => this.driver.remove(late)).catch(() => undefined); // created after the deadline: not ours any more
+          return new Error(`creating a container took longer than ${CREATE_TIMEOUT_MS / 1000} s (is dockerd overloaded?)`);
+        });
         this.created++;
         this.events?.emit('container:created', { containerId: id });
         return id;

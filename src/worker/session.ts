@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
 import { BoundedCapture, MarkerScanner, captureOf, parseEndLine, type Capture } from './frame-parser.js';
 import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, encodeCommand, supervisorArgv } from './supervisor-script.js';
+import { withDeadline } from '../shared/deadline.js';
 import { SlotqError, toError } from '../shared/errors.js';
 
 export interface RunRequest {
@@ -76,18 +77,22 @@ export class SupervisorSession {
 
   /** Starts a supervisor in the container and waits until it says READY. */
   static async open(driver: ContainerDriver, containerId: string, log: Logger): Promise<SupervisorSession> {
-    const proc = await driver.attach(containerId, supervisorArgv(CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES));
-    const session = new SupervisorSession(driver, containerId, proc, log);
+    const attaching = driver.attach(containerId, supervisorArgv(CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES));
+    const proc = await withDeadline(attaching, READY_TIMEOUT_MS, () => {
+      attaching.then((late) => late.close(), () => undefined); // an attach that arrives after the deadline
+      return new Error(`attaching to the container took longer than ${READY_TIMEOUT_MS} ms (is dockerd overloaded?)`);
+    });
+    const opened = new SupervisorSession(driver, containerId, proc, log);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`executor session did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      session.onReady = () => (clearTimeout(timer), resolve());
-      session.onStartFailure = (reason) => (clearTimeout(timer), reject(new Error(`executor session failed to start: ${reason}`)));
+      opened.onReady = () => (clearTimeout(timer), resolve());
+      opened.onStartFailure = (reason) => (clearTimeout(timer), reject(new Error(`executor session failed to start: ${reason}`)));
     }).catch((err: unknown) => {
       proc.close();
       throw err;
     });
-    session.onStartFailure = undefined;
-    return session;
+    opened.onStartFailure = undefined;
+    return opened;
   }
 
   get alive(): boolean {

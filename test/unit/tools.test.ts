@@ -61,7 +61,7 @@ describe('parseCall', () => {
     ['bash', {}, 'command'],
     ['bash', { command: '' }, 'command'],
     ['bash', { command: 'echo\0x' }, 'command'],
-    ['bash', { command: 'true', timeout: -1 }, 'timeout'],
+    ['bash', { command: 'true', timeout: Number.NaN }, 'timeout'],
     ['bash', { command: 'true', timeout: '5' }, 'timeout'],
     ['bash_stateful', { command: null }, 'command'],
     ['read_file', {}, 'path'],
