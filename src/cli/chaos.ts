@@ -64,7 +64,7 @@ export function chaosNotes(rows: readonly ChaosRow[]): string {
     lines.push(`${r.scenario}:`);
     if (r.error) lines.push(`  ERROR: ${r.error}`);
     for (const n of r.notes) lines.push(`  - ${n}`);
-    for (const m of r.rss ?? []) lines.push(`  - RSS ${m.process}: start ${mb(m.startKb)}, end ${mb(m.endKb)}, max ${mb(m.maxKb)} (${m.samples} samples)`);
+    for (const m of r.rss ?? []) lines.push(`  - RSS ${m.process}: start ${mb(m.startKb)}, then ${m.quartersKb.map(mb).join(' / ')} at 1/4, 1/2, 3/4 of its life, end ${mb(m.endKb)}, max ${mb(m.maxKb)} (${m.samples} samples)`);
   }
   return lines.join('\n');
 }

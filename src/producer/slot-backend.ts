@@ -82,8 +82,8 @@ export class SlotBackend implements ToolBackend {
     this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log);
     this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
     this.inbox.start();
-    this.timers.push(setInterval(() => void this.leases?.renew(), Math.max(500, Math.round(this.config.leaseTtlMs / 3))));
-    this.timers.push(setInterval(() => void this.watchdog(), WATCHDOG_MS));
+    this.timers.push(every(Math.max(500, Math.round(this.config.leaseTtlMs / 3)), () => this.leases?.renew() ?? Promise.resolve()));
+    this.timers.push(every(WATCHDOG_MS, () => this.watchdog()));
     this.started = true;
   }
 
@@ -244,6 +244,16 @@ export class SlotBackend implements ToolBackend {
     this.queues.clear();
     this.redis?.disconnect();
   }
+}
+
+/** Runs fn every ms, never two at a time (while Redis is slow, rounds would otherwise pile up). */
+function every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    running = true;
+    fn().finally(() => (running = false)).catch(() => undefined);
+  }, ms);
 }
 
 const clamp = (s: number): number => Math.min(3600, Math.max(1, s));

@@ -51,6 +51,7 @@ export class SlotWorker {
   private pool: ContainerPool | undefined;
   private timers: NodeJS.Timeout[] = [];
   private lastSweepMs = Date.now();
+  private ticking = false;
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   readonly stats = { calls: 0, failures: 0 };
   /** `call:done`, `container:created`, `container:failed` (see worker-events.ts). */
@@ -149,7 +150,9 @@ export class SlotWorker {
 
   /** Heartbeat, lease reaping, broken-slot replacement. Never throws. */
   private async tick(): Promise<void> {
-    if (!this.registry || this.state === 'idle' || this.state === 'stopped') return;
+    // One tick at a time: while Redis is away ticks would pile up and each would resync on its return.
+    if (!this.registry || this.ticking || this.state === 'idle' || this.state === 'stopped') return;
+    this.ticking = true;
     try {
       const alive = await this.registry.heartbeat(this.workerId, this.heartbeatTtlMs);
       // While starting or draining only the heartbeat runs: calls in flight must not look like a dead worker's.
@@ -170,6 +173,8 @@ export class SlotWorker {
       await this.metrics.publish(this.redis!, this.keys.workerStats(this.workerId), this.heartbeatTtlMs * 2, [...this.slots.values()].filter((s) => s.brokenReason !== undefined).length);
     } catch (err) {
       this.log.warn({ err: toError(err).message }, 'heartbeat failed');
+    } finally {
+      this.ticking = false;
     }
   }
 

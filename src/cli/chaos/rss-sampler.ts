@@ -1,17 +1,10 @@
 import type { ManagedProcess } from './managed-process.js';
 import type { RssReport } from './scenario.js';
 
-interface Series {
-  samples: number;
-  startKb: number;
-  endKb: number;
-  maxKb: number;
-}
-
 /** Samples the resident memory of processes (`ps -o rss=`) and of this process, every intervalMs. */
 export class RssSampler {
   private readonly procs = new Set<ManagedProcess>();
-  private readonly series = new Map<string, Series>();
+  private readonly series = new Map<string, number[]>();
   private timer: NodeJS.Timeout | undefined;
   private sampling: Promise<void> = Promise.resolve();
 
@@ -33,8 +26,8 @@ export class RssSampler {
 
   private record(name: string, kb: number): void {
     const s = this.series.get(name);
-    if (!s) this.series.set(name, { samples: 1, startKb: kb, endKb: kb, maxKb: kb });
-    else Object.assign(s, { samples: s.samples + 1, endKb: kb, maxKb: Math.max(s.maxKb, kb) });
+    if (s) s.push(kb);
+    else this.series.set(name, [kb]);
   }
 
   private async sample(): Promise<void> {
@@ -50,6 +43,12 @@ export class RssSampler {
   async stop(): Promise<RssReport[]> {
     clearInterval(this.timer);
     await this.sampling;
-    return [...this.series].map(([process, s]) => ({ process, ...s }));
+    return [...this.series].map(([process, kb]) => report(process, kb));
   }
+}
+
+/** Start, end, max, and the samples at a quarter, half and three quarters of the process's sampled life. */
+function report(process: string, kb: number[]): RssReport {
+  const at = (f: number): number => kb[Math.min(kb.length - 1, Math.floor(f * kb.length))]!;
+  return { process, samples: kb.length, startKb: kb[0]!, endKb: kb.at(-1)!, maxKb: Math.max(...kb), quartersKb: [at(0.25), at(0.5), at(0.75)] };
 }

@@ -48,6 +48,8 @@ export interface RssReport {
   startKb: number;
   endKb: number;
   maxKb: number;
+  /** The samples at 25 %, 50 % and 75 % of the process's sampled life. */
+  quartersKb: [number, number, number];
 }
 
 export interface ScenarioOptions {
@@ -80,6 +82,7 @@ export class Scenario {
   private readonly procs: ManagedProcess[] = [];
   private readonly backends: SlotBackend[] = [];
   private workerSeq = 0;
+  private readonly failedStarts: Array<[workerId: string, output: string]> = [];
 
   constructor(
     readonly name: string,
@@ -115,18 +118,11 @@ export class Scenario {
         this.procs.push(proc);
         return { workerId, proc, slots, env };
       } catch (err) {
-        const why = /"msg":"worker failed to start"/.test(toError(err).message) ? (/"err":"([^"]*)"/.exec(toError(err).message)?.[1] ?? '') : toError(err).message.slice(0, 200);
-        this.notes.push(`worker ${workerId} failed to start (attempt ${attempt}): ${why}`);
+        this.notes.push(`worker ${workerId} failed to start (attempt ${attempt}): ${startFailure(toError(err).message)}`);
+        this.failedStarts.push([workerId, toError(err).message]);
         if (attempt >= START_ATTEMPTS) throw err;
       }
     }
-  }
-
-  /** kill -9 a worker process and start a new one in its place (a new worker ID, same settings). */
-  async restartWorker(w: WorkerHandle): Promise<{ killedAtMs: number; next: WorkerHandle }> {
-    await w.proc.kill();
-    const killedAtMs = Date.now();
-    return { killedAtMs, next: await this.startWorker(w.slots, w.env) };
   }
 
   /** Starts some other child process of the scenario (e.g. a producer to kill). */
@@ -191,7 +187,9 @@ export class Scenario {
     const dir = process.env['SLOTQ_CHAOS_LOG_DIR'];
     if (!dir) return;
     await mkdir(dir, { recursive: true });
-    for (const p of this.procs) await writeFile(join(dir, `${p.name.replace(/[^A-Za-z0-9_.-]+/g, '_')}.log`), p.output());
+    const file = (name: string): string => join(dir, `${name.replace(/[^A-Za-z0-9_.-]+/g, '_')}.log`);
+    for (const p of this.procs) await writeFile(file(p.name), p.output());
+    for (const [workerId, output] of this.failedStarts) await writeFile(file(`worker ${workerId} failed start`), output);
   }
 
   row(leaked: number, error: string | undefined): ChaosRow {
@@ -207,6 +205,9 @@ export class Scenario {
     return row;
   }
 }
+
+/** The reason a worker gave for not starting (its "worker failed to start" log line), else the start of the message. */
+const startFailure = (message: string): string => /"msg":"worker failed to start"/.test(message) ? (/"err":"([^"]*)"/.exec(message)?.[1] ?? '') : message.slice(0, 200);
 
 /** Runs one scenario body, always stops what it started, and turns the outcome into a table row. */
 export async function runScenario(name: string, key: string, opts: ScenarioOptions, body: (s: Scenario) => Promise<void>): Promise<ChaosRow> {

@@ -23,26 +23,11 @@ export class Trajectory {
     return this.current;
   }
 
-  /**
-   * The held slot, acquired when there is none. NO_SLOT counts as retried; gives up after MAX_NO_SLOT in a row.
-   * An acquire() that has not returned by its timeout + workerLostMs + 30 s is hung and lost: it is abandoned
-   * and the trajectory acquires again under a new ID.
-   */
+  /** The held slot, acquired when there is none. NO_SLOT counts as retried; gives up after MAX_NO_SLOT in a row. */
   async ensureSlot(): Promise<Slot> {
     for (let misses = 0; !this.current; ) {
-      const trajectoryId = `${this.id}-a${this.attempt}`;
-      const hungMs = this.acquireTimeoutMs + this.env.workerLostMs + 30_000;
-      const got = await within(
-        this.env.backend.acquire(trajectoryId, { timeoutMs: this.acquireTimeoutMs }).then(
-          (slot) => slot,
-          (err: unknown) => toError(err),
-        ),
-        hungMs,
-      );
-      if (got === 'late') {
-        this.env.rec.hung++;
-        this.env.rec.lost++;
-        this.env.rec.note(`lost: acquire('${trajectoryId}', { timeoutMs: ${this.acquireTimeoutMs} }) never returned (abandoned after ${hungMs} ms)`);
+      const got = await acquireWithDeadline(this.env, `${this.id}-a${this.attempt}`, this.acquireTimeoutMs);
+      if (got === 'lost') {
         this.attempt++;
       } else if (got instanceof Error) {
         if (!(got instanceof SlotqError) || got.code !== 'NO_SLOT' || ++misses >= MAX_NO_SLOT) throw got;
@@ -88,4 +73,22 @@ export class Trajectory {
     if (!slot) return;
     await this.env.backend.release(slot, { resetWorkspace: true }).catch((err: unknown) => this.env.rec.note(`release of ${slot.slotId} failed: ${toError(err).message}`));
   }
+}
+
+/**
+ * acquire() with a deadline of its own: one that has not returned by its timeout + workerLostMs + 30 s is
+ * counted hung and lost, and abandoned ('lost'). Errors (NO_SLOT, …) are returned, not thrown.
+ */
+export async function acquireWithDeadline(env: CallEnv, trajectoryId: string, timeoutMs: number): Promise<Slot | Error | 'lost'> {
+  const hungMs = timeoutMs + env.workerLostMs + 30_000;
+  const pending = env.backend.acquire(trajectoryId, { timeoutMs }).then(
+    (slot) => slot,
+    (err: unknown) => toError(err),
+  );
+  const got = await within(pending, hungMs);
+  if (got !== 'late') return got;
+  env.rec.hung++;
+  env.rec.lost++;
+  env.rec.note(`lost: acquire('${trajectoryId}', { timeoutMs: ${timeoutMs} }) never returned (abandoned after ${hungMs} ms)`);
+  return 'lost';
 }
