@@ -6,16 +6,16 @@ import type { Logger } from 'pino';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { SlotqError, codeOf, toError } from '../shared/errors.js';
 import { newWorkerId } from '../shared/ids.js';
-import { LABELS, keysFor, type Keys } from '../shared/keys.js';
+import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import { describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
-import type { ContainerDriver, ContainerSpec } from './container-driver.js';
+import type { ContainerDriver } from './container-driver.js';
 import { ContainerPool } from './container-pool.js';
 import { DockerDriver } from './docker-driver.js';
 import { SlotRuntime } from './slot-runtime.js';
-import { CONTAINER_MAIN_CMD } from './supervisor-script.js';
+import { slotContainerSpec } from './container-spec.js';
 import { executeCall, failure, type ArtifactIo } from './tools.js';
 import { replyResults } from './reply.js';
 import { failWaitingJobs, reapDeadWorkers, rejectInvalidPayload, type WorkerContext } from './housekeeping.js';
@@ -91,7 +91,7 @@ export class SlotWorker {
       await verifyRedis(this.redis, this.config.redisUrl);
       this.registry = new Registry(this.redis, this.keys);
       await reapDeadWorkers(this.ctx());
-      this.pool = new ContainerPool(this.driver, this.containerSpec(), this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
+      this.pool = new ContainerPool(this.driver, slotContainerSpec(this.config, this.workerId), this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       await this.registry.registerWorker(this.workerId, this.heartbeatTtlMs, this.info());
       // Heartbeat from here on: creating many containers can take longer than the heartbeat's TTL.
       this.timers.push(setInterval(() => void this.tick(), Math.max(250, Math.round(this.heartbeatTtlMs / 4))));
@@ -121,31 +121,29 @@ export class SlotWorker {
     return { host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, startedAtMs: Date.now(), state: 'up' };
   }
 
-  private containerSpec(): ContainerSpec {
-    const c = this.config;
-    return {
-      image: c.image,
-      cmd: CONTAINER_MAIN_CMD,
-      network: c.network,
-      memoryMb: c.memoryMb,
-      // /run/slotq holds the executor's own state, apart from anything a command can fill.
-      tmpfsMb: { '/run/slotq': 32, ...(c.workspaceMb > 0 ? { '/workspace': c.workspaceMb } : {}), ...(c.tmpMb > 0 ? { '/tmp': c.tmpMb } : {}) },
-      cpus: c.cpus,
-      pids: c.pids,
-      labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: this.workerId, [LABELS.host]: hostname() },
-    };
-  }
-
+  /** Creates every slot; a slot that fails is retried on a new container. Waits for all before failing. */
   private async createSlots(): Promise<void> {
     const ids = Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`);
-    await Promise.all(
-      ids.map(async (slotId) => {
-        const containerId = await this.pool!.create();
-        const slot = new SlotRuntime(slotId, containerId, this.driver, this.log.child({ slotId }));
-        this.slots.set(slotId, slot);
-        await slot.openSession();
-      }),
-    );
+    const settled = await Promise.allSettled(ids.map((slotId) => this.createSlot(slotId)));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new Error(`could not bring up every slot: ${toError(failed.reason).message}`, { cause: failed.reason });
+  }
+
+  private async createSlot(slotId: string, attempts = 3): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const containerId = await this.pool!.create();
+      const slot = new SlotRuntime(slotId, containerId, this.driver, this.log.child({ slotId }));
+      this.slots.set(slotId, slot); // registered before the session opens, so stop() removes it either way
+      try {
+        return await slot.openSession();
+      } catch (err) {
+        slot.close();
+        await this.driver.remove(containerId);
+        this.slots.delete(slotId);
+        if (attempt >= attempts) throw err;
+        this.log.warn({ slotId, attempt, err: toError(err).message }, 'slot did not come up; retrying on a new container');
+      }
+    }
   }
 
   /** Heartbeat, lease reaping, broken-slot replacement. Never throws. */
