@@ -52,6 +52,7 @@ export class SlotWorker {
   private timers: NodeJS.Timeout[] = [];
   private lastSweepMs = Date.now();
   private ticking = false;
+  private readonly removals = new Set<Promise<void>>();
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   readonly stats = { calls: 0, failures: 0 };
   /** `call:done`, `container:created`, `container:failed` (see worker-events.ts). */
@@ -273,11 +274,20 @@ export class SlotWorker {
         slot.brokenReason = `reset failed: ${toError(err).message}`;
         return;
       } finally {
-        void this.driver.remove(old).catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'removing an old container failed'));
+        this.removeLater(old);
       }
       slot.workspaceLost = false;
       if (this.state === 'running') await this.registry!.addSlot(slotId, this.workerId, slot.containerId);
     });
+  }
+
+  /** Removes a container off the slot's path; stop() waits for these removals. */
+  private removeLater(containerId: string): void {
+    const p: Promise<void> = this.driver
+      .remove(containerId)
+      .catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'removing an old container failed'))
+      .finally(() => this.removals.delete(p));
+    this.removals.add(p);
   }
 
   /** Replaces a dead container; the slot stays leased to its holder, whose next call is told. */
@@ -321,6 +331,7 @@ export class SlotWorker {
     for (const slot of this.slots.values()) slot.close();
     await Promise.all([...this.slots.values()].map((s) => this.driver.remove(s.containerId).catch(() => undefined)));
     await this.pool?.close().catch(() => undefined);
+    await Promise.all([...this.removals]);
     if (this.registry) await this.registry.unregisterWorker(this.workerId).catch(() => undefined);
     await this.bull?.disconnect().catch(() => undefined);
     this.redis?.disconnect();

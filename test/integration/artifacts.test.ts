@@ -209,7 +209,8 @@ describe('artifact helpers: round trips through a live worker', () => {
     const { b, s } = await setup();
     await expect(b.readArtifact({ slotId: 'x' } as unknown as Slot, 'a')).rejects.toBeInstanceOf(InvalidArgsError);
     expect(await b.readArtifact(s, 42 as unknown as string)).toMatchObject({ success: false, code: 'INVALID_ARGS' });
-    expect(await b.listArtifacts(s, '.', { timeoutS: -1 })).toMatchObject({ success: false, code: 'INVALID_ARGS' });
+    expect(await b.listArtifacts(s, '.', { timeoutS: -1 })).toMatchObject({ success: true }); // timeouts are clamped to 1..3600 (contract §4)
+    expect(await b.listArtifacts(s, '.', { timeoutS: Number.NaN })).toMatchObject({ success: false, code: 'INVALID_ARGS' });
     await b.stop();
     await expect(b.listArtifacts(s)).rejects.toBeInstanceOf(BackendStoppedError);
   });
