@@ -1,5 +1,6 @@
 /**
- * Lua for the slot registry. Every script gets the hash-tagged root as ARGV[1] and builds its keys
+ * Lua for the slot registry. Every script declares one key ({prefix}:workers, for Cluster routing), gets
+ * the hash-tagged root as ARGV[1] and builds its keys
  * with the same layout as keys.ts. Scripts are atomic, so affinity, FIFO waiters and leases never race.
  *
  * Slot hash fields: workerId, containerId, state (free|held|resetting), trajectoryId, owner, leaseId,

@@ -20,11 +20,13 @@ export class Registry {
     readonly keys: Keys,
   ) {
     for (const [name, lua] of Object.entries(REGISTRY_SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+      // One declared key routes the script to the node that owns the hash-tagged slot; every key the
+      // scripts touch is under the same {prefix} tag, so a Redis Cluster keeps them on that node.
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 1, lua });
     }
     const r = redis as unknown as Record<ScriptName, Runner>;
     this.run = Object.fromEntries(
-      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (...a: Array<string | number>) => r[n as ScriptName].call(redis, keys.root, ...a)]),
+      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (...a: Array<string | number>) => r[n as ScriptName].call(redis, keys.workers, keys.root, ...a)]),
     ) as Record<ScriptName, Runner>;
   }
 
