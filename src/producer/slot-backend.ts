@@ -8,7 +8,7 @@ import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
-import { slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
+import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
   ArchiveArtifactsOptions,
   ArchiveArtifactsResult,
@@ -115,7 +115,7 @@ export class SlotBackend implements ToolBackend {
     if (!Array.isArray(requests)) throw new InvalidArgsError('executeBatch expects an array of [slot, tool, args] tuples');
     if (requests.length === 0) return [];
     const batchId = `${this.producerId}-${this.runId}-${++this.batchSeq}`;
-    const defaultTimeoutS = clamp(opts.timeoutS ?? this.config.defaultTimeoutS);
+    const defaultTimeoutS = clampTimeoutS(opts.timeoutS ?? this.config.defaultTimeoutS);
     const byWorker = new Map<string, JobItem[]>();
     requests.forEach((req, index) => {
       if (!Array.isArray(req) || req.length < 2) throw new InvalidArgsError(`executeBatch request ${index} is not a [slot, tool, args] tuple`);
@@ -256,13 +256,12 @@ function every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {
   }, ms);
 }
 
-const clamp = (s: number): number => Math.min(3600, Math.max(1, s));
 
 /** Per slot the calls run one after another, so the job's deadline is the slowest slot's sum of timeouts. */
 function deadlineMs(items: JobItem[]): number {
   const perSlot = new Map<string, number>();
   for (const it of items) {
-    const t = typeof it.args['timeout'] === 'number' ? clamp(it.args['timeout']) : it.timeoutS;
+    const t = typeof it.args['timeout'] === 'number' ? clampTimeoutS(it.args['timeout']) : it.timeoutS;
     perSlot.set(it.slotId, (perSlot.get(it.slotId) ?? 0) + t * 1000 + 1000);
   }
   return Math.max(...perSlot.values()) + DEADLINE_SLACK_MS;

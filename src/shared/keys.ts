@@ -53,6 +53,5 @@ export const LABELS = {
   managed: 'org.slotq.managed',
   prefix: 'org.slotq.prefix',
   worker: 'org.slotq.worker',
-  slot: 'org.slotq.slot',
   host: 'org.slotq.host',
 } as const;

@@ -14,7 +14,6 @@ export class SlotRuntime {
   brokenReason: string | undefined;
   /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
   workspaceLost = false;
-  busy = false;
 
   constructor(
     readonly slotId: string,
@@ -25,14 +24,7 @@ export class SlotRuntime {
 
   /** Runs fn after everything enqueued before it (FIFO), whatever those did. */
   enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(async () => {
-      this.busy = true;
-      try {
-        return await fn();
-      } finally {
-        this.busy = false;
-      }
-    });
+    const next = this.chain.then(fn);
     this.chain = next.catch(() => undefined);
     return next;
   }

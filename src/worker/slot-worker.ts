@@ -54,7 +54,6 @@ export class SlotWorker {
   private ticking = false;
   private readonly removals = new Set<Promise<void>>();
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
-  readonly stats = { calls: 0, failures: 0 };
   /** `call:done`, `container:created`, `container:failed` (see worker-events.ts). */
   readonly events = new EventEmitter<WorkerEventMap>();
   private readonly metrics = new WorkerMetrics(this.events);
@@ -231,7 +230,6 @@ export class SlotWorker {
   }
 
   private async runOne(slot: SlotRuntime, item: JobItem, log: Logger): Promise<ExecutionResult> {
-    this.stats.calls++;
     const startedMs = performance.now();
     let result: ExecutionResult;
     if (slot.workspaceLost) {
@@ -248,7 +246,6 @@ export class SlotWorker {
         if (code === 'SLOT_BROKEN') await this.replaceBroken(slot);
       }
     }
-    if (!result.success) this.stats.failures++;
     this.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });
     log.debug({ tool: item.tool, success: result.success, code: result.metadata.code, ms: result.metadata.durationMs }, 'call done');
     return result;
