@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { Capture } from './frame-parser.js';
 
 /** What a slot container is made from. */
 export interface ContainerSpec {
@@ -32,8 +33,11 @@ export interface AttachedProcess {
 
 export interface ExecOutput {
   exitCode: number;
+  /** The whole stream, or its head and tail when capBytes was given and exceeded (see the captures). */
   stdout: Buffer;
   stderr: Buffer;
+  stdoutCapture: Capture;
+  stderrCapture: Capture;
 }
 
 /** The worker's only port to Docker. */
@@ -48,5 +52,6 @@ export interface ContainerDriver {
   listManaged(labelFilters: string[]): Promise<ManagedContainer[]>;
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
   /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */
-  exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number }): Promise<ExecOutput>;
+  /** capBytes: keep only the first and last capBytes of each stream (bounded memory). */
+  exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number; capBytes?: number }): Promise<ExecOutput>;
 }

@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
 import type { AttachedProcess, ContainerDriver, ContainerSpec, ExecOutput, ManagedContainer } from './container-driver.js';
 import { SlotBrokenError } from '../shared/errors.js';
+import { BoundedCapture } from './frame-parser.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
@@ -121,11 +122,12 @@ export class DockerDriver implements ContainerDriver {
     return { stdin: stream, stdout, stderr, close: () => stream.destroy() };
   }
 
-  async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number } = {}): Promise<ExecOutput> {
+  async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number; capBytes?: number } = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
     const stream: Duplex = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
+    const [headCap, tailCap] = opts.capBytes === undefined ? [Number.MAX_SAFE_INTEGER, 0] : [opts.capBytes, opts.capBytes];
+    const out = new BoundedCapture(headCap, tailCap);
+    const err = new BoundedCapture(headCap, tailCap);
     const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
     const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b));
     this.docker.modem.demuxStream(stream, stdout, stderr);
@@ -140,7 +142,8 @@ export class DockerDriver implements ContainerDriver {
       stream.on('error', (e: Error) => (clearTimeout(timer), reject(e)));
     });
     const info = await exec.inspect();
-    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+    const [o, e] = [out.result(), err.result()];
+    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat([o.head, o.tail]), stderr: Buffer.concat([e.head, e.tail]), stdoutCapture: o, stderrCapture: e };
   }
 
   private async getContainerExec(id: string, argv: string[], stdin: boolean): Promise<Docker.Exec> {

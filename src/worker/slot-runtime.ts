@@ -2,6 +2,10 @@ import type { Logger } from 'pino';
 import type { ContainerDriver } from './container-driver.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from './session.js';
 import { SlotBrokenError, toError } from '../shared/errors.js';
+import { CAPTURE_HEAD_BYTES } from './supervisor-script.js';
+
+/** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
+const ONE_SHOT_SLACK_MS = 10_000;
 
 /**
  * One slot inside a worker: its container, its executor session, and a FIFO of calls.
@@ -54,14 +58,19 @@ export class SlotRuntime {
     }
   }
 
-  /** Fallback: the same supervisor in one-shot mode, on its own exec. */
+  /**
+   * Fallback when no session can start: one plain `docker exec` per call. `timeout` kills the call's
+   * process group (it runs the command in a group of its own), output is capped like a session's. There is
+   * no persistent shell here, so a stateful call runs like a stateless one.
+   */
   private async runOneShot(req: RunRequest): Promise<RunResult> {
-    const once = await SupervisorSession.open(this.driver, this.containerId, this.log);
-    try {
-      return await once.run(req);
-    } finally {
-      once.close();
-    }
+    const t0 = performance.now();
+    const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
+    const argv = ['timeout', '-s', 'KILL', String(timeoutS), 'sh', '-c', req.command];
+    const out = await this.driver.exec(this.containerId, argv, { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
+    const durationMs = Math.round(performance.now() - t0);
+    const timedOut = out.exitCode === 137 && durationMs >= req.timeoutMs;
+    return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };
   }
 
   /** Throws SLOT_BROKEN when the container is dead. Docker may report a dying container as running for a moment. */
