@@ -23,6 +23,18 @@ const fields = {
   workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
   warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },
   maxConcurrentCreates: { env: 'SLOTQ_MAX_CONCURRENT_CREATES', schema: intIn(1, 64).default(4) },
+  /** Who commands run as: a name or uid[:gid]; unset means the image's own Config.User (root when it has none). */
+  user: { env: 'SLOTQ_USER', schema: z.string().regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid, optionally :group or :gid').optional() },
+  /** missing: pull only when the image is not on the engine; always: pull at every start; never: fail when missing. */
+  pull: { env: 'SLOTQ_PULL', schema: z.enum(['missing', 'always', 'never']).default('missing') },
+  /** Mount the image's root filesystem read-only (/workspace, /tmp and HOME stay writable). */
+  readOnlyRootfs: { env: 'SLOTQ_READ_ONLY_ROOTFS', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
+  /** `slotq gateway` (HTTP/JSON front for other languages): port, address, bearer token, session TTL, body cap. */
+  gatewayPort: { env: 'SLOTQ_GATEWAY_PORT', schema: intIn(0, 65535).default(9001) },
+  gatewayHost: { env: 'SLOTQ_GATEWAY_HOST', schema: z.string().min(1).default('127.0.0.1') },
+  gatewayToken: { env: 'SLOTQ_GATEWAY_TOKEN', schema: z.string().min(16, 'use at least 16 characters').optional() },
+  gatewaySessionTtlS: { env: 'SLOTQ_GATEWAY_SESSION_TTL_S', schema: z.coerce.number().min(1).max(86_400).default(60) },
+  gatewayMaxBodyBytes: { env: 'SLOTQ_GATEWAY_MAX_BODY_BYTES', schema: intIn(1024, 1_073_741_824).default(32 * 1024 * 1024) },
 } as const;
 
 type Fields = typeof fields;
