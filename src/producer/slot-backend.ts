@@ -33,6 +33,8 @@ const JOB_OPTS = { removeOnComplete: { age: 300, count: 100 }, removeOnFail: { a
 /** Slack on top of the call timeouts before a job is given up (queueing, container start). */
 const DEADLINE_SLACK_MS = 60_000;
 const WATCHDOG_MS = 1000;
+/** A worker's queue unused this long is closed once the worker is gone (workers come and go for days). */
+const QUEUE_IDLE_MS = 5000;
 
 /**
  * The producer side of slotq: acquires slots (affinity, FIFO waiters, leases), sends tool calls to the
@@ -46,7 +48,7 @@ export class SlotBackend implements ToolBackend {
   private redis: Redis | undefined;
   private registry: Registry | undefined;
   private inbox: Inbox | undefined;
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues = new Map<string, { queue: Queue; usedAtMs: number }>();
   private readonly pending = new PendingJobs();
   private leases: SlotLeases | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -184,11 +186,33 @@ export class SlotBackend implements ToolBackend {
   private queueFor(workerId: string): Queue {
     let q = this.queues.get(workerId);
     if (!q) {
-      q = new Queue(this.keys.queueName(workerId), { connection: this.redis!, prefix: this.keys.root });
-      q.on('error', (err) => this.log.warn({ err: err.message, workerId }, 'queue error'));
+      const queue = new Queue(this.keys.queueName(workerId), { connection: this.redis!, prefix: this.keys.root });
+      queue.on('error', (err) => this.log.warn({ err: err.message, workerId }, 'queue error'));
+      q = { queue, usedAtMs: 0 };
       this.queues.set(workerId, q);
     }
-    return q;
+    q.usedAtMs = Date.now();
+    return q.queue;
+  }
+
+  /** How many worker queues this backend holds open (bounded by the live workers it talks to). */
+  get openQueues(): number {
+    return this.queues.size;
+  }
+
+  /** Closes the queues of workers that are gone, once nothing of ours waits on them. */
+  private async pruneQueues(): Promise<void> {
+    const busy = this.pending.workers();
+    const idleSince = Date.now() - QUEUE_IDLE_MS;
+    const stale = (workerId: string): boolean => !busy.has(workerId) && (this.queues.get(workerId)?.usedAtMs ?? Infinity) < idleSince;
+    for (const workerId of [...this.queues.keys()].filter(stale)) {
+      if (!this.registry || (await this.registry.workerAlive(workerId))) continue;
+      const q = this.queues.get(workerId);
+      if (!q || !stale(workerId)) continue; // used again while we asked Redis
+      this.queues.delete(workerId);
+      await q.queue.close().catch(() => undefined);
+      this.log.debug({ workerId }, 'closed the queue of a worker that left');
+    }
   }
 
   private onInbox(msg: InboxMessage): void {
@@ -201,6 +225,7 @@ export class SlotBackend implements ToolBackend {
 
   /** Fails calls whose worker died or whose deadline passed; nothing waits forever. */
   private async watchdog(): Promise<void> {
+    await this.pruneQueues().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'pruning worker queues failed'));
     if (this.pending.size === 0 || !this.registry) return;
     const now = Date.now();
     this.pending.failWhere((j) => j.deadlineMs < now, 'WORKER_LOST', () => 'No result before the call deadline: the worker is stuck or lost the job; retry the call');
@@ -229,6 +254,11 @@ export class SlotBackend implements ToolBackend {
     });
   }
 
+  /** Acquires waiting in this process for a slot grant. */
+  get waitingAcquires(): number {
+    return this.leases?.waiterCount ?? 0;
+  }
+
   /** Releases every slot this backend holds (with reset); purge also drops this producer's keys. */
   async stop(opts: { purge?: boolean } = {}): Promise<void> {
     if (!this.started) return;
@@ -240,7 +270,7 @@ export class SlotBackend implements ToolBackend {
     await this.leases?.cancelAll(new BackendStoppedError('SlotBackend.stop() was called while this acquire was waiting'));
     await this.inbox?.stop();
     if (opts.purge) await this.redis?.del(this.keys.inbox(this.producerId)).catch(() => undefined);
-    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await Promise.all([...this.queues.values()].map((q) => q.queue.close().catch(() => undefined)));
     this.queues.clear();
     this.redis?.disconnect();
   }

@@ -53,24 +53,35 @@ export class SlotLeases {
     const waiterId = `${this.producerId}-${randomId(6)}`;
     const granted = new Promise<Slot>((resolve, reject) => this.waiters.set(waiterId, { resolve, reject }));
     granted.catch(() => undefined); // observed below, or rejected by cancelAll after a timeout
-    const rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
-    let slot: Slot;
-    if (rec) {
+    try {
+      const slot = await this.acquireAs(waiterId, granted, trajectoryId, timeoutMs);
+      this.held.set(trajectoryId, slot);
+      return slot;
+    } finally {
+      // Whatever happened (slot, timeout, Redis error), this waiter is done: nothing stays behind.
       this.waiters.delete(waiterId);
-      slot = toSlot(rec);
-    } else {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
-      const first = await Promise.race([granted, timedOut]).finally(() => clearTimeout(timer));
-      if (first === 'timeout' && (await this.registry.cancelWaiter(waiterId))) {
-        this.waiters.delete(waiterId);
-        throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
-      }
-      // On a timeout that lost the race to a grant, the grant is already in the inbox: a short bounded wait.
-      slot = first === 'timeout' ? await withDeadline(granted, GRANT_IN_FLIGHT_MS, () => new SlotUnavailableError(`No slot within ${timeoutMs} ms for trajectory ${trajectoryId}, and a grant that raced the timeout never arrived`)) : first;
     }
-    this.held.set(trajectoryId, slot);
-    return slot;
+  }
+
+  private async acquireAs(waiterId: string, granted: Promise<Slot>, trajectoryId: string, timeoutMs: number): Promise<Slot> {
+    let rec: SlotRecord | null;
+    try {
+      rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
+    } catch (err) {
+      // The script may have queued the waiter before its reply was lost: withdraw it.
+      await this.registry.cancelWaiter(waiterId).catch(() => undefined);
+      throw err;
+    }
+    if (rec) return toSlot(rec);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+    const first = await Promise.race([granted, timedOut]).finally(() => clearTimeout(timer));
+    if (first !== 'timeout') return first;
+    if (await this.registry.cancelWaiter(waiterId)) {
+      throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
+    }
+    // A timeout that lost the race to a grant: the grant is already in the inbox, so a short bounded wait.
+    return withDeadline(granted, GRANT_IN_FLIGHT_MS, () => new SlotUnavailableError(`No slot within ${timeoutMs} ms for trajectory ${trajectoryId}, and a grant that raced the timeout never arrived`));
   }
 
   /** A slot granted to one of our waiters (pushed to the inbox by the registry). */
@@ -88,6 +99,11 @@ export class SlotLeases {
 
   forget(slot: Slot): void {
     if (this.held.get(slot.trajectoryId)?.leaseId === slot.leaseId) this.held.delete(slot.trajectoryId);
+  }
+
+  /** Acquires waiting for a grant in this process (bounded: each one ends with a slot, a timeout or an error). */
+  get waiterCount(): number {
+    return this.waiters.size;
   }
 
   heldSlots(): Slot[] {
