@@ -2,11 +2,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const layer = (from, forbidden) => ({
-  files: [`src/${from}/**/*.ts`],
-  rules: {
-    'no-restricted-imports': ['error', { patterns: forbidden.map((f) => ({ group: [`**/${f}/**`, `../${f}/*`], message: `src/${from} must not import src/${f} (folders are roles)` })) }],
-  },
+/** Only src/worker/docker-driver.ts imports dockerode: everything else (tools and tests too) goes through the ContainerDriver port. */
+const NO_DOCKERODE = { group: ['dockerode'], message: 'only src/worker/docker-driver.ts imports dockerode: use the ContainerDriver port (tools/testkit/docker.ts in tools and tests)' };
+/** The package never imports the repository's tools (bench, chaos, testkit): they do not ship. */
+const NO_TOOLS = { group: ['**/tools/**'], message: 'src must not import tools/ (bench, chaos and testkit do not ship)' };
+const folder = (from, f) => ({ group: [`**/${f}/**`, `../${f}/*`], message: `${from} must not import ${f} (folders are roles)` });
+/** `dir` must not import the folders in `forbidden`; extra patterns are added as they are. */
+const layer = (dir, forbidden, extra = [NO_DOCKERODE]) => ({
+  files: [`${dir}/**/*.ts`],
+  rules: { 'no-restricted-imports': ['error', { patterns: [...forbidden.map((f) => folder(dir, f)), ...extra] }] },
 });
 
 export default tseslint.config(
@@ -22,7 +26,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
-  layer('shared', ['producer', 'worker', 'cli']),
-  layer('producer', ['worker', 'cli']),
-  layer('worker', ['producer', 'cli']),
+  layer('src', [], [NO_DOCKERODE, NO_TOOLS]), // every src folder, including ones without rules of their own
+  layer('src/shared', ['producer', 'worker', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/producer', ['worker', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/worker', ['producer', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/cli', [], [NO_DOCKERODE, NO_TOOLS]),
+  // The container driver is the one dockerode importer (its other layering rules still hold).
+  { files: ['src/worker/docker-driver.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [folder('src/worker', 'producer'), folder('src/worker', 'cli'), NO_TOOLS] }] } },
+  // testkit is shared by the tests, the bench and chaos: it depends on neither tool.
+  layer('tools/testkit', ['bench', 'chaos']),
+  layer('tools/bench', ['chaos']),
+  layer('tools/chaos', ['bench']),
+  layer('test', []),
 );

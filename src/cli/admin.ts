@@ -1,9 +1,9 @@
-import Docker from 'dockerode';
 import Table from 'cli-table3';
 import type { SlotqConfig } from '../shared/config.js';
 import { LABELS, keysFor } from '../shared/keys.js';
 import { createRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
+import { DockerDriver } from '../worker/docker-driver.js';
 
 /** A table of workers and their slots, from the registry. */
 export async function statusTable(config: SlotqConfig): Promise<string> {
@@ -40,8 +40,8 @@ export async function purge(config: SlotqConfig): Promise<{ keys: number; contai
   } finally {
     redis.disconnect();
   }
-  const docker = new Docker();
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.prefix}=${config.prefix}`] } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  const docker = new DockerDriver();
+  const list = await docker.listManaged([`${LABELS.prefix}=${config.prefix}`]);
+  await Promise.all(list.map((c) => docker.remove(c.id).catch(() => undefined)));
   return { keys, containers: list.length };
 }

@@ -54,30 +54,6 @@ withCommon(program.command('demo'))
     process.exitCode = summary.failures === 0 ? 0 : 1;
   });
 
-withCommon(program.command('bench'))
-  .description('benchmark slotq end to end against plain docker exec; writes bench/results.json')
-  .option('--iterations <n>', 'one-at-a-time calls to time', '500')
-  .option('--out <file>', 'results file', 'bench/results.json')
-  .action(async (o: Opts) => {
-    const { runBench } = await import('./bench.js');
-    const config = configFrom(o);
-    const logger = loggerFor(o, String(o['logLevel'] ?? 'warn'), 'slotq-bench');
-    await runBench({ iterations: Number(o['iterations']), out: String(o['out']), logger, ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}) });
-  });
-
-withCommon(program.command('chaos'))
-  .description('fault scenarios and a soak with random faults; prints calls, lost, hung, leaked and recovery time per scenario')
-  .option('--soak-calls <n>', 'calls of the soak', '50000')
-  .option('--slots <n>', 'slots of the soak (over two worker processes)', '32')
-  .option('--seed <n>', 'seed of the soak fault plan (default random)')
-  .action(async (o: Opts) => {
-    const { runChaos } = await import('./chaos.js');
-    const config = configFrom(o);
-    const logger = loggerFor(o, String(o['logLevel'] ?? 'warn'), 'slotq-chaos');
-    const rows = await runChaos({ soakCalls: Number(o['soakCalls']), slots: Number(o['slots']), logger, ...(o['seed'] ? { seed: Number(o['seed']) } : {}), ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}) });
-    process.exitCode = rows.every((r) => r.lost === 0 && r.hung === 0 && r.leaked === 0 && !r.error) ? 0 : 1;
-  });
-
 withCommon(program.command('status'))
   .description('a table of workers and slots')
   .action(async (o: Opts) => {

@@ -1,4 +1,3 @@
-import Docker from 'dockerode';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
@@ -6,6 +5,7 @@ import { keysFor } from '../../src/shared/keys.js';
 import { Registry } from '../../src/shared/registry.js';
 import { startCliWorker, type CliWorker } from '../support/cli-worker.js';
 import { containersOf, harness, redisUrl, waitFor, type Harness } from '../support/harness.js';
+import { removeContainers } from '../../tools/testkit/docker.js';
 
 let h: Harness;
 let procs: CliWorker[] = [];
@@ -21,8 +21,7 @@ afterEach(async () => {
   procs = [];
   if (codes.some((c) => c !== 0)) {
     // A worker that had to be killed leaves containers behind: clear them so later tests start clean.
-    const docker = new Docker();
-    await Promise.all((await containersOf(h.prefix)).map((id) => docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
+    await removeContainers(await containersOf(h.prefix));
   }
   await h?.close();
 });

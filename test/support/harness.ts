@@ -1,13 +1,18 @@
-import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type SlotWorkerOptions } from '../../src/index.js';
 import { randomId } from '../../src/shared/ids.js';
-import { LABELS } from '../../src/shared/keys.js';
+import { containersOf, removeContainers } from '../../tools/testkit/docker.js';
+import { describeLeaks, findLeaks, isClean, keysUnder, processesSince } from '../../tools/testkit/leaks.js';
+import { waitUntil } from '../../tools/testkit/wait.js';
+
+export { containersOf } from '../../tools/testkit/docker.js';
 
 export const redisUrl = (): string => inject('redisUrl');
 export const uniquePrefix = (): string => `t${randomId(4)}`;
 const log = createLogger({ level: process.env['SLOTQ_TEST_LOG_LEVEL'] ?? 'silent' });
+/** How long close() lets leftovers go away by themselves (a killed worker's containers end a moment later). */
+const SETTLE_MS = 5000;
 
 export interface Harness {
   prefix: string;
@@ -16,6 +21,11 @@ export interface Harness {
   worker(opts?: SlotWorkerOptions): Promise<SlotWorker>;
   backend(opts?: SlotBackendOptions): Promise<SlotBackend>;
   redis(): Redis;
+  /**
+   * Stops backends (purge) and workers, then fails when the test left anything behind: slot containers
+   * with its prefix, Redis keys under its prefix that would never expire, or child processes started
+   * (through tools/testkit) since harness() that still run. Leftovers are removed before it throws.
+   */
   close(): Promise<void>;
 }
 
@@ -23,6 +33,7 @@ export interface Harness {
 export function harness(): Harness {
   const prefix = uniquePrefix();
   const conns: Redis[] = [];
+  const processes = processesSince();
   const h: Harness = {
     prefix,
     workers: [],
@@ -48,25 +59,29 @@ export function harness(): Harness {
       for (const b of h.backends) await b.stop({ purge: true });
       for (const w of h.workers) await w.stop();
       for (const r of conns) r.disconnect();
-      const left = await containersOf(prefix);
-      if (left.length) throw new Error(`leaked ${left.length} container(s) with prefix ${prefix}`);
+      const leaks = await findLeaks(redisUrl(), prefix, { settleMs: SETTLE_MS, persistentKeysOnly: true, processes });
+      if (isClean(leaks)) return;
+      await cleanUp(prefix, processes);
+      throw new Error(`test with prefix ${prefix} leaked: ${describeLeaks(leaks)}`);
     },
   };
   return h;
 }
 
-export async function containersOf(prefix: string, workerId?: string): Promise<string[]> {
-  const filters = [`${LABELS.prefix}=${prefix}`, ...(workerId ? [`${LABELS.worker}=${workerId}`] : [])];
-  const list = await new Docker().listContainers({ all: true, filters: { label: filters } });
-  return list.map((c) => c.Id);
+/** Removes whatever a leaking test left, so the next test starts clean. */
+async function cleanUp(prefix: string, processes: ReturnType<typeof processesSince>): Promise<void> {
+  for (const p of processes()) await p.kill();
+  await removeContainers(await containersOf(prefix));
+  const redis = new Redis(redisUrl());
+  try {
+    const keys = await keysUnder(redis, prefix);
+    if (keys.length) await redis.unlink(...keys);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Polls until fn returns true, or fails after timeoutMs. */
-export async function waitFor(fn: () => Promise<boolean> | boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+export function waitFor(fn: () => Promise<boolean> | boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  return waitUntil(fn, timeoutMs, what);
 }

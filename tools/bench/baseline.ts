@@ -1,19 +1,13 @@
-import type Docker from 'dockerode';
+import type { ContainerDriver } from '../../src/worker/container-driver.js';
 import { expectedOutput, round } from './stats.js';
 
-/** The comparison point: one plain `docker exec` per call through dockerode (exec, start, read to end, inspect). */
-export async function dockerExecOnce(docker: Docker, containerId: string, command: string): Promise<boolean> {
-  const exec = await docker.getContainer(containerId).exec({ Cmd: ['sh', '-c', command], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  const info = await exec.inspect();
-  // The stream is multiplexed (8-byte frame headers); the payload is all this check needs.
-  return info.ExitCode === 0 && Buffer.concat(chunks).toString('latin1').includes(expectedOutput(command));
+/**
+ * The comparison point: one plain `docker exec` per call (exec, start, read to end, inspect), through
+ * the driver's one-shot exec (dockerode underneath, like slotq's own fallback path).
+ */
+export async function dockerExecOnce(docker: ContainerDriver, containerId: string, command: string): Promise<boolean> {
+  const out = await docker.exec(containerId, ['sh', '-c', command], { timeoutMs: 60_000 });
+  return out.exitCode === 0 && out.stdout.toString('latin1').includes(expectedOutput(command));
 }
 
 export interface BaselineSerial {
@@ -22,7 +16,7 @@ export interface BaselineSerial {
 }
 
 /** One call at a time on one container. */
-export async function baselineSerial(docker: Docker, containerId: string, command: string, iterations: number, warmup: number): Promise<BaselineSerial> {
+export async function baselineSerial(docker: ContainerDriver, containerId: string, command: string, iterations: number, warmup: number): Promise<BaselineSerial> {
   const samplesMs: number[] = [];
   let failures = 0;
   for (let i = 0; i < warmup + iterations; i++) {
@@ -47,7 +41,7 @@ export interface ThroughputRun {
 }
 
 /** One lane per container, each running `callsPerLane` calls back to back: total calls/s. */
-export async function baselineConcurrent(docker: Docker, containerIds: readonly string[], command: string, callsPerLane: number): Promise<ThroughputRun> {
+export async function baselineConcurrent(docker: ContainerDriver, containerIds: readonly string[], command: string, callsPerLane: number): Promise<ThroughputRun> {
   let failures = 0;
   const lane = async (id: string): Promise<void> => {
     for (let i = 0; i < callsPerLane; i++) if (!(await dockerExecOnce(docker, id, command))) failures++;

@@ -1,16 +1,17 @@
-import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { SlotBackend, SlotWorker, createLogger, type Slot } from '../index.js';
-import { randomId } from '../shared/ids.js';
-import { redactUrl } from '../shared/redis.js';
-import { baselineConcurrent, baselineSerial, type ThroughputRun } from './bench/baseline.js';
-import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type FailureLog } from './bench/e2e.js';
-import { checkTargets, renderTable, type TargetCheck } from './bench/report.js';
-import { leftovers, machineInfo, waitForContainers, type MachineInfo } from './bench/environment.js';
-import { round, summarize, type LatencySummary } from './bench/stats.js';
+import { SlotBackend, SlotWorker, createLogger, type Slot } from '../../src/index.js';
+import { randomId } from '../../src/shared/ids.js';
+import { redactUrl } from '../../src/shared/redis.js';
+import type { ContainerDriver } from '../../src/worker/container-driver.js';
+import { driver } from '../testkit/docker.js';
+import { baselineConcurrent, baselineSerial, type ThroughputRun } from './baseline.js';
+import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type FailureLog } from './e2e.js';
+import { checkTargets, renderTable, type TargetCheck } from './report.js';
+import { leftovers, machineInfo, waitForContainers, type MachineInfo } from './environment.js';
+import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface BenchOptions {
   redisUrl?: string;
@@ -19,7 +20,7 @@ export interface BenchOptions {
   iterations?: number;
   /** Slots of the worker, batch width and baseline concurrency (default 32). */
   slots?: number;
-  /** Where results.json goes (default bench/results.json). */
+  /** Where results.json goes (default tools/bench/results.json). */
   out?: string;
   logger?: Logger;
 }
@@ -44,6 +45,8 @@ export interface BenchResults {
   samples: { e2eMs: number[]; baselineMs: number[] };
 }
 
+/** Where results.json goes by default (next to the bench's README; not part of the package). */
+export const DEFAULT_RESULTS_FILE = 'tools/bench/results.json';
 const COMMAND = 'echo hi';
 const WARMUP = 50;
 const BATCH_WARMUP = 5;
@@ -70,7 +73,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResults> {
     baselineCallsPerLane: BASELINE_CALLS_PER_LANE, command: COMMAND, prefix: `bench-${randomId(6)}`, redisUrl: redactUrl(redisUrl),
   };
   const log = opts.logger ?? createLogger({ level: 'silent' });
-  const docker = new Docker();
+  const docker = driver();
   const redis = new Redis(redisUrl, { connectionName: 'slotq-bench' });
   let worker: SlotWorker | undefined;
   let partial: Omit<BenchResults, 'cleanup'>;
@@ -81,17 +84,17 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResults> {
     const t0 = performance.now();
     await worker.start();
     const coldStartMs = performance.now() - t0;
-    await waitForContainers(docker, config.prefix, config.slots + worker.config.warmSpares, 30_000);
+    await waitForContainers(config.prefix, config.slots + worker.config.warmSpares, 30_000);
     const slotq = await measureSlotq(redisUrl, redis, config, log);
     const baseline = await measureBaseline(docker, [...worker.slots.values()].map((s) => s.containerId), config);
-    partial = assemble(config, coldStartMs, slotq, baseline, await machineInfo(docker, redis));
+    partial = assemble(config, coldStartMs, slotq, baseline, await machineInfo(redis));
   } finally {
     await worker?.stop();
-    cleanup = await leftovers(docker, redis, config.prefix);
+    cleanup = await leftovers(redis, config.prefix);
     redis.disconnect();
   }
   const results: BenchResults = { ...partial, cleanup };
-  const out = opts.out ?? 'bench/results.json';
+  const out = opts.out ?? DEFAULT_RESULTS_FILE;
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(renderTable(results));
@@ -128,7 +131,7 @@ async function measureSlotq(redisUrl: string, redis: Redis, c: Config, log: Logg
 }
 
 /** Plain dockerode exec on the worker's own slot containers: one at a time, then one lane per container. */
-async function measureBaseline(docker: Docker, containerIds: string[], c: Config): Promise<BaselinePhase> {
+async function measureBaseline(docker: ContainerDriver, containerIds: string[], c: Config): Promise<BaselinePhase> {
   progress(`baseline: ${c.iterations} docker exec calls one at a time (after ${c.baselineWarmup} warm-up)`);
   const serial = await baselineSerial(docker, containerIds[0]!, c.command, c.iterations, c.baselineWarmup);
   progress(`baseline: ${containerIds.length} containers at once, ${c.baselineCallsPerLane} calls each`);

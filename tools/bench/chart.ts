@@ -1,7 +1,7 @@
 /**
- * Draws docs/bench-latency.svg from bench/results.json: the latency distributions (ECDF, log x axis) of
+ * Draws docs/bench-latency.svg from tools/bench/results.json: the latency distributions (ECDF, log x axis) of
  * one `echo hi` call through slotq end to end and through a plain `docker exec`, made with vega-lite.
- *   npx tsx scripts/bench-chart.ts [results.json] [out.svg]
+ *   npx tsx tools/bench/chart.ts [results.json] [out.svg]
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -55,7 +55,7 @@ function chartSpec(r: Results): TopLevelSpec {
 }
 
 async function main(): Promise<void> {
-  const [input = 'bench/results.json', output = 'docs/bench-latency.svg'] = process.argv.slice(2);
+  const [input = 'tools/bench/results.json', output = 'docs/bench-latency.svg'] = process.argv.slice(2);
   const results = JSON.parse(await readFile(input, 'utf8')) as Results;
   const view = new View(parse(compile(chartSpec(results)).spec), { renderer: 'none' });
   const svg = await view.toSVG();

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutionResult, Slot, SlotBackend } from '../../index.js';
+import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import type { ThroughputRun } from './baseline.js';
 import { commandCalls, expectedOutput, round, runLanes, summarize } from './stats.js';
 

@@ -1,5 +1,5 @@
 import Table from 'cli-table3';
-import type { BenchResults } from '../bench.js';
+import type { BenchResults } from './bench.js';
 
 export interface TargetCheck {
   id: string;

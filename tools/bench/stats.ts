@@ -1,3 +1,5 @@
+import { percentile } from '../../src/cli/stats.js';
+
 /** Latency summary of one set of samples (ms). */
 export interface LatencySummary {
   n: number;
@@ -8,12 +10,6 @@ export interface LatencySummary {
   maxMs: number;
 }
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1]!;
-}
 
 export function summarize(samplesMs: readonly number[]): LatencySummary {
   const sorted = [...samplesMs].sort((a, b) => a - b);

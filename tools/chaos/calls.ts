@@ -1,6 +1,6 @@
-import type { SlotBackend } from '../../producer/slot-backend.js';
-import { SlotqError, toError } from '../../shared/errors.js';
-import type { ExecutionResult, Slot } from '../../shared/schemas.js';
+import type { SlotBackend } from '../../src/producer/slot-backend.js';
+import { SlotqError, toError } from '../../src/shared/errors.js';
+import type { ExecutionResult, Slot } from '../../src/shared/schemas.js';
 import type { Recorder } from './recorder.js';
 
 /** Codes a training loop retries on a freshly acquired slot (plus anything the result marks `retryable`). */

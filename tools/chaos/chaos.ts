@@ -1,17 +1,17 @@
 import Table from 'cli-table3';
 import type { Logger } from 'pino';
-import { loadConfig } from '../shared/config.js';
-import { randomId } from '../shared/ids.js';
-import { createLogger } from '../shared/logger.js';
-import { abuse } from './chaos/abuse.js';
-import { containerKill } from './chaos/container-kill.js';
-import { producerKill } from './chaos/producer-kill.js';
-import { redisRestart } from './chaos/redis-restart.js';
-import type { ChaosRow, ScenarioOptions } from './chaos/scenario.js';
-import { soak } from './chaos/soak.js';
-import { workerKill } from './chaos/worker-kill.js';
+import { loadConfig } from '../../src/shared/config.js';
+import { randomId } from '../../src/shared/ids.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { abuse } from './abuse.js';
+import { containerKill } from './container-kill.js';
+import { producerKill } from './producer-kill.js';
+import { redisRestart } from './redis-restart.js';
+import type { ChaosRow, ScenarioOptions } from './scenario.js';
+import { soak } from './soak.js';
+import { workerKill } from './worker-kill.js';
 
-export type { ChaosRow, RssReport } from './chaos/scenario.js';
+export type { ChaosRow, RssReport } from './scenario.js';
 
 export interface ChaosOptions {
   /** Calls of the soak (default 50 000). */

@@ -1,4 +1,5 @@
-import { killContainer, runsIn, waitUntil } from './docker-util.js';
+import { killContainer, runsIn } from '../testkit/docker.js';
+import { waitUntil } from '../testkit/wait.js';
 import { runScenario, type ChaosRow, type ScenarioOptions } from './scenario.js';
 import { Trajectory } from './trajectory.js';
 import { echoWhile, fileUnit, settledFlag, token } from './workload.js';

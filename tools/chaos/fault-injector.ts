@@ -1,7 +1,7 @@
-import { keysFor } from '../../shared/keys.js';
-import { createRedis } from '../../shared/redis.js';
-import { Registry } from '../../shared/registry.js';
-import { killContainer } from './docker-util.js';
+import { keysFor } from '../../src/shared/keys.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { Registry } from '../../src/shared/registry.js';
+import { killContainer } from '../testkit/docker.js';
 import type { OwnRedis } from './own-redis.js';
 import type { Scenario, WorkerHandle } from './scenario.js';
 
@@ -71,10 +71,8 @@ export class FaultInjector {
       for (let tries = 0; tries < 5 && held.length; tries++) {
         const [victim] = held.splice(Math.floor(this.random() * held.length), 1);
         const atMs = Date.now();
-        const killed = await killContainer(victim!['containerId']!).then(
-          () => true,
-          () => false, // gone already (reset or replaced meanwhile): pick another
-        );
+        // false or an error: gone already (reset or replaced meanwhile), so pick another
+        const killed = await killContainer(victim!['containerId']!).catch(() => false);
         if (!killed) continue;
         this.s.rec.watchRecovery(`container kill (${victim!.slotId})`, atMs, (x) => x.slotId === victim!.slotId);
         this.log.push(`container of ${victim!.slotId}`);

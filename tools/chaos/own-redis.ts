@@ -1,5 +1,6 @@
-import Docker from 'dockerode';
 import { connect, createServer } from 'node:net';
+import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import { driver } from '../testkit/docker.js';
 
 export const CHAOS_REDIS_IMAGE = 'slotq-redis:test';
 /** Label of the chaos run's own Redis containers (not a slot label: it does not count as a leaked slot). */
@@ -34,12 +35,12 @@ function pings(port: number, timeoutMs = 1000): Promise<boolean> {
 }
 
 /**
- * A Redis of the chaos run's own, in a container from slotq-redis:test (no persistence), published on a
- * fixed 127.0.0.1 port so clients reconnect to the same URL after `docker restart`.
+ * A Redis of the chaos run's own, in a container from slotq-redis:test (no persistence) started with
+ * testcontainers, published on a fixed 127.0.0.1 port so clients reconnect to the same URL after a restart.
  */
 export class OwnRedis {
   private constructor(
-    private readonly container: Docker.Container,
+    private readonly container: StartedTestContainer,
     readonly port: number,
   ) {}
 
@@ -47,17 +48,17 @@ export class OwnRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(runId: string, docker: Docker = new Docker()): Promise<OwnRedis> {
+  static async start(runId: string): Promise<OwnRedis> {
+    process.env['TESTCONTAINERS_RYUK_DISABLED'] ??= 'true'; // the Ryuk image cannot be pulled without a registry
     const port = await freePort();
-    const container = await docker.createContainer({
-      Image: CHAOS_REDIS_IMAGE,
-      Labels: { [CHAOS_REDIS_LABEL]: runId },
-      ExposedPorts: { '6379/tcp': {} },
-      HostConfig: { PortBindings: { '6379/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] } },
-    });
+    const container = await new GenericContainer(CHAOS_REDIS_IMAGE)
+      .withLabels({ [CHAOS_REDIS_LABEL]: runId })
+      .withExposedPorts({ container: 6379, host: port })
+      .withPullPolicy({ shouldPull: () => false })
+      .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+      .start();
     const redis = new OwnRedis(container, port);
     try {
-      await container.start();
       await redis.waitReady();
     } catch (err) {
       await redis.remove();
@@ -67,17 +68,15 @@ export class OwnRedis {
   }
 
   /**
-   * `docker restart`: Redis comes back empty (no persistence) on the same port. With outageMs, it is
-   * stopped, left down that long, then started (a slow restart).
+   * Redis comes back empty (no persistence) on the same port. With outageMs, it is stopped, left down
+   * that long, then started again (a slow restart); else a plain restart.
    */
   async restart(outageMs = 0): Promise<void> {
     if (outageMs > 0) {
-      await this.container.stop({ t: 1 });
+      await this.container.stop({ remove: false, timeout: 1000 });
       await new Promise((r) => setTimeout(r, outageMs));
-      await this.container.start();
-    } else {
-      await this.container.restart({ t: 1 });
     }
+    await this.container.restart({ timeout: 1000 });
     await this.waitReady();
   }
 
@@ -91,10 +90,6 @@ export class OwnRedis {
   }
 
   async remove(): Promise<void> {
-    try {
-      await this.container.remove({ force: true });
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-    }
+    await driver().remove(this.container.getId());
   }
 }

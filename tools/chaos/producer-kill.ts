@@ -1,3 +1,4 @@
+import { heldBy } from '../testkit/processes.js';
 import { runScenario, type ChaosRow, type ScenarioOptions } from './scenario.js';
 import { Trajectory } from './trajectory.js';
 import { fileUnit, token } from './workload.js';
@@ -11,10 +12,9 @@ const LEASE_TTL_MS = 3000;
 export function producerKill(opts: ScenarioOptions): Promise<ChaosRow> {
   return runScenario('producer killed holding slots', 'pkill', opts, async (s) => {
     await s.startWorker(2);
-    const holder = await s.startProcess('producer (to be killed)', 'chaos/holder', { SLOTQ_LEASE_TTL_MS: String(LEASE_TTL_MS), SLOTQ_CHAOS_HOLD: '2' }, /HELD \S+ \w+/);
-    const [, ids = '', ok] = /HELD (\S+) (\w+)/.exec(holder.output()) ?? [];
-    if (ok !== 'ok') s.notes.push(`the doomed producer's own calls failed: ${holder.output().slice(-300)}`);
-    const heldIds = ids.split(',');
+    const holder = await s.startSlotHolder('producer (to be killed)', 2, { SLOTQ_LEASE_TTL_MS: String(LEASE_TTL_MS) });
+    const { slotIds: heldIds, ok } = heldBy(holder);
+    if (!ok) s.notes.push(`the doomed producer's own calls failed: ${holder.output().slice(-300)}`);
     await holder.kill();
     const killedAtMs = Date.now();
     s.rec.watchRecovery('producer SIGKILL', killedAtMs, (x) => heldIds.includes(x.slotId));

@@ -1,6 +1,6 @@
-import { SlotqError } from '../../shared/errors.js';
+import { SlotqError } from '../../src/shared/errors.js';
 import type { CallEnv, CallSpec } from './calls.js';
-import { waitUntil } from './docker-util.js';
+import { waitUntil } from '../testkit/wait.js';
 import { runScenario, type ChaosRow, type Scenario, type ScenarioOptions } from './scenario.js';
 import { Trajectory, acquireWithDeadline } from './trajectory.js';
 import { Loops, fileUnit, token } from './workload.js';

@@ -1,4 +1,4 @@
-import type { ManagedProcess } from './managed-process.js';
+import type { ManagedProcess } from '../testkit/processes.js';
 import type { RssReport } from './scenario.js';
 
 /** Samples the resident memory of processes (`ps -o rss=`) and of this process, every intervalMs. */

@@ -2,15 +2,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { SlotBackend, type SlotBackendOptions } from '../../producer/slot-backend.js';
-import { loadConfig } from '../../shared/config.js';
-import { toError } from '../../shared/errors.js';
-import { keysFor } from '../../shared/keys.js';
-import { createRedis } from '../../shared/redis.js';
-import { purge } from '../admin.js';
+import { SlotBackend, type SlotBackendOptions } from '../../src/producer/slot-backend.js';
+import { loadConfig } from '../../src/shared/config.js';
+import { toError } from '../../src/shared/errors.js';
+import { keysFor } from '../../src/shared/keys.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { purge } from '../../src/cli/admin.js';
 import type { CallEnv } from './calls.js';
-import { describeLeaks, findLeaks } from './leaks.js';
-import { ManagedProcess, cliModuleArgs } from './managed-process.js';
+import { describeLeaks, findLeaks, leakCount } from '../testkit/leaks.js';
+import { startSlotHolder, startWorkerProcess, type ManagedProcess } from '../testkit/processes.js';
 import { OwnRedis } from './own-redis.js';
 import { Recorder } from './recorder.js';
 
@@ -114,7 +114,7 @@ export class Scenario {
       const workerId = `${this.prefix}-w${++this.workerSeq}`;
       const fullEnv = { REDIS_URL: this.redisUrl, SLOTQ_PREFIX: this.prefix, SLOTQ_SLOTS: String(slots), SLOTQ_WORKER_LOST_MS: String(this.workerLostMs), SLOTQ_WARM_SPARES: '1', SLOTQ_LOG_LEVEL: 'info', ...env };
       try {
-        const proc = await ManagedProcess.start(`worker ${workerId}`, [...cliModuleArgs('main'), 'worker', '--worker-id', workerId], fullEnv, /"msg":"worker started"/);
+        const proc = await startWorkerProcess(`worker ${workerId}`, fullEnv, ['--worker-id', workerId]);
         this.procs.push(proc);
         return { workerId, proc, slots, env };
       } catch (err) {
@@ -125,9 +125,9 @@ export class Scenario {
     }
   }
 
-  /** Starts some other child process of the scenario (e.g. a producer to kill). */
-  async startProcess(name: string, module: string, env: Record<string, string>, readyLine: RegExp): Promise<ManagedProcess> {
-    const proc = await ManagedProcess.start(name, cliModuleArgs(module), { REDIS_URL: this.redisUrl, SLOTQ_PREFIX: this.prefix, ...env }, readyLine);
+  /** Starts a producer process holding `count` slots (to be killed). */
+  async startSlotHolder(name: string, count: number, env: Record<string, string>): Promise<ManagedProcess> {
+    const proc = await startSlotHolder(name, count, { REDIS_URL: this.redisUrl, SLOTQ_PREFIX: this.prefix, ...env });
     this.procs.push(proc);
     return proc;
   }
@@ -172,8 +172,8 @@ export class Scenario {
     }
     await this.saveLogs();
     try {
-      const leaks = await findLeaks(this.redisUrl, this.prefix, 30_000);
-      const leaked = leaks.containers.length + leaks.keys.length;
+      const leaks = await findLeaks(this.redisUrl, this.prefix, { settleMs: 30_000, processes: () => this.procs });
+      const leaked = leakCount(leaks);
       if (leaked) this.notes.push(`left behind: ${describeLeaks(leaks)}`);
       await purge(loadConfig({ redisUrl: this.redisUrl, prefix: this.prefix }));
       return leaked;

@@ -1,4 +1,4 @@
-import { waitUntil } from './docker-util.js';
+import { waitUntil } from '../testkit/wait.js';
 import { FaultInjector, planFaults, seededRandom, type PlannedFault } from './fault-injector.js';
 import { RssSampler } from './rss-sampler.js';
 import { runScenario, type ChaosRow, type Scenario, type ScenarioOptions } from './scenario.js';

@@ -1,5 +1,5 @@
-import { SlotqError, toError } from '../../shared/errors.js';
-import type { Slot } from '../../shared/schemas.js';
+import { SlotqError, toError } from '../../src/shared/errors.js';
+import type { Slot } from '../../src/shared/schemas.js';
 import { checkedBatch, within, type CallEnv, type CallSpec, type Outcome } from './calls.js';
 
 /** Acquisitions in a row that may find no slot before the scenario gives up. */

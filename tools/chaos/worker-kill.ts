@@ -1,6 +1,7 @@
-import type { Slot } from '../../shared/schemas.js';
+import type { Slot } from '../../src/shared/schemas.js';
 import { checkedBatch, type CallSpec } from './calls.js';
-import { runsIn, waitUntil } from './docker-util.js';
+import { runsIn } from '../testkit/docker.js';
+import { waitUntil } from '../testkit/wait.js';
 import { runScenario, type ChaosRow, type Scenario, type ScenarioOptions } from './scenario.js';
 import { Trajectory } from './trajectory.js';
 import { echoCall, fileUnit, token } from './workload.js';

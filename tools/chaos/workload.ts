@@ -1,4 +1,4 @@
-import { toError } from '../../shared/errors.js';
+import { toError } from '../../src/shared/errors.js';
 import type { CallSpec, Outcome } from './calls.js';
 import type { Trajectory } from './trajectory.js';
 

@@ -1,12 +1,13 @@
 /**
- * A producer that dies holding slots (run as a child process by the chaos run, then SIGKILLed):
- * acquires SLOTQ_CHAOS_HOLD slots, writes a file in each, prints `HELD <slotIds> <ok|failed>` and idles.
- * Configured through the usual env (REDIS_URL, SLOTQ_PREFIX, SLOTQ_LEASE_TTL_MS).
+ * A producer that dies holding slots (a child process of a test or of the chaos run, then SIGKILLed):
+ * acquires SLOTQ_HOLD_SLOTS slots (default 1), writes a file in each, prints `HELD <slotIds> <ok|failed>`
+ * and idles. Configured through the usual env (REDIS_URL, SLOTQ_PREFIX, SLOTQ_LEASE_TTL_MS).
+ * Started with `startSlotHolder` (processes.ts).
  */
-import { SlotBackend } from '../../producer/slot-backend.js';
-import type { Slot } from '../../shared/schemas.js';
+import { SlotBackend } from '../../src/producer/slot-backend.js';
+import type { Slot } from '../../src/shared/schemas.js';
 
-const count = Number(process.env['SLOTQ_CHAOS_HOLD'] ?? 1);
+const count = Number(process.env['SLOTQ_HOLD_SLOTS'] ?? 1);
 const backend = new SlotBackend();
 await backend.start();
 const slots: Slot[] = [];

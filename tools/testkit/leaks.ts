@@ -1,48 +1,69 @@
-import Docker from 'dockerode';
-import { LABELS, keysFor } from '../../shared/keys.js';
-import { createRedis } from '../../shared/redis.js';
+import type { Redis } from 'ioredis';
+import { keysFor } from '../../src/shared/keys.js';
+import { createRedis } from '../../src/shared/redis.js';
+import { containersOf } from './docker.js';
+import { liveProcesses, type ManagedProcess } from './processes.js';
+import { waitUntil } from './wait.js';
 
 export interface Leaks {
-  /** Slot containers with the prefix label still there. */
+  /** Slot containers with the prefix label still there (short IDs). */
   containers: string[];
-  /** Keys under `{prefix}:*` still there. */
+  /** Keys under `{prefix}:*` still there. With `persistentKeysOnly`, only those without a TTL. */
   keys: string[];
+  /** Child processes (started through the testkit) still running. */
+  processes: string[];
 }
 
-async function scanKeys(redisUrl: string, prefix: string): Promise<string[]> {
-  const redis = createRedis(redisUrl, { name: 'slotq-chaos-leaks' });
+export interface LeakCheckOptions {
+  /** Poll this long for the leaks to go away (a killed worker's containers end a moment later). */
+  settleMs?: number;
+  /** Count only keys that would stay forever (no TTL): inboxes and stats expire by themselves. */
+  persistentKeysOnly?: boolean;
+  /** Processes that count (default none). */
+  processes?: () => ManagedProcess[];
+}
+
+/** Keys under the prefix (sorted); with persistentOnly, only those without a TTL. */
+export async function keysUnder(redis: Redis, prefix: string, persistentOnly = false): Promise<string[]> {
+  const keys: string[] = [];
+  const stream = redis.scanStream({ match: `${keysFor(prefix).root}:*`, count: 1000 });
+  for await (const batch of stream as AsyncIterable<string[]>) keys.push(...batch);
+  if (!persistentOnly || keys.length === 0) return keys.sort();
+  const ttls = (await redis.pipeline(keys.map((k) => ['pttl', k])).exec()) ?? [];
+  return keys.filter((_, i) => ttls[i]?.[1] === -1).sort();
+}
+
+/** What a test or a run left behind once everything stopped: slot containers, Redis keys and processes. */
+export async function findLeaks(redisUrl: string, prefix: string, opts: LeakCheckOptions = {}): Promise<Leaks> {
+  const redis = createRedis(redisUrl, { name: 'slotq-leak-check' });
+  const look = async (): Promise<Leaks> => ({
+    containers: (await containersOf(prefix)).map((id) => id.slice(0, 12)),
+    keys: await keysUnder(redis, prefix, opts.persistentKeysOnly ?? false),
+    processes: (opts.processes?.() ?? []).filter((p) => p.running).map((p) => `${p.name} (pid ${p.pid})`),
+  });
   try {
-    const keys: string[] = [];
-    const stream = redis.scanStream({ match: `${keysFor(prefix).root}:*`, count: 1000 });
-    for await (const batch of stream as AsyncIterable<string[]>) keys.push(...batch);
-    return keys.sort();
+    let leaks = await look();
+    await waitUntil(async () => isClean((leaks = await look())), opts.settleMs ?? 0, 'leaks to settle', 250).catch(() => undefined);
+    return leaks;
   } finally {
     redis.disconnect();
   }
 }
 
-async function containersOf(prefix: string, docker: Docker): Promise<string[]> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.prefix}=${prefix}`] } });
-  return list.map((c) => c.Id.slice(0, 12));
-}
+export const isClean = (l: Leaks): boolean => l.containers.length + l.keys.length + l.processes.length === 0;
+export const leakCount = (l: Leaks): number => l.containers.length + l.keys.length + l.processes.length;
 
-/**
- * What a run left behind once everything stopped: slot containers and Redis keys of its prefix.
- * Polls up to settleMs first, since a killed worker's containers end by themselves a moment later.
- */
-export async function findLeaks(redisUrl: string, prefix: string, settleMs: number, docker: Docker = new Docker()): Promise<Leaks> {
-  const deadline = Date.now() + settleMs;
-  for (;;) {
-    const leaks = { containers: await containersOf(prefix, docker), keys: await scanKeys(redisUrl, prefix) };
-    if ((leaks.containers.length === 0 && leaks.keys.length === 0) || Date.now() > deadline) return leaks;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-/** Describes leaks for the report: "2 container(s); 3 key(s): {p}:workers, …". */
+/** Describes leaks for a report: "2 container(s) …; 3 key(s) {p}:workers, …; 1 process(es) …". */
 export function describeLeaks(leaks: Leaks): string {
   const parts: string[] = [];
   if (leaks.containers.length) parts.push(`${leaks.containers.length} container(s) ${leaks.containers.slice(0, 4).join(', ')}`);
   if (leaks.keys.length) parts.push(`${leaks.keys.length} key(s) ${leaks.keys.slice(0, 6).join(', ')}${leaks.keys.length > 6 ? ', …' : ''}`);
+  if (leaks.processes.length) parts.push(`${leaks.processes.length} process(es) ${leaks.processes.join(', ')}`);
   return parts.join('; ');
+}
+
+/** Processes started (through the testkit) since this call that are still running. */
+export function processesSince(): () => ManagedProcess[] {
+  const before = new Set(liveProcesses());
+  return () => liveProcesses().filter((p) => !before.has(p));
 }

@@ -3,17 +3,19 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
-const fromSource = import.meta.url.endsWith('.ts');
-/** The package root (the child processes run from there, so tsx and the sources resolve). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+/** The package root: child processes run from there, so tsx and the sources resolve. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Node arguments that run a module of src/cli (e.g. `main`, `chaos/holder`): through tsx from source, plain from dist. */
-export function cliModuleArgs(name: string): string[] {
-  const file = fileURLToPath(new URL(`../${name}.${fromSource ? 'ts' : 'js'}`, import.meta.url));
-  return [...(fromSource ? ['--import', 'tsx'] : []), file];
-}
+/** Node arguments that run a TypeScript file of the package (path relative to its root) through tsx. */
+export const tsxArgs = (file: string): string[] => ['--import', 'tsx', file];
+/** `slotq <args>` from source. */
+export const slotqArgs = (...args: string[]): string[] => tsxArgs('src/cli/main.ts').concat(args);
 
-/** A child Node process of the chaos run: started, watched for a ready line, killed or stopped, its RSS sampled. */
+/** Every ManagedProcess not yet exited: the harness's leak check fails on those a test left running. */
+const live = new Set<ManagedProcess>();
+export const liveProcesses = (): ManagedProcess[] => [...live];
+
+/** A child Node process of a test or a tool: started, watched for a ready line, killed or stopped, its RSS sampled. */
 export class ManagedProcess {
   private seen = '';
   readonly exited: Promise<number | null>;
@@ -22,7 +24,13 @@ export class ManagedProcess {
     readonly name: string,
     readonly child: ChildProcess,
   ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    live.add(this);
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        live.delete(this);
+        resolve(code);
+      }),
+    );
     const keep = (b: Buffer): void => {
       this.seen = (this.seen + b.toString()).slice(-50_000);
     };
@@ -35,11 +43,14 @@ export class ManagedProcess {
     const child = spawn(process.execPath, args, { cwd: PACKAGE_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = new ManagedProcess(name, child);
     let timer: NodeJS.Timeout | undefined;
-    let poll: NodeJS.Timeout | undefined;
+    const onData = (): void => void (readyLine.test(proc.output()) && ready());
+    let ready = (): void => undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        ready = resolve;
         timer = setTimeout(() => reject(new Error(`${name} not ready within ${timeoutMs} ms:\n${proc.output().slice(-3000)}`)), timeoutMs);
-        poll = setInterval(() => readyLine.test(proc.output()) && resolve(), 50);
+        child.stdout?.on('data', onData);
+        child.stderr?.on('data', onData);
         void proc.exited.then((code) => reject(new Error(`${name} exited with ${code} before it was ready:\n${proc.output().slice(-3000)}`)));
       });
     } catch (err) {
@@ -47,7 +58,8 @@ export class ManagedProcess {
       throw err;
     } finally {
       clearTimeout(timer);
-      clearInterval(poll);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
     }
     return proc;
   }
@@ -60,7 +72,7 @@ export class ManagedProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** What it printed last (its JSON log lines), for error messages. */
+  /** What it printed last (its log lines), for error messages. */
   output(): string {
     return this.seen;
   }
@@ -72,10 +84,10 @@ export class ManagedProcess {
     await this.exited;
   }
 
-  /** SIGTERM (a worker drains and removes its containers), SIGKILL after timeoutMs. Resolves with the exit code. */
-  async stop(timeoutMs = 60_000): Promise<number | null> {
+  /** Sends signal (default SIGTERM: a worker drains and removes its containers), SIGKILL after timeoutMs. Resolves with the exit code. */
+  async stop(timeoutMs = 60_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (!this.running) return this.exited;
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     try {
       return await this.exited;
@@ -96,4 +108,20 @@ export class ManagedProcess {
       throw err;
     }
   }
+}
+
+/** Starts `slotq worker` from source in a child process; resolves once it logged "worker started". */
+export function startWorkerProcess(name: string, env: Record<string, string>, extraArgs: string[] = [], timeoutMs?: number): Promise<ManagedProcess> {
+  return ManagedProcess.start(name, slotqArgs('worker', ...extraArgs), { SLOTQ_LOG_LEVEL: 'info', ...env }, /"msg":"worker started"/, timeoutMs);
+}
+
+/** A producer process holding `count` slots (tools/testkit/hold-slot.ts), to be killed; see heldBy for what it holds. */
+export function startSlotHolder(name: string, count: number, env: Record<string, string>): Promise<ManagedProcess> {
+  return ManagedProcess.start(name, tsxArgs('tools/testkit/hold-slot.ts'), { SLOTQ_HOLD_SLOTS: String(count), ...env }, /HELD \S+ \w+/);
+}
+
+/** The slot IDs a slot holder printed, and whether its own calls succeeded. */
+export function heldBy(holder: ManagedProcess): { slotIds: string[]; ok: boolean } {
+  const [, ids = '', ok] = /HELD (\S+) (\w+)/.exec(holder.output()) ?? [];
+  return { slotIds: ids ? ids.split(',') : [], ok: ok === 'ok' };
 }
