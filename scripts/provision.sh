@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make this machine ready for slotq: Docker engine, optionally Redis, Chromium (browser test), and the images.
+# Make this machine ready for slotq: Docker engine, optionally Redis, Chromium (browser test), docker-compose (compose test), and the images.
 # Idempotent: fast when everything is already there.
 #   SLOTQ_PROVISION_REDIS=1  also make sure a Redis answers (REDIS_URL, else 127.0.0.1:6379)
 #   SLOTQ_IMAGE              sandbox image tag (default slotq-sandbox:latest)
@@ -70,6 +70,16 @@ else
   log "chromium: missing (/usr/bin/chromium); the board's browser test will fail until it is installed"
 fi
 
-# d. Images
+# d. Compose v1 (Debian's docker-compose 1.29): the compose test validates docker-compose.yml with `docker-compose config`
+if command -v docker-compose >/dev/null; then
+  log "docker-compose: present"
+elif can_apt; then
+  log "docker-compose: installing Debian's docker-compose"
+  apt_install docker-compose
+else
+  log "docker-compose: missing; the compose test will fail until it is installed"
+fi
+
+# e. Images
 bash scripts/build-images.sh
 log "done"
