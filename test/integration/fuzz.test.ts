@@ -7,7 +7,6 @@ const BATCH = 50;
 const BATCHES = 24; // 1 200 requests
 /** Codes that would mean a bad request hurt the infrastructure rather than being refused. */
 const INFRA = new Set(['INTERNAL', 'WORKER_LOST', 'SLOT_BROKEN', 'BACKEND_STOPPED', 'NO_SLOT', 'LEASE_LOST']);
-const RSS_GROWTH_LIMIT_BYTES = 400 * 1024 * 1024;
 
 const HUGE = 'h'.repeat(1_000_001);
 const NASTY_STRINGS = [
@@ -97,10 +96,8 @@ function checkResult(r: ExecutionResult | undefined, req: readonly [unknown, unk
 }
 
 describe('fuzzing a live worker with malformed requests', () => {
-  it(`gives ${BATCH * BATCHES} random requests a typed result, stays bounded in memory, and keeps serving`, async () => {
-    await b.executeBatch([[s, 'bash', { command: 'true' }]]); // warm up before measuring
-    const rss0 = process.memoryUsage().rss;
-    let peak = rss0;
+  it(`gives ${BATCH * BATCHES} random requests a typed result and keeps serving`, async () => {
+    // Memory under load is measured by the bench and the chaos soak (npm run bench / chaos), not asserted here.
     let sent = 0;
     const seen = new Map<string, number>();
     await fc.assert(
@@ -110,7 +107,6 @@ describe('fuzzing a live worker with malformed requests', () => {
         sent += batch.length;
         expect(results).toHaveLength(batch.length);
         results.forEach((r, i) => checkResult(r, batch[i]!, seen));
-        peak = Math.max(peak, process.memoryUsage().rss);
       }),
       { numRuns: BATCHES, endOnFailure: true },
     );
@@ -118,7 +114,6 @@ describe('fuzzing a live worker with malformed requests', () => {
     // The requests reached the tools too, not only the validators.
     expect(seen.get('success') ?? 0, JSON.stringify([...seen])).toBeGreaterThan(BATCH);
     expect(seen.size, JSON.stringify([...seen])).toBeGreaterThanOrEqual(5);
-    expect(peak - rss0, `rss grew from ${rss0} to ${peak}`).toBeLessThan(RSS_GROWTH_LIMIT_BYTES);
     const after = await b.executeBatch([
       [s, 'bash', { command: 'cd /workspace && echo alive' }],
       [s, 'write_file', { path: 'after-fuzz.txt', content: 'fine' }],
