@@ -11,6 +11,7 @@ import { baselineConcurrent, baselineSerial, type ThroughputRun } from './baseli
 import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type FailureLog } from './e2e.js';
 import { checkTargets, renderTable, type TargetCheck } from './report.js';
 import { leftovers, machineInfo, waitForContainers, type MachineInfo } from './environment.js';
+import { BIG_OUTPUT_BYTES, bigOutput, type BigOutput } from './memory.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface BenchOptions {
@@ -40,6 +41,8 @@ export interface BenchResults {
   queueOverhead: LatencySummary;
   redisCommandsPerCall: number;
   redisCommandsInBatches: number;
+  /** A 300 MB output streamed through one call: the RSS it cost (the worker runs in this process). */
+  bigOutput: BigOutput;
   targets: TargetCheck[];
   cleanup: { leakedContainers: number; leftoverRedisKeys: number };
   samples: { e2eMs: number[]; baselineMs: number[] };
@@ -55,7 +58,7 @@ const BASELINE_WARMUP = 10;
 const BASELINE_CALLS_PER_LANE = 5;
 
 type Config = BenchResults['config'];
-interface SlotqPhase { serial: E2eSerial; runs: ThroughputRun[]; commands: number; calls: number; failures: FailureLog }
+interface SlotqPhase { serial: E2eSerial; runs: ThroughputRun[]; commands: number; calls: number; failures: FailureLog; big: BigOutput }
 interface BaselinePhase { serial: Awaited<ReturnType<typeof baselineSerial>>; concurrent: ThroughputRun }
 
 const progress = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
@@ -122,7 +125,9 @@ async function measureSlotq(redisUrl: string, redis: Redis, c: Config, log: Logg
       return runs;
     });
     const calls = c.inFlight.length * (c.batchWarmup + c.batches) * c.slots;
-    return { serial, runs, commands, calls, failures };
+    progress(`slotq: one call printing ${BIG_OUTPUT_BYTES / 1e6} MB (memory of this process sampled)`);
+    const big = await bigOutput(backend, slots[0]!);
+    return { serial, runs, commands, calls, failures, big };
   } finally {
     // Release without a reset: the worker is stopped next, so a reset would only churn containers.
     for (const s of slots) await backend.release(s).catch((err: unknown) => log.warn({ err, slotId: s.slotId }, 'bench: release failed'));
@@ -149,8 +154,8 @@ function assemble(config: Config, coldStartMs: number, s: SlotqPhase, b: Baselin
   const queueOverhead = summarize(s.serial.overheadMs);
   return {
     timestamp: new Date().toISOString(), machine, config, coldStart32SlotsMs: round(coldStartMs, 1), e2e, baseline, ratios,
-    queueOverheadP50Ms: queueOverhead.p50Ms, queueOverhead, redisCommandsPerCall, redisCommandsInBatches: s.commands,
-    targets: checkTargets({ e2e, ratios, redisCommandsPerCall }),
+    queueOverheadP50Ms: queueOverhead.p50Ms, queueOverhead, redisCommandsPerCall, redisCommandsInBatches: s.commands, bigOutput: s.big,
+    targets: checkTargets({ e2e, ratios, redisCommandsPerCall, bigOutput: s.big }),
     samples: { e2eMs: s.serial.samplesMs.map((x) => round(x)), baselineMs: b.serial.samplesMs.map((x) => round(x)) },
   };
 }

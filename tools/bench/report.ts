@@ -9,7 +9,7 @@ export interface TargetCheck {
 }
 
 /** The goals slotq is measured against (contract targets for the executor path). */
-export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisCommandsPerCall'>): TargetCheck[] {
+export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisCommandsPerCall' | 'bigOutput'>): TargetCheck[] {
   const atMost = (id: string, value: number, max: number, unit: string): TargetCheck => ({ id, target: `≤ ${max}${unit}`, value, met: value <= max });
   const atLeast = (id: string, value: number, min: number, unit: string): TargetCheck => ({ id, target: `≥ ${min}${unit}`, value, met: value >= min });
   return [
@@ -19,6 +19,8 @@ export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisComm
     atLeast('latencyRatio', r.ratios.latencyP50, 15, '×'),
     atLeast('throughputRatio', r.ratios.throughput, 30, '×'),
     atMost('redisCommandsPerCall', r.redisCommandsPerCall, 10, ''),
+    // The executor streams output: a 300 MB print must not cost the worker more than this (was a test threshold).
+    atMost('bigOutputRssGrowthMb', r.bigOutput.ok ? r.bigOutput.rssGrowthMb : Number.POSITIVE_INFINITY, 200, ' MB'),
   ];
 }
 
@@ -38,6 +40,7 @@ export function renderTable(r: BenchResults): string {
     ['queue overhead p50 (e2e − in-slot)', ms(r.queueOverheadP50Ms), '—', '—', '—'],
     ['Redis commands per call (batches)', r.redisCommandsPerCall.toFixed(2), '—', '—', mark(t.get('redisCommandsPerCall'))],
     [`cold start, ${r.config.slots} slots ready`, `${r.coldStart32SlotsMs.toFixed(0)} ms`, '—', '—', '—'],
+    [`RSS growth, one ${r.bigOutput.bytes / 1e6} MB output${r.bigOutput.ok ? '' : ' (FAILED)'}`, `${r.bigOutput.rssGrowthMb.toFixed(0)} MB`, '—', '—', mark(t.get('bigOutputRssGrowthMb'))],
   );
   const runs = r.e2e.batchRuns.map((b) => `${b.inFlight} in flight: ${b.callsPerS.toFixed(0)} calls/s (in-slot p50 ${b.inSlotP50Ms?.toFixed(2) ?? '?'} ms)`).join(', ');
   const failures = r.e2e.failures + r.baseline.failures;
