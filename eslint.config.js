@@ -27,10 +27,12 @@ export default tseslint.config(
     },
   },
   layer('src', [], [NO_DOCKERODE, NO_TOOLS]), // every src folder, including ones without rules of their own
-  layer('src/shared', ['producer', 'worker', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
-  layer('src/producer', ['worker', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
-  layer('src/worker', ['producer', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/shared', ['producer', 'worker', 'cli', 'gateway'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/producer', ['worker', 'cli', 'gateway'], [NO_DOCKERODE, NO_TOOLS]),
+  layer('src/worker', ['producer', 'cli', 'gateway'], [NO_DOCKERODE, NO_TOOLS]),
   layer('src/cli', [], [NO_DOCKERODE, NO_TOOLS]),
+  // The gateway fronts SlotBackend: it may import producer and shared, never the worker.
+  layer('src/gateway', ['worker', 'cli'], [NO_DOCKERODE, NO_TOOLS]),
   // The container driver is the one dockerode importer (its other layering rules still hold).
   { files: ['src/worker/docker-driver.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [folder('src/worker', 'producer'), folder('src/worker', 'cli'), NO_TOOLS] }] } },
   // testkit is shared by the tests, the bench and chaos: it depends on neither tool.

@@ -8,6 +8,7 @@ import { startBoard, type BoardOptions } from './board.js';
 import { configFrom, stopOnSignals, withBoard, withCommon, withWorker, workerIdFrom, type Opts } from './cli-options.js';
 import { runDemo, summaryTable } from './demo.js';
 import { runUp } from './up.js';
+import { registerGatewayCommand } from './gateway-command.js';
 
 const program = new Command('slotq').description('Tool-execution layer for agent RL training: isolated Docker slots driven through Redis/BullMQ').showHelpAfterError();
 
@@ -53,6 +54,8 @@ withCommon(program.command('demo'))
     console.log(summaryTable(summary));
     process.exitCode = summary.failures === 0 ? 0 : 1;
   });
+
+registerGatewayCommand(program);
 
 withCommon(program.command('status'))
   .description('a table of workers and slots')
