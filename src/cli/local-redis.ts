@@ -1,17 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
+import { raceDeadline } from '../shared/deadline.js';
 import { createRedis, redactUrl } from '../shared/redis.js';
 
 /** Is there a Redis answering PING at url within timeoutMs? */
 export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
   const redis = createRedis(url, { name: 'slotq-probe' });
   redis.on('error', () => undefined); // a refused connection is the answer here, not a crash
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const deadline = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
-    return await Promise.race([redis.ping().then(() => true, () => false), deadline]);
+    return (await raceDeadline(redis.ping().then(() => true, () => false), timeoutMs)) === true;
   } finally {
-    clearTimeout(timer);
     redis.disconnect();
   }
 }

@@ -1,4 +1,5 @@
 import type { SlotBackend } from '../../src/producer/slot-backend.js';
+import { raceDeadline } from '../../src/shared/deadline.js';
 import { SlotqError, toError } from '../../src/shared/errors.js';
 import type { ExecutionResult, Slot } from '../../src/shared/schemas.js';
 import type { Recorder } from './recorder.js';
@@ -40,16 +41,6 @@ export function hungThresholdMs(items: ReadonlyArray<readonly [Slot, CallSpec]>,
   return Math.max(...perSlot.values()) + workerLostMs + 30_000;
 }
 
-/** The promise's value, or 'late' when it did not settle within ms (the promise keeps running). */
-export async function within<T>(p: Promise<T>, ms: number): Promise<T | 'late'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Runs one batch and judges every result: lost (no result, or a second one), hung (too slow), retried
@@ -64,11 +55,11 @@ export async function checkedBatch(env: CallEnv, items: ReadonlyArray<readonly [
     (results) => results,
     (err: unknown) => toError(err),
   );
-  let results = await within(settled, hungThresholdMs(items, env.workerLostMs));
+  let results = await raceDeadline(settled, hungThresholdMs(items, env.workerLostMs));
   if (results === 'late') {
     rec.hung += items.length;
     rec.note(`hung: a batch of ${items.length} call(s) had no results after ${Date.now() - t0} ms (${items[0]?.[1].tool} on ${items[0]?.[0].slotId})`);
-    results = await within(settled, LOST_GRACE_MS);
+    results = await raceDeadline(settled, LOST_GRACE_MS);
   }
   if (results === 'late' || results instanceof Error) {
     rec.lost += items.length;

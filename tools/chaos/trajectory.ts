@@ -1,6 +1,7 @@
 import { SlotqError, toError } from '../../src/shared/errors.js';
 import type { Slot } from '../../src/shared/schemas.js';
-import { checkedBatch, within, type CallEnv, type CallSpec, type Outcome } from './calls.js';
+import { raceDeadline } from '../../src/shared/deadline.js';
+import { checkedBatch, type CallEnv, type CallSpec, type Outcome } from './calls.js';
 
 /** Acquisitions in a row that may find no slot before the scenario gives up. */
 const MAX_NO_SLOT = 20;
@@ -85,7 +86,7 @@ export async function acquireWithDeadline(env: CallEnv, trajectoryId: string, ti
     (slot) => slot,
     (err: unknown) => toError(err),
   );
-  const got = await within(pending, hungMs);
+  const got = await raceDeadline(pending, hungMs);
   if (got !== 'late') return got;
   env.rec.hung++;
   env.rec.lost++;
