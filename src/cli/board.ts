@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
 import { toError } from '../shared/errors.js';
 import { keysFor } from '../shared/keys.js';
-import { createRedis, redactUrl, verifyRedis } from '../shared/redis.js';
+import { connectRedis, redactUrl, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
+import { checkBoardAccess, readOnly, requireToken, type BoardAccess } from './board/board-access.js';
 import { BoardMetrics } from './board/board-metrics.js';
 import { clusterSnapshot, type ClusterSnapshot } from './board/cluster-snapshot.js';
 import { QueueSync } from './board/queue-sync.js';
@@ -18,12 +19,14 @@ export interface BoardOptions {
   logger: Logger;
   /** Overrides config.boardPort (0 = any free port). */
   port?: number;
-  /** Host to listen on (default 0.0.0.0). */
+  /** Overrides config.boardHost (default 127.0.0.1; any other address needs config.boardToken). */
   host?: string;
   /** How often the workers set is polled for queues to add or remove (ms). */
   pollMs?: number;
-  /** Let Bull Board retry, remove and clean jobs (default: read-only). */
+  /** Let Bull Board retry, remove and clean jobs (default: read-only; needs config.boardToken). */
   readWrite?: boolean;
+  /** Overrides config.boardShowJobData: show call arguments and lease IDs in Bull Board. */
+  showJobData?: boolean;
 }
 
 export interface BoardHandle {
@@ -36,12 +39,20 @@ export interface BoardHandle {
 
 /**
  * `slotq board`: Bull Board with every worker's queue (found as workers come and go), a slots view,
- * Prometheus metrics for every worker, and a health check, on one HTTP port.
+ * Prometheus metrics for every worker, and a health check, on one HTTP port. Loopback only unless a
+ * token guards it; read-only and with job data hidden unless the operator asks.
  */
 export async function startBoard(opts: BoardOptions): Promise<BoardHandle> {
   const { config, logger: log } = opts;
+  const access: BoardAccess = {
+    host: opts.host ?? config.boardHost,
+    token: config.boardToken,
+    readWrite: opts.readWrite ?? false,
+    showJobData: opts.showJobData ?? config.boardShowJobData,
+  };
+  checkBoardAccess(access);
   const keys = keysFor(config.prefix);
-  const redis = createRedis(config.redisUrl, { name: 'slotq-board' });
+  const redis = connectRedis(config, { name: 'slotq-board' });
   try {
     await verifyRedis(redis, config.redisUrl);
   } catch (err) {
@@ -50,24 +61,27 @@ export async function startBoard(opts: BoardOptions): Promise<BoardHandle> {
   }
   const registry = new Registry(redis, keys);
   const serverAdapter = new ExpressAdapter().setBasePath('/queues');
-  const queues = new QueueSync(redis, registry, keys, serverAdapter, log, !opts.readWrite);
+  const queues = new QueueSync(redis, registry, keys, serverAdapter, log, !access.readWrite, access.showJobData);
   await queues.start(opts.pollMs ?? 3000);
   const snapshot = (): Promise<ClusterSnapshot> => clusterSnapshot(redis, registry, keys, (id) => queues.queueOf(id));
   const metrics = new BoardMetrics(snapshot);
 
   // Health: PING with a deadline (commands queue while Redis is away, so a plain ping would hang).
-  const app = boardApp(serverAdapter, snapshot, metrics, log, () => verifyRedis(redis, config.redisUrl, 2000), () => queues.workerIds.length);
+  const app = boardApp(access, serverAdapter, snapshot, metrics, log, () => verifyRedis(redis, config.redisUrl, 2000), () => queues.workerIds.length);
   let server: Server;
   try {
-    server = await listen(app, opts.port ?? config.boardPort, opts.host ?? '0.0.0.0');
+    server = await listen(app, opts.port ?? config.boardPort, access.host);
   } catch (err) {
     await queues.close();
     redis.disconnect();
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}`;
-  log.info({ url, queues: `${url}/queues`, redis: redactUrl(config.redisUrl), prefix: config.prefix }, 'board listening');
+  const url = `http://${isAnyAddress(access.host) ? '127.0.0.1' : access.host.includes(':') ? `[${access.host}]` : access.host}:${port}`;
+  log.info(
+    { url, host: access.host, token: access.token ? 'required' : 'none (loopback only)', readWrite: access.readWrite, showJobData: access.showJobData, redis: redactUrl(config.redisUrl), prefix: config.prefix },
+    'board listening',
+  );
   return {
     url,
     port,
@@ -81,10 +95,23 @@ export async function startBoard(opts: BoardOptions): Promise<BoardHandle> {
   };
 }
 
-/** The board's routes: Bull Board under /queues, the slots view, metrics and the health check. */
-function boardApp(serverAdapter: ExpressAdapter, snapshot: () => Promise<ClusterSnapshot>, metrics: BoardMetrics, log: Logger, ping: () => Promise<unknown>, workerCount: () => number): express.Express {
+const isAnyAddress = (host: string): boolean => host === '0.0.0.0' || host === '::';
+
+/**
+ * The board's routes: the health check (open: it tells only whether Redis answers), then, behind the
+ * token when there is one, Bull Board under /queues, the slots view and metrics.
+ */
+function boardApp(access: BoardAccess, serverAdapter: ExpressAdapter, snapshot: () => Promise<ClusterSnapshot>, metrics: BoardMetrics, log: Logger, ping: () => Promise<unknown>, workerCount: () => number): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    ping().then(
+      () => res.json({ ok: true, redis: 'up', workers: workerCount() }),
+      (err: unknown) => res.status(503).json({ ok: false, redis: toError(err).message }),
+    );
+  });
+  if (access.token) app.use(requireToken(access.token));
+  if (!access.readWrite) app.use(readOnly);
   app.get('/', (_req, res) => res.redirect('/queues'));
   app.use('/queues', serverAdapter.getRouter() as express.Router);
   app.get('/slots.json', handle(log, async (_req, res) => void res.json(await snapshot())));
@@ -94,12 +121,6 @@ function boardApp(serverAdapter: ExpressAdapter, snapshot: () => Promise<Cluster
     else res.type('html').send(renderSlotsPage(snap));
   }));
   app.get('/metrics', handle(log, async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())));
-  app.get('/healthz', (_req, res) => {
-    ping().then(
-      () => res.json({ ok: true, redis: 'up', workers: workerCount() }),
-      (err: unknown) => res.status(503).json({ ok: false, redis: toError(err).message }),
-    );
-  });
   return app;
 }
 

@@ -31,9 +31,10 @@ export function withWorker(cmd: Command): Command {
 export function withBoard(cmd: Command): Command {
   return cmd
     .addOption(new Option('--port <n>', 'HTTP port of the board (0 = any free port)').env('SLOTQ_BOARD_PORT'))
-    .option('--host <host>', 'address to listen on', '0.0.0.0')
+    .addOption(new Option('--host <host>', 'address to listen on (any but loopback needs SLOTQ_BOARD_TOKEN)').env('SLOTQ_BOARD_HOST').default('127.0.0.1'))
     .option('--poll-ms <ms>', 'how often the workers set is polled for queues to add or remove', '3000')
-    .option('--read-write', 'let Bull Board retry, remove and clean jobs (it is read-only otherwise)');
+    .option('--read-write', 'let Bull Board retry, remove and clean jobs (needs SLOTQ_BOARD_TOKEN; read-only otherwise)')
+    .option('--show-job-data', 'show call arguments (commands, file contents) and lease IDs in Bull Board (hidden otherwise; or SLOTQ_BOARD_SHOW_JOB_DATA=true)');
 }
 
 const FIELDS: ReadonlyArray<[option: string, key: keyof SlotqOptions]> = [
@@ -48,6 +49,7 @@ const FIELDS: ReadonlyArray<[option: string, key: keyof SlotqOptions]> = [
   ['pids', 'pids'],
   ['defaultTimeoutS', 'defaultTimeoutS'],
   ['port', 'boardPort'],
+  ['showJobData', 'boardShowJobData'],
 ];
 
 /** The SlotqOptions given on the command line (or through their env variables), as strings: loadConfig coerces and validates them. */
@@ -56,6 +58,7 @@ export function configFrom(o: Opts): SlotqOptions {
   for (const [option, key] of FIELDS) {
     const v = o[option];
     if (typeof v === 'string' && v !== '') pick[key] = v;
+    else if (v === true) pick[key] = 'true';
   }
   return pick;
 }

@@ -6,7 +6,7 @@ import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors
 import { newProducerId, randomId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
-import { createRedis, verifyRedis } from '../shared/redis.js';
+import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
@@ -70,8 +70,8 @@ export class SlotBackend implements ToolBackend {
 
   async start(): Promise<void> {
     if (this.started) return;
-    this.redis = createRedis(this.config.redisUrl, { name: `slotq-producer-${this.producerId}` });
-    const blocking = createRedis(this.config.redisUrl, { blocking: true, name: `slotq-producer-${this.producerId}-inbox` });
+    this.redis = connectRedis(this.config, { name: `slotq-producer-${this.producerId}` });
+    const blocking = connectRedis(this.config, { blocking: true, name: `slotq-producer-${this.producerId}-inbox` });
     try {
       await verifyRedis(this.redis, this.config.redisUrl);
     } catch (err) {

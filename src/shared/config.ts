@@ -5,7 +5,12 @@ const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max
 
 /** Every setting, its env variable, and its default (contract §8). */
 const fields = {
-  redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379') },
+  /** One URL, or a comma-separated list of a Redis Cluster's nodes (any one is enough to find the rest). */
+  redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\/[^,\s]+(,\s*rediss?:\/\/[^,\s]+)*$/, 'must start with redis:// or rediss:// (a comma-separated list of them for a Redis Cluster)').default('redis://127.0.0.1:6379') },
+  /** Talk to a Redis Cluster (REDIS_URL names any node, or several). */
+  redisCluster: { env: 'SLOTQ_REDIS_CLUSTER', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
+  /** PEM file of the CA that signed the Redis server's certificate (rediss:// with a private CA). */
+  redisTlsCa: { env: 'SLOTQ_REDIS_TLS_CA', schema: z.string().min(1).optional() },
   prefix: { env: 'SLOTQ_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only').default('slotq') },
   image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
   slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },
@@ -19,6 +24,10 @@ const fields = {
   defaultTimeoutS: { env: 'SLOTQ_DEFAULT_TIMEOUT_S', schema: z.coerce.number().min(1).max(3600).default(30) },
   logLevel: { env: 'SLOTQ_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') },
   boardPort: { env: 'SLOTQ_BOARD_PORT', schema: intIn(0, 65535).default(3000) },
+  /** `slotq board`: address (loopback by default; any other needs boardToken), token, and whether job data is shown. */
+  boardHost: { env: 'SLOTQ_BOARD_HOST', schema: z.string().min(1).default('127.0.0.1') },
+  boardToken: { env: 'SLOTQ_BOARD_TOKEN', schema: z.string().min(16, 'use at least 16 characters').optional() },
+  boardShowJobData: { env: 'SLOTQ_BOARD_SHOW_JOB_DATA', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
   leaseTtlMs: { env: 'SLOTQ_LEASE_TTL_MS', schema: intIn(1000, 86_400_000).default(60_000) },
   workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
   warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },

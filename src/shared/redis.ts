@@ -1,35 +1,102 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import type { SlotqConfig } from './config.js';
+import { ConfigError, InternalError } from './errors.js';
 
 const COMMAND_RETRIES = 10;
 
+/** A standalone Redis or a Redis Cluster client: slotq uses only the command surface both share. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisConnectOptions {
+  /** BullMQ workers and inbox readers: commands wait through outages instead of failing. */
+  blocking?: boolean;
+  name?: string;
+  onError?: (err: Error) => void;
+  /** Talk to a Redis Cluster; unset: SLOTQ_REDIS_CLUSTER decides. */
+  cluster?: boolean;
+  /** PEM file of the CA for rediss://; unset: SLOTQ_REDIS_TLS_CA decides. */
+  tlsCaFile?: string;
+}
+
 /**
- * A Redis connection from a URL (passwords and rediss:// work: ioredis parses both).
- * `blocking` connections (BullMQ workers, inbox readers) must not time out their commands.
+ * The one way slotq opens Redis, from the parsed config (standalone or Cluster, TLS, password):
+ * workers, producers, the board and the gateway all connect through it.
  */
-export function createRedis(url: string, opts: { blocking?: boolean; name?: string; onError?: (err: Error) => void } = {}): Redis {
+export function connectRedis(config: Pick<SlotqConfig, 'redisUrl' | 'redisCluster' | 'redisTlsCa'>, opts: Omit<RedisConnectOptions, 'cluster' | 'tlsCaFile'> = {}): Redis {
+  return createRedis(config.redisUrl, { ...opts, cluster: config.redisCluster, ...(config.redisTlsCa ? { tlsCaFile: config.redisTlsCa } : {}) });
+}
+
+/**
+ * A Redis connection from a URL (passwords and rediss:// work), or a Redis Cluster connection when
+ * `cluster` (or SLOTQ_REDIS_CLUSTER) says so, from one node's URL or a comma-separated list of them.
+ * Typed as `Redis` so existing call sites keep compiling; a Cluster client answers the same commands
+ * (every slotq key shares one hash tag, so pipelines and scripts stay on one node).
+ */
+export function createRedis(url: string, opts: RedisConnectOptions = {}): Redis {
+  const urls = url.split(',').map((u) => u.trim()).filter(Boolean);
+  const cluster = opts.cluster ?? envFlag(process.env['SLOTQ_REDIS_CLUSTER']);
+  const tlsCaFile = opts.tlsCaFile ?? (process.env['SLOTQ_REDIS_TLS_CA'] || undefined);
+  if (urls.length > 1 && !cluster) throw new ConfigError(`REDIS_URL lists ${urls.length} nodes: set SLOTQ_REDIS_CLUSTER=true for a Redis Cluster, or give one URL`);
   const options: RedisOptions = {
-    // Blocking connections (BullMQ workers, inbox readers) wait through outages, as BullMQ requires.
-    // Command connections give up after ~13 s of reconnecting (100 ms doubling to 2 s per attempt), so a
-    // Redis outage becomes an error (a typed result upstream), never a call that hangs forever.
+    // Blocking connections wait through outages, as BullMQ requires. Command connections give up after
+    // ~13 s of reconnecting (100 ms doubling to 2 s per attempt), so a Redis outage becomes an error
+    // (a typed result upstream), never a call that hangs forever.
     maxRetriesPerRequest: opts.blocking ? null : COMMAND_RETRIES,
     enableReadyCheck: true,
     connectionName: opts.name ?? 'slotq',
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   };
-  if (url.startsWith('rediss://')) options.tls = {};
-  const redis = new Redis(url, options);
+  const tls = tlsOptions(urls[0] ?? url, tlsCaFile);
+  const client: RedisClient = cluster ? clusterClient(urls, options, tls) : new Redis(url, { ...options, ...(tls ? { tls } : {}) });
   // ioredis reconnects by itself; without a listener it would print every failed attempt to the console.
-  redis.on('error', (err: Error) => opts.onError?.(err));
-  return redis;
+  client.on('error', (err: Error) => opts.onError?.(err));
+  return client as Redis;
 }
 
+function clusterClient(urls: string[], options: RedisOptions, tls: TlsOptions | undefined): Cluster {
+  const first = new URL(urls[0]!);
+  const nodes: ClusterNode[] = urls.map((u) => {
+    const parsed = new URL(u);
+    return { host: parsed.hostname, port: Number(parsed.port || 6379) };
+  });
+  return new Cluster(nodes, {
+    redisOptions: {
+      ...options,
+      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+      ...(tls ? { tls } : {}),
+    },
+    enableReadyCheck: true,
+    clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    // Through a failover or a resharding, a command is retried on the new owner of the slot.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 200,
+    slotsRefreshTimeout: 2000,
+  });
+}
+
+function tlsOptions(url: string, caFile: string | undefined): TlsOptions | undefined {
+  if (!url.startsWith('rediss://')) return undefined;
+  if (!caFile) return {};
+  try {
+    return { ca: readFileSync(caFile) };
+  } catch (err) {
+    throw new ConfigError(`SLOTQ_REDIS_TLS_CA=${caFile} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+const envFlag = (v: string | undefined): boolean => /^(1|true|yes|on|y|enabled)$/i.test(v ?? '');
+
 /** PING with a deadline, so start() fails with a clear message instead of hanging. */
-export async function verifyRedis(redis: Redis, url: string, timeoutMs = 5000): Promise<void> {
+export async function verifyRedis(redis: RedisClient, url: string, timeoutMs = 5000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms: start one (e.g. \`slotq up\` or \`redis-server\`) or set REDIS_URL`)),
+      () => reject(new InternalError(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms: start one (e.g. \`slotq up\` or \`redis-server\`) or set REDIS_URL (and SLOTQ_REDIS_CLUSTER=true for a Redis Cluster)`)),
       timeoutMs,
     );
   });
@@ -40,5 +107,5 @@ export async function verifyRedis(redis: Redis, url: string, timeoutMs = 5000): 
   }
 }
 
-/** The URL without its password, for messages and logs. */
-export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+/** The URL (or list) without passwords, for messages and logs. */
+export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/,]*):[^@/,]*@/g, '//$1:***@');

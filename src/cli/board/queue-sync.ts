@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
 import type { Registry } from '../../shared/registry.js';
+import { redactJobData } from './board-access.js';
 
 type BullBoard = ReturnType<typeof createBullBoard>;
 
@@ -27,6 +28,7 @@ export class QueueSync {
     serverAdapter: ExpressAdapter,
     private readonly log: Logger,
     private readonly readOnly = true,
+    private readonly showJobData = false,
   ) {
     this.board = createBullBoard({ queues: [], serverAdapter, options: { uiConfig: { boardTitle: 'slotq' } } });
   }
@@ -66,7 +68,9 @@ export class QueueSync {
     const queue = new Queue(this.keys.queueName(workerId), { connection: this.redis, prefix: this.keys.root });
     queue.on('error', (err) => this.log.warn({ workerId, err: err.message }, 'board: queue error'));
     this.queues.set(workerId, queue);
-    this.board.addQueue(new BullMQAdapter(queue, { readOnlyMode: this.readOnly, description: `slots of worker ${workerId}` }));
+    const adapter = new BullMQAdapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly, description: `slots of worker ${workerId}` });
+    if (!this.showJobData) adapter.setFormatter('data', redactJobData);
+    this.board.addQueue(adapter);
     this.log.info({ workerId, queue: queue.name }, 'board: worker joined; showing its queue');
   }
 
