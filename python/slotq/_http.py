@@ -1,0 +1,184 @@
+"""A small HTTP/1.1 JSON client on asyncio streams: keep-alive connections in a bounded pool,
+no threads, so many asyncio tasks can call at once without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from .errors import GatewayUnavailableError
+
+#: An idle connection older than this is closed instead of reused. The gateway keeps idle
+#: connections for 65 s, so a connection the client reuses is never closed under it.
+IDLE_MAX_S = 20.0
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _Conn:
+    __slots__ = ("reader", "writer", "idle_since")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - closing a broken transport may raise anything; it is gone either way
+            pass
+
+
+class _LoopState:
+    """Pool state bound to one event loop (asyncio streams cannot move between loops)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
+        self.loop = loop
+        self.sem = asyncio.Semaphore(max_connections)
+        self.idle: List[_Conn] = []
+
+
+class HttpClient:
+    def __init__(self, url: str, token: Optional[str], *, max_connections: int = 128, connect_timeout_s: float = 10.0, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"slotq gateway URL must be http://host:port or https://host:port, got {url!r}")
+        self.url = url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        self.host_header = parts.netloc.rsplit("@", 1)[-1]
+        self.token = token
+        self.max_connections = max_connections
+        self.connect_timeout_s = connect_timeout_s
+        self._state: Optional[_LoopState] = None
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        if self._state is None or self._state.loop is not loop:
+            # A new event loop (e.g. a second asyncio.run): connections of the old one are unusable.
+            self._state = _LoopState(loop, self.max_connections)
+        return self._state
+
+    async def request(self, method: str, path: str, body: Optional[Dict[str, Any]], *, timeout_s: float, idempotent: bool = False) -> Tuple[int, Any]:
+        """Sends one request; returns (status, parsed JSON). Raises GatewayUnavailableError when the
+        gateway cannot be reached or does not answer within timeout_s (retrying once, for idempotent
+        requests, on a reused connection the server had closed)."""
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
+        state = self._loop_state()
+        deadline = time.monotonic() + timeout_s
+        async with state.sem:
+            attempts = 2 if idempotent else 1
+            for attempt in range(attempts):
+                conn, reused = await self._connection(state, deadline)
+                try:
+                    remaining = max(0.001, deadline - time.monotonic())
+                    status, keep, data = await asyncio.wait_for(self._roundtrip(conn, method, path, payload), remaining)
+                except asyncio.TimeoutError:
+                    conn.close()
+                    raise GatewayUnavailableError(f"No answer from the slotq gateway at {self.url} within {timeout_s:.0f} s ({method} {path})") from None
+                except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+                    conn.close()
+                    if reused and attempt + 1 < attempts:
+                        continue
+                    raise GatewayUnavailableError(f"Connection to the slotq gateway at {self.url} failed ({method} {path}): {_describe(e)}") from None
+                except BaseException:
+                    conn.close()  # cancelled mid-request: the connection's state is unknown
+                    raise
+                if keep:
+                    conn.idle_since = time.monotonic()
+                    state.idle.append(conn)
+                else:
+                    conn.close()
+                return status, data
+        raise AssertionError("unreachable")
+
+    async def _connection(self, state: _LoopState, deadline: float) -> Tuple[_Conn, bool]:
+        now = time.monotonic()
+        while state.idle:
+            conn = state.idle.pop()
+            if now - conn.idle_since < IDLE_MAX_S and not conn.reader.at_eof() and not conn.writer.is_closing():
+                return conn, True
+            conn.close()
+        timeout = max(0.001, min(self.connect_timeout_s, deadline - now))
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=2 ** 20), timeout)
+        except asyncio.TimeoutError:
+            raise GatewayUnavailableError(f"Could not connect to the slotq gateway at {self.url} within {timeout:.0f} s") from None
+        except OSError as e:
+            raise GatewayUnavailableError(f"Could not connect to the slotq gateway at {self.url}: {_describe(e)} (is `slotq gateway` running? SLOTQ_URL)") from None
+        return _Conn(reader, writer), False
+
+    async def _roundtrip(self, conn: _Conn, method: str, path: str, payload: bytes) -> Tuple[int, bool, Any]:
+        head = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}", "Accept: application/json", "Connection: keep-alive"]
+        if payload or method in ("POST", "PUT", "PATCH"):
+            head.append("Content-Type: application/json")
+            head.append(f"Content-Length: {len(payload)}")
+        if self.token:
+            head.append(f"Authorization: Bearer {self.token}")
+        conn.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        await conn.writer.drain()
+
+        status_line = await conn.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the gateway closed the connection before answering")
+        parts = status_line.decode("latin-1").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP response: {status_line[:80]!r}")
+        status = int(parts[1])
+        headers: Dict[str, str] = {}
+        size = 0
+        while True:
+            line = await conn.reader.readline()
+            size += len(line)
+            if size > MAX_HEADER_BYTES:
+                raise ValueError("response headers too large")
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        keep = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            raw = await _read_chunked(conn.reader)
+        elif "content-length" in headers:
+            raw = await conn.reader.readexactly(int(headers["content-length"]))
+        else:
+            raw = await conn.reader.read()
+            keep = False
+        if not raw:
+            return status, keep, None
+        try:
+            return status, keep, json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return status, keep, {"error": {"code": "INTERNAL", "message": raw[:500].decode("utf-8", "replace"), "retryable": True}}
+
+    def close_idle(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        for conn in state.idle:
+            conn.close()
+        state.idle.clear()
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    out = bytearray()
+    while True:
+        size_line = await reader.readline()
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return bytes(out)
+        out += await reader.readexactly(size)
+        await reader.readexactly(2)
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
