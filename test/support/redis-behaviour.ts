@@ -1,0 +1,126 @@
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type SlotWorkerOptions } from '../../src/index.js';
+import { keysFor } from '../../src/shared/keys.js';
+import { connectRedis } from '../../src/shared/redis.js';
+import { loadConfig, type SlotqOptions } from '../../src/shared/config.js';
+import { containersOf, removeContainers, runsIn } from '../../tools/testkit/docker.js';
+import { startWorkerProcess, type ManagedProcess } from '../../tools/testkit/processes.js';
+import { uniquePrefix, waitFor } from './harness.js';
+import type { LocalRedis } from './redis-servers.js';
+
+const log = createLogger({ level: process.env['SLOTQ_TEST_LOG_LEVEL'] ?? 'silent' });
+
+/**
+ * The integration behaviour that depends on Redis (affinity, FIFO waiters and grants, batch order,
+ * release with reset, a worker's death), run against a Redis this file started: a Cluster, or TLS with
+ * a password. Call inside a describe().
+ */
+export function redisBehaviour(start: () => Promise<LocalRedis>, redisOptions: (r: LocalRedis) => SlotqOptions): void {
+  let target: LocalRedis;
+  let prefix = '';
+  const saved: Record<string, string | undefined> = {};
+  const workers: SlotWorker[] = [];
+  const backends: SlotBackend[] = [];
+  const procs: ManagedProcess[] = [];
+  const opts = (): SlotqOptions => ({ redisUrl: target.url, prefix, ...redisOptions(target) });
+  const worker = async (o: SlotWorkerOptions = {}): Promise<SlotWorker> => {
+    const w = new SlotWorker({ ...opts(), slots: 2, warmSpares: 1, logger: log, ...o });
+    workers.push(w);
+    await w.start();
+    return w;
+  };
+  const backend = async (o: SlotBackendOptions = {}): Promise<SlotBackend> => {
+    const b = new SlotBackend({ ...opts(), logger: log, ...o });
+    backends.push(b);
+    await b.start();
+    return b;
+  };
+  /** Waiters queued in the registry (for ordering acquires by event, not by sleeping). */
+  const waiting = async (): Promise<number> => {
+    const redis = connectRedis(loadConfig(opts()), { name: 'slotq-test' });
+    try {
+      return await redis.llen(keysFor(prefix).waiters);
+    } finally {
+      redis.disconnect();
+    }
+  };
+
+  beforeAll(async () => {
+    target = await start();
+    // In-process workers read these like a deployed worker would (the user's switch is the env).
+    for (const [k, v] of Object.entries(target.env)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+  }, 120_000);
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await target?.stop();
+  });
+  afterEach(async () => {
+    for (const b of backends.splice(0)) await b.stop({ purge: true });
+    for (const w of workers.splice(0)) await w.stop();
+    for (const p of procs.splice(0)) await p.stop(5000, 'SIGKILL');
+    await removeContainers(await containersOf(prefix));
+  });
+
+  it('acquire: affinity, FIFO waiters served by grants', async () => {
+    prefix = uniquePrefix();
+    await worker({ slots: 2 });
+    const [b1, b2] = [await backend(), await backend()];
+    const a = await b1.acquire('a');
+    const b = await b1.acquire('b');
+    expect((await b2.acquire('a')).slotId).toBe(a.slotId); // the trajectory keeps its slot, across producers
+    const c = b1.acquire('c');
+    await waitFor(async () => (await waiting()) === 1, 10_000, 'c to queue');
+    const d = b2.acquire('d');
+    await waitFor(async () => (await waiting()) === 2, 10_000, 'd to queue');
+    await b1.release(a);
+    expect((await c).slotId).toBe(a.slotId); // first come, first served
+    await b1.release(b);
+    expect((await d).slotId).toBe(b.slotId);
+    await expect(b1.acquire('e', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'NO_SLOT' });
+    expect(await waiting()).toBe(0);
+  });
+
+  it('executeBatch answers in request order across slots; release with reset gives a pristine workspace', async () => {
+    prefix = uniquePrefix();
+    await worker({ slots: 2 });
+    const b = await backend();
+    const [s1, s2] = [await b.acquire('t1'), await b.acquire('t2')];
+    const results = await b.executeBatch([
+      [s1, 'bash', { command: 'sleep 0.3; echo one' }],
+      [s2, 'write_file', { path: 'f.txt', content: 'two' }],
+      [s1, 'bash', { command: 'echo three' }],
+      [s2, 'read_file', { path: 'f.txt' }],
+    ]);
+    expect(results.map((r) => r.output)).toEqual(['one\n', expect.any(String), 'three\n', 'two']);
+    expect(results.every((r) => r.success)).toBe(true);
+    await b.release(s2, { resetWorkspace: true });
+    await b.release(s1);
+    const again = await b.acquire('t3');
+    const fresh = again.slotId === s2.slotId ? again : await b.acquire('t4');
+    expect(fresh.slotId).toBe(s2.slotId);
+    const [read] = await b.executeBatch([[fresh, 'read_file', { path: 'f.txt' }]]);
+    expect(read!.metadata.code).toBe('NOT_FOUND');
+  });
+
+  it('a worker killed with SIGKILL: its calls return WORKER_LOST', async () => {
+    prefix = uniquePrefix();
+    const env = { REDIS_URL: target.url, SLOTQ_PREFIX: prefix, SLOTQ_SLOTS: '1', SLOTQ_WORKER_LOST_MS: '3000', SLOTQ_WARM_SPARES: '0', ...target.env };
+    const proc = await startWorkerProcess('slotq worker (cluster/tls)', env);
+    procs.push(proc);
+    const b = await backend({ workerLostMs: 3000 });
+    const slot = await b.acquire('doomed');
+    const batch = b.executeBatch([[slot, 'bash', { command: 'sleep 60' }]]);
+    const [id] = await containersOf(prefix);
+    await waitFor(() => runsIn(id!, 'sleep 60'), 20_000, 'the call to start');
+    await proc.stop(5000, 'SIGKILL');
+    const [r] = await batch;
+    expect(r!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: true });
+    await b.release(slot);
+  });
+}
