@@ -80,6 +80,17 @@ else
   log "docker-compose: missing; the compose test will fail until it is installed"
 fi
 
+# d2. redis-server, redis-cli and openssl: the Redis Cluster and TLS tests start their own servers
+#     (test/integration/redis-cluster.test.ts, redis-tls.test.ts); Debian's redis-server is built with TLS
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v openssl >/dev/null; then
+  log "redis-server, redis-cli, openssl: present"
+elif can_apt; then
+  log "redis-server, openssl: installing (for the Cluster and TLS tests)"
+  apt_install redis-server redis-tools openssl
+else
+  log "redis-server/redis-cli/openssl missing; the Redis Cluster and TLS tests will fail until they are installed"
+fi
+
 # e. Images
 bash scripts/build-images.sh
 log "done"
