@@ -1,0 +1,116 @@
+import type { Job } from 'bullmq';
+import type { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.js';
+import type { Keys } from '../shared/keys.js';
+import type { Registry } from '../shared/registry.js';
+import { callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
+import type { ArtifactIo } from './artifacts.js';
+import { failure } from './call-result.js';
+import type { ContainerDriver } from './container-driver.js';
+import { replyResults } from './reply.js';
+import type { SlotResetter } from './slot-resetter.js';
+import type { SlotRuntime } from './slot-runtime.js';
+import { executeCall } from './tools.js';
+import type { WorkerEventMap } from './worker-events.js';
+
+export interface JobProcessorDeps {
+  workerId: string;
+  slots: ReadonlyMap<string, SlotRuntime>;
+  registry: Pick<Registry, 'checkLeases'>;
+  redis: Redis;
+  keys: Keys;
+  driver: ContainerDriver;
+  resetter: SlotResetter<SlotRuntime>;
+  events: EventEmitter<WorkerEventMap>;
+  log: Logger;
+}
+
+/**
+ * Runs the jobs of the worker's queue: a reset job resets its slot; a calls job has its leases checked,
+ * its calls queued on their slots in item order (FIFO per slot), and exactly one result per call sent to
+ * the producer's inbox. An invalid payload is a failed result, never a crashed worker.
+ */
+export class JobProcessor {
+  constructor(private readonly d: JobProcessorDeps) {}
+
+  async process(job: Job): Promise<unknown> {
+    const parsed = jobPayloadSchema.safeParse(job.data);
+    if (!parsed.success) return this.rejectInvalid(job, describeZodError(parsed.error));
+    const payload = parsed.data;
+    if (payload.kind === 'reset') {
+      await this.d.resetter.reset(payload.slotId);
+      return { reset: payload.slotId };
+    }
+    // A batch always gets one result per call: infrastructure trouble becomes retryable INTERNAL results.
+    const results = await this.runCalls(payload, job.id ?? '').catch((err: unknown) =>
+      payload.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', `The worker could not run this call: ${toError(err).message}`)]),
+    );
+    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results);
+    return { calls: results.length, failed: results.filter(([, r]) => !r.success).length };
+  }
+
+  private async runCalls(job: CallsJob, jobId: string): Promise<Array<[number, ExecutionResult]>> {
+    const pairs = [...new Map(job.items.map((i) => [i.slotId, i.leaseId] as const)).entries()];
+    const current = new Map(pairs.map(([s], i) => [s, i]));
+    const valid = await this.d.registry.checkLeases(pairs);
+    // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
+    const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
+      const slot = this.d.slots.get(item.slotId);
+      if (!slot) return Promise.resolve([item.index, failure(item, 'WORKER_LOST', `Slot ${item.slotId} is not served by worker ${this.d.workerId} (it was stopped or replaced)`)]);
+      const i = current.get(item.slotId)!;
+      if (!valid[i] || item.leaseId !== pairs[i]![1]) {
+        return Promise.resolve([item.index, failure(item, 'LEASE_LOST', `Slot ${item.slotId} is not held by this caller any more (released, or its lease expired): acquire a slot again`)]);
+      }
+      const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
+      return slot.enqueue(() => this.runOne(slot, item, log)).then((r) => [item.index, r]);
+    });
+    return Promise.all(runs);
+  }
+
+  private async runOne(slot: SlotRuntime, item: JobItem, log: Logger): Promise<ExecutionResult> {
+    const startedMs = performance.now();
+    let result: ExecutionResult;
+    if (slot.workspaceLost) {
+      // The container died under the previous call and was replaced: say so before running anything.
+      slot.workspaceLost = false;
+      result = failure(item, 'SLOT_BROKEN', `This slot's container died and was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true });
+    } else {
+      try {
+        result = await executeCall((req) => slot.run(req), item, this.artifactIo(slot));
+      } catch (err) {
+        const code = codeOf(err);
+        result = failure(item, code, toError(err).message, err instanceof SlotqError ? { retryable: err.retryable } : {});
+        // Replace it now, inside the slot's FIFO, so the calls queued behind this one see the new container.
+        if (code === 'SLOT_BROKEN') await this.d.resetter.replaceBroken(slot);
+      }
+    }
+    this.d.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });
+    log.debug({ tool: item.tool, success: result.success, code: result.metadata.code, ms: result.metadata.durationMs }, 'call done');
+    return result;
+  }
+
+  /** Container access for the artifact helpers; reads slot.containerId at call time (it changes on reset). */
+  private artifactIo(slot: SlotRuntime): ArtifactIo {
+    return { exec: (argv, opts) => this.d.driver.exec(slot.containerId, argv, opts), stream: (argv) => this.d.driver.attach(slot.containerId, argv) };
+  }
+
+  /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
+  private async rejectInvalid(job: Job, why: string): Promise<unknown> {
+    this.d.log.warn({ jobId: job.id, why }, 'invalid job payload');
+    const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as Record<string, unknown>;
+    const loose = callsJobSchema.pick({ producerId: true }).safeParse(data);
+    if (!loose.success) throw new InvalidArgsError(`Invalid job payload: ${why}`);
+    const items = Array.isArray(data['items']) ? (data['items'] as unknown[]) : [];
+    const str = (v: unknown, dflt: string): string => (typeof v === 'string' ? v : dflt);
+    const results = items.map((raw, i): [number, ExecutionResult] => {
+      const it = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+      const index = typeof it['index'] === 'number' ? it['index'] : i;
+      const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
+      return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
+    });
+    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results);
+    return { invalid: why };
+  }
+}
