@@ -165,7 +165,6 @@ class SlotqBackend:
             raise TypeError(f"release() expects a Slot from acquire(), got {type(slot).__name__}")
         await self._session_call("release", {"slot": slot._to_wire(), "reset_workspace": bool(reset_workspace)}, 60.0)
         slot.state = SlotState.AVAILABLE
-        slot.trajectory_id = None
 
     # ------------------------------------------------------------------ calls
 

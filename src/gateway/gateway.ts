@@ -109,6 +109,8 @@ async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
   });
+  // JSON only: a text/plain body is refused as a wrong Content-Type, not parsed as a string.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(makeErrorHandler(log));
