@@ -91,6 +91,16 @@ else
   log "redis-server/redis-cli/openssl missing; the Redis Cluster and TLS tests will fail until they are installed"
 fi
 
+# d3. Python 3 for the Python client's suite (python/tests, standard library only; npm run test:python)
+if command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+  log "python3: present"
+elif can_apt; then
+  log "python3: installing Debian's python3"
+  apt_install python3
+else
+  log "python3 (>= 3.9) missing: the Python client's suite (npm run test:python) will fail until it is installed"
+fi
+
 # e. Images
 bash scripts/build-images.sh
 log "done"
