@@ -39,9 +39,10 @@ describe('slotq CLI', () => {
 
   it('`up` runs a worker and the board in one process against a Redis that answers', async () => {
     h = harness();
-    up = await runUp({ config: loadConfig({ redisUrl: redisUrl(), prefix: h.prefix, slots: 1, boardPort: 0 }), logger: createLogger({ level: 'silent' }), board: { host: '127.0.0.1' } });
+    up = await runUp({ config: loadConfig({ redisUrl: redisUrl(), prefix: h.prefix, slots: 1, boardPort: 0, gatewayPort: 0 }), logger: createLogger({ level: 'silent' }), board: { host: '127.0.0.1' } });
     const health = (await (await fetch(`${up.board.url}/healthz`)).json()) as { ok: boolean; workers: number };
     expect(health).toMatchObject({ ok: true, workers: 1 });
+    expect(await (await fetch(`${up.gateway.url}/v1/health`)).json()).toMatchObject({ status: 'ok', redis: true });
     const b = await h.backend();
     const slot = await b.acquire();
     expect(slot.workerId).toBe(up.worker.workerId);
