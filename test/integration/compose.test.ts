@@ -31,13 +31,13 @@ describe('docker-compose.yml', () => {
       throw new Error(`${COMPOSE} config rejected docker-compose.yml: ${e.stderr ?? e.message}`);
     });
     const resolved = parse(stdout) as { services: Record<string, Service> };
-    expect(Object.keys(resolved.services).sort()).toEqual(['board', 'redis', 'worker']);
+    expect(Object.keys(resolved.services).sort()).toEqual(['board', 'gateway', 'redis', 'worker']);
   });
 
   it('has redis, a scalable worker with the Docker socket, and the board on SLOTQ_BOARD_PORT', () => {
     const doc = parse(readFileSync(FILE, 'utf8'), { merge: true }) as { services: Record<string, Service> };
     const { redis, worker, board } = doc.services;
-    expect(Object.keys(doc.services).sort()).toEqual(['board', 'redis', 'worker']);
+    expect(Object.keys(doc.services).sort()).toEqual(['board', 'gateway', 'redis', 'worker']);
     expect(redis?.image).toBeTruthy();
 
     // Scalable with `--scale worker=N`: no fixed container name, no published host port.
@@ -51,6 +51,14 @@ describe('docker-compose.yml', () => {
     expect(board?.command).toEqual(['board']);
     expect(board?.environment?.['REDIS_URL']).toBe('redis://redis:6379');
     expect(board?.ports?.some((p) => p.endsWith(':3000') && p.includes('SLOTQ_BOARD_PORT'))).toBe(true);
+
+    // The gateway (Python clients): loopback-published, token-protected, on slotq's image.
+    const { gateway } = doc.services;
+    expect(gateway?.command).toEqual(['gateway']);
+    expect(gateway?.environment?.['REDIS_URL']).toBe('redis://redis:6379');
+    expect(gateway?.environment).toHaveProperty('SLOTQ_GATEWAY_TOKEN');
+    expect(gateway?.ports?.some((p) => p.startsWith('127.0.0.1:') && p.endsWith(':9001'))).toBe(true);
+    expect(gateway?.build?.dockerfile).toBe('docker/slotq.Dockerfile');
 
     // Worker and board run slotq's own image, built from docker/slotq.Dockerfile on a Node 20 base.
     for (const s of [worker!, board!]) {
