@@ -21,6 +21,8 @@ class LiveTestCase(unittest.IsolatedAsyncioTestCase):
         cls.env = live.live()
 
     async def asyncSetUp(self) -> None:
+        # unittest runs the loop in debug mode; the tests' own blocking helpers (raw HTTP, docker) are not the client's
+        asyncio.get_running_loop().slow_callback_duration = 10.0
         self.backend = await self.started()
 
     async def started(self, **kwargs: Any) -> SlotqBackend:
