@@ -64,9 +64,10 @@ export class SlotLeases {
   }
 
   private async acquireAs(waiterId: string, granted: Promise<Slot>, trajectoryId: string, timeoutMs: number): Promise<Slot> {
+    const leaseId = randomId(8);
     let rec: SlotRecord | null;
     try {
-      rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId: randomId(8), ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
+      rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId, ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
     } catch (err) {
       // The script may have queued the waiter before its reply was lost: withdraw it.
       await this.registry.cancelWaiter(waiterId).catch(() => undefined);
@@ -80,7 +81,9 @@ export class SlotLeases {
     if (await this.registry.cancelWaiter(waiterId)) {
       throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
     }
-    // A timeout that lost the race to a grant: the grant is already in the inbox, so a short bounded wait.
+    // A timeout that lost the race to a grant: the registry has it (even if its inbox message got lost).
+    const won = await this.registry.grantedTo(trajectoryId, leaseId);
+    if (won) return toSlot(won);
     return withDeadline(granted, GRANT_IN_FLIGHT_MS, () => new SlotUnavailableError(`No slot within ${timeoutMs} ms for trajectory ${trajectoryId}, and a grant that raced the timeout never arrived`));
   }
 

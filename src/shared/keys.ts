@@ -1,21 +1,36 @@
 /**
  * Every Redis key and BullMQ queue name, built here and nowhere else.
- * All live under one hash-tagged prefix (`{slotq}`) so a Redis Cluster keeps them in one slot,
- * which the registry's Lua scripts need.
+ * All live under one hash-tagged prefix (`{slotq}`) so a Redis Cluster keeps them in one slot.
+ * The registry's Lua scripts touch only keys passed to them in KEYS, in the order of `registryKeys` and
+ * `workerKeys` below; none is built inside Lua.
  */
 export interface Keys {
   /** The hash-tagged prefix, also BullMQ's `prefix` option. */
   readonly root: string;
+  /** Set of registered worker IDs. */
   readonly workers: string;
-  readonly freeCount: string;
+  /** Hash: slotId → JSON record (workerId, containerId, state, trajectoryId, owner, leaseId, leaseExpMs, heldAtMs). */
+  readonly slots: string;
+  /** Hash: trajectoryId → slotId of the slot it holds (affinity). */
+  readonly trajectories: string;
+  /** Sorted set: slotId → lease expiry (ms). */
   readonly leases: string;
+  /** Sorted set: workerId → how many free slots it has (acquire picks the highest). */
+  readonly freeCount: string;
+  /** Sorted set of free slots, all at score 0, member `<workerId> <slotId>` (a worker's are one lex range). */
+  readonly freeSlots: string;
+  /** Sorted set: workerId → heartbeat expiry (ms, Redis clock). */
+  readonly heartbeats: string;
+  /** Set of draining worker IDs (no new leases on their slots). */
+  readonly draining: string;
+  /** List of waiter IDs, first come first served. */
   readonly waiters: string;
+  /** Hash: waiterId → JSON (producerId, trajectoryId, leaseId, ttlMs, expMs). */
+  readonly waiterInfo: string;
+  /** A worker's info hash; it expires unless heartbeats extend it. */
   worker(workerId: string): string;
-  free(workerId: string): string;
-  slot(slotId: string): string;
+  /** Set of a worker's slot IDs. */
   workerSlots(workerId: string): string;
-  trajectory(trajectoryId: string): string;
-  waiter(waiterId: string): string;
   inbox(producerId: string): string;
   /** A worker's counters for the board's /metrics (written every heartbeat, expires with the worker). */
   workerStats(workerId: string): string;
@@ -23,28 +38,41 @@ export interface Keys {
   queueName(workerId: string): string;
   /** BullMQ's hash for a job in a worker's queue. */
   job(workerId: string, jobId: string): string;
+  /** KEYS[1..10] of every registry script, in the order registry-lua.ts names them. */
+  registryKeys(): string[];
+  /** KEYS[11..13] of the scripts about one worker: its info hash, its slot set, its stats hash. */
+  workerKeys(workerId: string): string[];
 }
 
 export const QUEUE_NAME_PREFIX = 'w-';
+/** Separates worker and slot ID in a member of `freeSlots` (IDs never contain it). */
+export const FREE_SLOT_SEPARATOR = ' ';
 
 export function keysFor(prefix: string): Keys {
   const root = `{${prefix}}`;
-  return {
+  const k: Omit<Keys, 'registryKeys' | 'workerKeys'> = {
     root,
     workers: `${root}:workers`,
-    freeCount: `${root}:freecount`,
+    slots: `${root}:slots`,
+    trajectories: `${root}:trajs`,
     leases: `${root}:leases`,
+    freeCount: `${root}:freecount`,
+    freeSlots: `${root}:freeslots`,
+    heartbeats: `${root}:heartbeats`,
+    draining: `${root}:draining`,
     waiters: `${root}:waiters`,
+    waiterInfo: `${root}:waiterinfo`,
     worker: (id) => `${root}:worker:${id}`,
-    free: (id) => `${root}:free:${id}`,
-    slot: (id) => `${root}:slot:${id}`,
     workerSlots: (id) => `${root}:wslots:${id}`,
-    trajectory: (id) => `${root}:traj:${id}`,
-    waiter: (id) => `${root}:waiter:${id}`,
     inbox: (id) => `${root}:inbox:${id}`,
     workerStats: (id) => `${root}:wstats:${id}`,
     queueName: (id) => `${QUEUE_NAME_PREFIX}${id}`,
     job: (workerId, jobId) => `${root}:${QUEUE_NAME_PREFIX}${workerId}:${jobId}`,
+  };
+  return {
+    ...k,
+    registryKeys: () => [k.workers, k.slots, k.trajectories, k.leases, k.freeCount, k.freeSlots, k.heartbeats, k.draining, k.waiters, k.waiterInfo],
+    workerKeys: (id) => [k.worker(id), k.workerSlots(id), k.workerStats(id)],
   };
 }
 

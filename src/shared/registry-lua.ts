@@ -1,239 +1,293 @@
+import { FREE_SLOT_SEPARATOR } from './keys.js';
+
 /**
- * Lua for the slot registry. Every script declares one key ({prefix}:workers, for Cluster routing), gets
- * the hash-tagged root as ARGV[1] and builds its keys
- * with the same layout as keys.ts. Scripts are atomic, so affinity, FIFO waiters and leases never race.
+ * Lua for the slot registry. Scripts are atomic, so affinity, FIFO waiters and leases never race.
+ * Every key a script touches arrives in KEYS, built by keys.ts (`registryKeys()`, then `workerKeys(id)`
+ * for the scripts about one worker); none is built here, so a Redis Cluster routes each script to the
+ * node of the shared hash tag and an ACL can name exactly the keys.
  *
- * Slot hash fields: workerId, containerId, state (free|held|resetting), trajectoryId, owner, leaseId,
- * leaseExpMs, heldAtMs.
+ * A slot record is JSON in the `slots` hash: slotId, workerId, containerId, state (free|held|resetting),
+ * trajectoryId, owner, leaseId, leaseExpMs, heldAtMs (numbers as decimal strings).
+ * Grants to waiting producers are returned to the caller (producerId, waiterId, slot JSON triples after
+ * the outcome), which delivers them to the inboxes; a producer whose grant got lost finds it with GRANTED_TO.
  */
 const LIB = `
-local P = ARGV[1]
-local function k(a, b) if b then return P .. ':' .. a .. ':' .. b end return P .. ':' .. a end
-local function alive(wid) return redis.call('EXISTS', k('worker', wid)) == 1 end
-local function draining(wid) return redis.call('HGET', k('worker', wid), 'state') == 'draining' end
-local function hmap(key)
-  local flat = redis.call('HGETALL', key)
-  local m = {}
-  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
-  m['slotId'] = string.sub(key, #P + 7)
-  return m
+local K_WORKERS, K_SLOTS, K_TRAJS, K_LEASES, K_FREECOUNT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_FREE, K_HB, K_DRAINING, K_WAITERS, K_WINFO = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_WORKER, K_WSLOTS, K_WSTATS = KEYS[11], KEYS[12], KEYS[13]
+local SEP = '${FREE_SLOT_SEPARATOR}'
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function grant(sid, tid, owner, lease, ttl, now)
-  redis.call('HSET', k('slot', sid), 'state', 'held', 'trajectoryId', tid, 'owner', owner,
-    'leaseId', lease, 'leaseExpMs', now + ttl, 'heldAtMs', now)
-  redis.call('SET', k('traj', tid), sid)
-  redis.call('ZADD', k('leases'), now + ttl, sid)
+local function ms(n) return string.format('%d', n) end
+local function alive(wid)
+  local exp = redis.call('ZSCORE', K_HB, wid)
+  return exp and tonumber(exp) > clock()
 end
-local function push_grant(producer, waiter, sid)
-  local box = k('inbox', producer)
-  redis.call('RPUSH', box, cjson.encode({t = 'grant', waiterId = waiter, slot = hmap(k('slot', sid))}))
-  redis.call('PEXPIRE', box, 600000)
+local function draining(wid) return redis.call('SISMEMBER', K_DRAINING, wid) == 1 end
+local function get_slot(sid)
+  local j = redis.call('HGET', K_SLOTS, sid)
+  if j then return cjson.decode(j) end
+  return nil
 end
+local function put_slot(s) redis.call('HSET', K_SLOTS, s.slotId, cjson.encode(s)) end
+local function clear_holder(s, state)
+  s.state = state
+  s.trajectoryId, s.owner, s.leaseId, s.leaseExpMs = '', '', '', '0'
+end
+local function untie(s)
+  if s.trajectoryId and s.trajectoryId ~= '' and redis.call('HGET', K_TRAJS, s.trajectoryId) == s.slotId then
+    redis.call('HDEL', K_TRAJS, s.trajectoryId)
+  end
+  redis.call('ZREM', K_LEASES, s.slotId)
+end
+local function grant(s, tid, owner, lease, ttl, now)
+  s.state, s.trajectoryId, s.owner, s.leaseId = 'held', tid, owner, lease
+  s.leaseExpMs, s.heldAtMs = ms(now + ttl), ms(now)
+  put_slot(s)
+  redis.call('HSET', K_TRAJS, tid, s.slotId)
+  redis.call('ZADD', K_LEASES, now + ttl, s.slotId)
+end
+local function free_range(wid) return '[' .. wid .. SEP, '[' .. wid .. SEP .. '\\255' end
 local function drop_free(wid)
-  redis.call('DEL', k('free', wid))
-  redis.call('ZREM', k('freecount'), wid)
+  local lo, hi = free_range(wid)
+  redis.call('ZREMRANGEBYLEX', K_FREE, lo, hi)
+  redis.call('ZREM', K_FREECOUNT, wid)
 end
--- Hands a slot to the first live waiter, or appends it to its worker's free list.
+local function pop_free(wid)
+  local lo, hi = free_range(wid)
+  local m = redis.call('ZRANGEBYLEX', K_FREE, lo, hi, 'LIMIT', 0, 1)[1]
+  if not m then return nil end
+  redis.call('ZREM', K_FREE, m)
+  redis.call('ZINCRBY', K_FREECOUNT, -1, wid)
+  return string.sub(m, #wid + #SEP + 1)
+end
+local grants = {}
+local function with_grants(outcome)
+  local out = {outcome}
+  for _, g in ipairs(grants) do out[#out + 1] = g[1]; out[#out + 1] = g[2]; out[#out + 1] = g[3] end
+  return out
+end
+-- Hands a slot to the first live waiter, or lists it among its worker's free slots.
 local function make_free(sid, now)
-  local h = k('slot', sid)
-  local wid = redis.call('HGET', h, 'workerId')
-  if not wid then return 'gone' end
-  redis.call('HSET', h, 'state', 'free', 'trajectoryId', '', 'owner', '', 'leaseId', '', 'leaseExpMs', 0)
+  local s = get_slot(sid)
+  if not s then return 'gone' end
+  clear_holder(s, 'free')
+  put_slot(s)
+  local wid = s.workerId
   if (not alive(wid)) or draining(wid) then return 'parked' end
   while true do
-    local w = redis.call('LPOP', k('waiters'))
+    local w = redis.call('LPOP', K_WAITERS)
     if not w then break end
-    local wk = k('waiter', w)
-    local info = redis.call('HMGET', wk, 'producerId', 'trajectoryId', 'leaseId', 'ttlMs')
-    redis.call('DEL', wk)
-    if info[1] then
-      local existing = redis.call('GET', k('traj', info[2]))
-      if existing then
-        push_grant(info[1], w, existing)
+    local raw = redis.call('HGET', K_WINFO, w)
+    redis.call('HDEL', K_WINFO, w)
+    local info = raw and cjson.decode(raw)
+    if info and tonumber(info.expMs) > clock() then
+      local existing = redis.call('HGET', K_TRAJS, info.trajectoryId)
+      local rec = existing and redis.call('HGET', K_SLOTS, existing)
+      if rec then
+        grants[#grants + 1] = {info.producerId, w, rec}
       else
-        grant(sid, info[2], info[1], info[3], tonumber(info[4]), now)
-        push_grant(info[1], w, sid)
+        grant(s, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
+        grants[#grants + 1] = {info.producerId, w, cjson.encode(s)}
         return 'granted'
       end
     end
   end
   -- Idempotent: a slot is listed at most once, whatever re-registration or retry got here twice.
-  if redis.call('LREM', k('free', wid), 0, sid) == 0 then redis.call('ZINCRBY', k('freecount'), 1, wid) end
-  redis.call('RPUSH', k('free', wid), sid)
+  if redis.call('ZADD', K_FREE, 'NX', 0, wid .. SEP .. sid) == 1 then redis.call('ZINCRBY', K_FREECOUNT, 1, wid) end
   return 'free'
 end
 local function forget_slot(sid)
-  local h = k('slot', sid)
-  local tid = redis.call('HGET', h, 'trajectoryId')
-  if tid and tid ~= '' and redis.call('GET', k('traj', tid)) == sid then redis.call('DEL', k('traj', tid)) end
-  redis.call('ZREM', k('leases'), sid)
-  redis.call('DEL', h)
+  local s = get_slot(sid)
+  if s then
+    untie(s)
+    if redis.call('ZREM', K_FREE, s.workerId .. SEP .. sid) == 1 then redis.call('ZINCRBY', K_FREECOUNT, -1, s.workerId) end
+  end
+  redis.call('HDEL', K_SLOTS, sid)
 end
 local function unregister(wid)
-  for _, sid in ipairs(redis.call('SMEMBERS', k('wslots', wid))) do forget_slot(sid) end
-  redis.call('DEL', k('wslots', wid), k('worker', wid), k('wstats', wid))
+  for _, sid in ipairs(redis.call('SMEMBERS', K_WSLOTS)) do forget_slot(sid) end
+  redis.call('DEL', K_WSLOTS, K_WORKER, K_WSTATS)
   drop_free(wid)
-  redis.call('SREM', k('workers'), wid)
+  redis.call('SREM', K_WORKERS, wid)
+  redis.call('ZREM', K_HB, wid)
+  redis.call('SREM', K_DRAINING, wid)
 end
 `;
 
 const script = (body: string): string => `${LIB}\n${body}`;
 
-/** ARGV: root, trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId ('' = do not queue), waiterTtlMs */
+/** ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId ('' = do not queue), waiterTtlMs. Returns {'slot', json} or {'wait'}. */
 export const ACQUIRE = script(`
-local tid, owner, lease, ttl, now, waiter = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local existing = redis.call('GET', k('traj', tid))
+local tid, owner, lease, ttl, now, waiter = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local existing = redis.call('HGET', K_TRAJS, tid)
 if existing then
-  if redis.call('HGET', k('slot', existing), 'state') == 'held' then return {'slot', cjson.encode(hmap(k('slot', existing)))} end
-  redis.call('DEL', k('traj', tid))
+  local s = get_slot(existing)
+  if s and s.state == 'held' then return {'slot', cjson.encode(s)} end
+  redis.call('HDEL', K_TRAJS, tid)
 end
-local cands = redis.call('ZREVRANGEBYSCORE', k('freecount'), '+inf', 1, 'LIMIT', 0, 32)
-for _, wid in ipairs(cands) do
+for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_FREECOUNT, '+inf', 1, 'LIMIT', 0, 32)) do
   if not alive(wid) then
     drop_free(wid)
   elseif not draining(wid) then
-    local sid = redis.call('LPOP', k('free', wid))
-    if sid then
-      redis.call('ZINCRBY', k('freecount'), -1, wid)
-      grant(sid, tid, owner, lease, ttl, now)
-      return {'slot', cjson.encode(hmap(k('slot', sid)))}
+    local sid = pop_free(wid)
+    local s = sid and get_slot(sid)
+    if s then
+      grant(s, tid, owner, lease, ttl, now)
+      return {'slot', cjson.encode(s)}
     end
-    redis.call('ZADD', k('freecount'), 0, wid)
+    if not sid then redis.call('ZADD', K_FREECOUNT, 0, wid) end
   end
 end
 if waiter ~= '' then
-  redis.call('RPUSH', k('waiters'), waiter)
-  redis.call('HSET', k('waiter', waiter), 'producerId', owner, 'trajectoryId', tid, 'leaseId', lease, 'ttlMs', ttl)
-  redis.call('PEXPIRE', k('waiter', waiter), tonumber(ARGV[8]))
+  redis.call('RPUSH', K_WAITERS, waiter)
+  redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7])}))
 end
 return {'wait'}
 `);
 
-/** ARGV: root, waiterId. Returns 1 when the waiter was still queued (so nothing was granted). */
+/** ARGV: waiterId. Returns 1 when the waiter was still queued (so nothing was granted). */
 export const CANCEL_WAITER = script(`
-local n = redis.call('LREM', k('waiters'), 0, ARGV[2])
-redis.call('DEL', k('waiter', ARGV[2]))
+local n = redis.call('LREM', K_WAITERS, 0, ARGV[1])
+redis.call('HDEL', K_WINFO, ARGV[1])
 return n
 `);
 
-/** ARGV: root, slotId, leaseId, reset ('1'|'0'), nowMs. Returns gone|lost|resetting|free|granted|parked. */
-export const RELEASE = script(`
-local sid, lease, reset, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local h = k('slot', sid)
-local cur = redis.call('HMGET', h, 'leaseId', 'trajectoryId', 'workerId', 'state')
-if not cur[3] then return 'gone' end
-if cur[4] ~= 'held' or cur[1] ~= lease then return 'lost' end
-if redis.call('GET', k('traj', cur[2])) == sid then redis.call('DEL', k('traj', cur[2])) end
-redis.call('ZREM', k('leases'), sid)
-if reset == '1' then
-  redis.call('HSET', h, 'state', 'resetting', 'trajectoryId', '', 'owner', '', 'leaseId', '', 'leaseExpMs', 0)
-  return 'resetting'
-end
-return make_free(sid, now)
+/** ARGV: trajectoryId, leaseId. The slot JSON when the trajectory holds a slot under that lease (a grant), else false. */
+export const GRANTED_TO = script(`
+local sid = redis.call('HGET', K_TRAJS, ARGV[1])
+local s = sid and get_slot(sid)
+if s and s.state == 'held' and s.leaseId == ARGV[2] then return cjson.encode(s) end
+return false
 `);
 
-/** ARGV: root, ttlMs, nowMs, then slotId, leaseId pairs. Returns the slot ids whose lease is lost. */
+/** ARGV: slotId, leaseId, reset ('1'|'0'), nowMs. Returns {gone|lost|resetting|free|granted|parked, grants...}. */
+export const RELEASE = script(`
+local sid, lease, reset, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local s = get_slot(sid)
+if not s then return {'gone'} end
+if s.state ~= 'held' or s.leaseId ~= lease then return {'lost'} end
+untie(s)
+if reset == '1' then
+  clear_holder(s, 'resetting')
+  put_slot(s)
+  return {'resetting'}
+end
+return with_grants(make_free(sid, now))
+`);
+
+/** ARGV: ttlMs, nowMs, then slotId, leaseId pairs. Returns the slot ids whose lease is lost. */
 export const RENEW = script(`
-local ttl, now, lost = tonumber(ARGV[2]), tonumber(ARGV[3]), {}
-for i = 4, #ARGV, 2 do
-  local sid, lease = ARGV[i], ARGV[i + 1]
-  local cur = redis.call('HMGET', k('slot', sid), 'leaseId', 'state')
-  if cur[1] == lease and cur[2] == 'held' then
-    redis.call('HSET', k('slot', sid), 'leaseExpMs', now + ttl)
-    redis.call('ZADD', k('leases'), now + ttl, sid)
+local ttl, now, lost = tonumber(ARGV[1]), tonumber(ARGV[2]), {}
+for i = 3, #ARGV, 2 do
+  local s = get_slot(ARGV[i])
+  if s and s.leaseId == ARGV[i + 1] and s.state == 'held' then
+    s.leaseExpMs = ms(now + ttl)
+    put_slot(s)
+    redis.call('ZADD', K_LEASES, now + ttl, s.slotId)
   else
-    table.insert(lost, sid)
+    table.insert(lost, ARGV[i])
   end
 end
 return lost
 `);
 
-/** ARGV: root, then slotId, leaseId pairs. Returns 1/0 per pair: is the lease current. */
+/** ARGV: slotId, leaseId pairs. Returns 1/0 per pair: is the lease current. */
 export const CHECK_LEASES = script(`
 local out = {}
-for i = 2, #ARGV, 2 do
-  local cur = redis.call('HMGET', k('slot', ARGV[i]), 'leaseId', 'state')
-  out[#out + 1] = (cur[1] == ARGV[i + 1] and cur[2] == 'held') and 1 or 0
+for i = 1, #ARGV, 2 do
+  local s = get_slot(ARGV[i])
+  out[#out + 1] = (s and s.leaseId == ARGV[i + 1] and s.state == 'held') and 1 or 0
 end
 return out
 `);
 
-/** ARGV: root, workerId, heartbeatTtlMs, then field, value pairs of the worker's info. */
+/** Worker keys. ARGV: workerId, heartbeatTtlMs, then field, value pairs of the worker's info. */
 export const REGISTER_WORKER = script(`
-local wid, ttl = ARGV[2], tonumber(ARGV[3])
-local info = {}
-for i = 4, #ARGV do info[#info + 1] = ARGV[i] end
-redis.call('HSET', k('worker', wid), unpack(info))
-redis.call('PEXPIRE', k('worker', wid), ttl)
-redis.call('SADD', k('workers'), wid)
+local wid, ttl, info, state = ARGV[1], tonumber(ARGV[2]), {}, ''
+for i = 3, #ARGV, 2 do
+  info[#info + 1] = ARGV[i]; info[#info + 1] = ARGV[i + 1]
+  if ARGV[i] == 'state' then state = ARGV[i + 1] end
+end
+redis.call('HSET', K_WORKER, unpack(info))
+redis.call('PEXPIRE', K_WORKER, ttl)
+redis.call('SADD', K_WORKERS, wid)
+redis.call('ZADD', K_HB, clock() + ttl, wid)
+if state == 'draining' then redis.call('SADD', K_DRAINING, wid) else redis.call('SREM', K_DRAINING, wid) end
 return 1
 `);
 
-/** ARGV: root, slotId, workerId, containerId, nowMs. Registers (or re-registers) a ready slot as free. */
-export const ADD_SLOT = script(`
-local sid, wid, cid, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local tid = redis.call('HGET', k('slot', sid), 'trajectoryId')
-if tid and tid ~= '' and redis.call('GET', k('traj', tid)) == sid then redis.call('DEL', k('traj', tid)) end
-redis.call('ZREM', k('leases'), sid)
-redis.call('HSET', k('slot', sid), 'workerId', wid, 'containerId', cid)
-redis.call('SADD', k('wslots', wid), sid)
-return make_free(sid, now)
+/** Worker keys. ARGV: workerId, ttlMs. Extends the heartbeat; 0 when the worker's entry is gone (Redis restarted). */
+export const HEARTBEAT = script(`
+if redis.call('PEXPIRE', K_WORKER, tonumber(ARGV[2])) == 0 then return 0 end
+redis.call('ZADD', K_HB, clock() + tonumber(ARGV[2]), ARGV[1])
+return 1
 `);
 
-/** ARGV: root, workerId, nowMs. Takes back this worker's slots whose lease expired; returns their ids. */
+/** Worker keys. ARGV: slotId, workerId, containerId, nowMs. Registers (or re-registers) a ready slot as free. */
+export const ADD_SLOT = script(`
+local sid, wid, cid, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local s = get_slot(sid) or {slotId = sid}
+untie(s)
+s.slotId, s.workerId, s.containerId = sid, wid, cid
+put_slot(s)
+redis.call('SADD', K_WSLOTS, sid)
+return with_grants(make_free(sid, now))
+`);
+
+/** ARGV: workerId, nowMs. Takes back this worker's slots whose lease expired; returns their ids. */
 export const REAP_LEASES = script(`
-local wid, now, out = ARGV[2], tonumber(ARGV[3]), {}
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', k('leases'), '-inf', now)) do
-  local h = k('slot', sid)
-  local cur = redis.call('HMGET', h, 'workerId', 'state', 'leaseExpMs')
-  if (not cur[1]) or (cur[1] == wid and cur[2] ~= 'held') then
-    redis.call('ZREM', k('leases'), sid) -- stale entry: the slot is gone or no longer held
-  elseif cur[1] == wid and tonumber(cur[3] or '0') <= now then
-    local tid = redis.call('HGET', h, 'trajectoryId')
-    if tid and redis.call('GET', k('traj', tid)) == sid then redis.call('DEL', k('traj', tid)) end
-    redis.call('ZREM', k('leases'), sid)
-    redis.call('HSET', h, 'state', 'resetting', 'trajectoryId', '', 'owner', '', 'leaseId', '', 'leaseExpMs', 0)
+local wid, now, out = ARGV[1], tonumber(ARGV[2]), {}
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
+  local s = get_slot(sid)
+  if (not s) or (s.workerId == wid and s.state ~= 'held') then
+    redis.call('ZREM', K_LEASES, sid) -- stale entry: the slot is gone or no longer held
+  elseif s.workerId == wid and tonumber(s.leaseExpMs or '0') <= now then
+    untie(s)
+    clear_holder(s, 'resetting')
+    put_slot(s)
     out[#out + 1] = sid
   end
 end
 return out
 `);
 
-/** ARGV: root, workerId. Stops new leases landing on the worker's slots. */
+/** Worker keys. ARGV: workerId. Stops new leases landing on the worker's slots. */
 export const DRAIN_WORKER = script(`
-redis.call('HSET', k('worker', ARGV[2]), 'state', 'draining')
-drop_free(ARGV[2])
+if redis.call('EXISTS', K_WORKER) == 1 then redis.call('HSET', K_WORKER, 'state', 'draining') end
+redis.call('SADD', K_DRAINING, ARGV[1])
+drop_free(ARGV[1])
 return 1
 `);
 
-/** ARGV: root, workerId. Removes a worker and all its slots from the registry. */
+/** Worker keys. ARGV: workerId. Removes a worker and all its slots from the registry. */
 export const UNREGISTER_WORKER = script(`
-unregister(ARGV[2])
+unregister(ARGV[1])
 return 1
 `);
 
-/** ARGV: root. Unregisters every worker whose heartbeat key expired; returns their ids. */
-export const REAP_DEAD_WORKERS = script(`
-local out = {}
-for _, wid in ipairs(redis.call('SMEMBERS', k('workers'))) do
-  if not alive(wid) then
-    unregister(wid)
-    out[#out + 1] = wid
-  end
-end
-return out
+/** Worker keys. ARGV: workerId. Unregisters the worker if its heartbeat expired; 1 when it did. */
+export const REAP_DEAD_WORKER = script(`
+if alive(ARGV[1]) then return 0 end
+unregister(ARGV[1])
+return 1
 `);
 
+/** Each script, and whether it also takes the worker keys (KEYS[11..13]). */
 export const REGISTRY_SCRIPTS = {
-  slotqAcquire: ACQUIRE,
-  slotqCancelWaiter: CANCEL_WAITER,
-  slotqRelease: RELEASE,
-  slotqRenew: RENEW,
-  slotqCheckLeases: CHECK_LEASES,
-  slotqRegisterWorker: REGISTER_WORKER,
-  slotqAddSlot: ADD_SLOT,
-  slotqReapLeases: REAP_LEASES,
-  slotqDrainWorker: DRAIN_WORKER,
-  slotqUnregisterWorker: UNREGISTER_WORKER,
-  slotqReapDeadWorkers: REAP_DEAD_WORKERS,
+  slotqAcquire: { lua: ACQUIRE, perWorker: false },
+  slotqCancelWaiter: { lua: CANCEL_WAITER, perWorker: false },
+  slotqGrantedTo: { lua: GRANTED_TO, perWorker: false },
+  slotqRelease: { lua: RELEASE, perWorker: false },
+  slotqRenew: { lua: RENEW, perWorker: false },
+  slotqCheckLeases: { lua: CHECK_LEASES, perWorker: false },
+  slotqReapLeases: { lua: REAP_LEASES, perWorker: false },
+  slotqRegisterWorker: { lua: REGISTER_WORKER, perWorker: true },
+  slotqHeartbeat: { lua: HEARTBEAT, perWorker: true },
+  slotqAddSlot: { lua: ADD_SLOT, perWorker: true },
+  slotqDrainWorker: { lua: DRAIN_WORKER, perWorker: true },
+  slotqUnregisterWorker: { lua: UNREGISTER_WORKER, perWorker: true },
+  slotqReapDeadWorker: { lua: REAP_DEAD_WORKER, perWorker: true },
 } as const;

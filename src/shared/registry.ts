@@ -1,16 +1,28 @@
 import type { Redis } from 'ioredis';
 import { REGISTRY_SCRIPTS } from './registry-lua.js';
 import type { Keys } from './keys.js';
+import { INBOX_TTL_MS } from './retention.js';
 
 type ScriptName = keyof typeof REGISTRY_SCRIPTS;
-type Runner = (...args: Array<string | number>) => Promise<unknown>;
+type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unknown>;
 
-/** A slot hash as stored in Redis. */
+/** A slot record as stored in Redis (all values strings), with its slotId. */
 export type SlotRecord = Record<string, string>;
 export type ReleaseOutcome = 'gone' | 'lost' | 'resetting' | 'free' | 'granted' | 'parked';
 
+const REGISTRY_KEY_COUNT = 10;
+const WORKER_KEY_COUNT = 3;
+
+/** JSON slot record → all-string record (cjson may hand numbers back). */
+function toRecord(json: string): SlotRecord {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
+}
+
 /**
- * Typed access to the registry's Lua scripts (loaded once per connection, run by EVALSHA).
+ * Typed access to the registry's Lua scripts (loaded once per connection, run by EVALSHA). Every key a
+ * script touches is passed in KEYS, from keys.ts; grants the scripts hand back are delivered to the
+ * waiting producers' inboxes here.
  */
 export class Registry {
   private readonly run: Record<ScriptName, Runner>;
@@ -19,56 +31,88 @@ export class Registry {
     readonly redis: Redis,
     readonly keys: Keys,
   ) {
-    for (const [name, lua] of Object.entries(REGISTRY_SCRIPTS)) {
-      // One declared key routes the script to the node that owns the hash-tagged slot; every key the
-      // scripts touch is under the same {prefix} tag, so a Redis Cluster keeps them on that node.
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 1, lua });
+    for (const [name, { lua, perWorker }] of Object.entries(REGISTRY_SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: REGISTRY_KEY_COUNT + (perWorker ? WORKER_KEY_COUNT : 0), lua });
     }
-    const r = redis as unknown as Record<ScriptName, Runner>;
+    const r = redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<unknown>>;
     this.run = Object.fromEntries(
-      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (...a: Array<string | number>) => r[n as ScriptName].call(redis, keys.workers, keys.root, ...a)]),
+      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (k: string[], ...a: Array<string | number>) => r[n as ScriptName].call(redis, ...k, ...a)]),
     ) as Record<ScriptName, Runner>;
   }
 
+  private get all(): string[] {
+    return this.keys.registryKeys();
+  }
+  private forWorker(workerId: string): string[] {
+    return [...this.keys.registryKeys(), ...this.keys.workerKeys(workerId)];
+  }
+
+  /** Delivers the grants a script handed back ([outcome, producerId, waiterId, slotJson, ...]); returns the outcome. */
+  private async deliver(res: unknown): Promise<ReleaseOutcome> {
+    const [outcome, ...rest] = res as string[];
+    if (rest.length > 0) {
+      const pipe = this.redis.pipeline();
+      for (let i = 0; i + 2 < rest.length; i += 3) {
+        const inbox = this.keys.inbox(rest[i]!);
+        pipe.rpush(inbox, JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })).pexpire(inbox, INBOX_TTL_MS);
+      }
+      await pipe.exec();
+    }
+    return outcome as ReleaseOutcome;
+  }
+
   async acquire(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId?: string; waiterTtlMs?: number }): Promise<SlotRecord | null> {
-    const res = (await this.run.slotqAcquire(a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId ?? '', a.waiterTtlMs ?? 0)) as string[];
-    return res[0] === 'slot' && res[1] ? (JSON.parse(res[1]) as SlotRecord) : null;
+    const res = (await this.run.slotqAcquire(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId ?? '', a.waiterTtlMs ?? 0)) as string[];
+    return res[0] === 'slot' && res[1] ? toRecord(res[1]) : null;
   }
   async cancelWaiter(waiterId: string): Promise<boolean> {
-    return (await this.run.slotqCancelWaiter(waiterId)) === 1;
+    return (await this.run.slotqCancelWaiter(this.all, waiterId)) === 1;
+  }
+  /** The slot a waiter was granted (the trajectory holds it under the waiter's lease), or null. */
+  async grantedTo(trajectoryId: string, leaseId: string): Promise<SlotRecord | null> {
+    const res = (await this.run.slotqGrantedTo(this.all, trajectoryId, leaseId)) as string | null;
+    return res ? toRecord(res) : null;
   }
   async release(slotId: string, leaseId: string, reset: boolean): Promise<ReleaseOutcome> {
-    return (await this.run.slotqRelease(slotId, leaseId, reset ? '1' : '0', Date.now())) as ReleaseOutcome;
+    return this.deliver(await this.run.slotqRelease(this.all, slotId, leaseId, reset ? '1' : '0', Date.now()));
   }
   async renew(ttlMs: number, leases: ReadonlyArray<readonly [slotId: string, leaseId: string]>): Promise<string[]> {
     if (leases.length === 0) return [];
-    return (await this.run.slotqRenew(ttlMs, Date.now(), ...leases.flat())) as string[];
+    return (await this.run.slotqRenew(this.all, ttlMs, Date.now(), ...leases.flat())) as string[];
   }
   async checkLeases(leases: ReadonlyArray<readonly [slotId: string, leaseId: string]>): Promise<boolean[]> {
     if (leases.length === 0) return [];
-    return ((await this.run.slotqCheckLeases(...leases.flat())) as number[]).map((n) => n === 1);
+    return ((await this.run.slotqCheckLeases(this.all, ...leases.flat())) as number[]).map((n) => n === 1);
   }
   async registerWorker(workerId: string, heartbeatTtlMs: number, info: Record<string, string | number>): Promise<void> {
-    await this.run.slotqRegisterWorker(workerId, heartbeatTtlMs, ...Object.entries(info).flat());
+    await this.run.slotqRegisterWorker(this.forWorker(workerId), workerId, heartbeatTtlMs, ...Object.entries(info).flat());
   }
   async addSlot(slotId: string, workerId: string, containerId: string): Promise<ReleaseOutcome> {
-    return (await this.run.slotqAddSlot(slotId, workerId, containerId, Date.now())) as ReleaseOutcome;
+    return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now()));
   }
   async reapLeases(workerId: string): Promise<string[]> {
-    return (await this.run.slotqReapLeases(workerId, Date.now())) as string[];
+    return (await this.run.slotqReapLeases(this.all, workerId, Date.now())) as string[];
   }
   async drainWorker(workerId: string): Promise<void> {
-    await this.run.slotqDrainWorker(workerId);
+    await this.run.slotqDrainWorker(this.forWorker(workerId), workerId);
   }
   async unregisterWorker(workerId: string): Promise<void> {
-    await this.run.slotqUnregisterWorker(workerId);
+    await this.run.slotqUnregisterWorker(this.forWorker(workerId), workerId);
   }
+  /** Unregisters every worker whose heartbeat expired (each checked again inside its script); returns their ids. */
   async reapDeadWorkers(): Promise<string[]> {
-    return (await this.run.slotqReapDeadWorkers()) as string[];
+    const [ids, beats, time] = await Promise.all([this.redis.smembers(this.keys.workers), this.redis.zrange(this.keys.heartbeats, 0, -1, 'WITHSCORES'), this.redis.time()]);
+    const nowMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    const expiry = new Map<string, number>();
+    for (let i = 0; i + 1 < beats.length; i += 2) expiry.set(beats[i]!, Number(beats[i + 1]));
+    const suspects = new Set([...ids, ...expiry.keys()].filter((id) => (expiry.get(id) ?? 0) <= nowMs));
+    const dead: string[] = [];
+    for (const id of suspects) if ((await this.run.slotqReapDeadWorker(this.forWorker(id), id)) === 1) dead.push(id);
+    return dead;
   }
-  /** Extends the worker's heartbeat; false when the key is gone (e.g. Redis restarted). */
+  /** Extends the worker's heartbeat; false when its entry is gone (e.g. Redis restarted). */
   async heartbeat(workerId: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.pexpire(this.keys.worker(workerId), ttlMs)) === 1;
+    return (await this.run.slotqHeartbeat(this.forWorker(workerId), workerId, ttlMs)) === 1;
   }
   async workerAlive(workerId: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.worker(workerId))) === 1;
@@ -81,17 +125,13 @@ export class Registry {
   }
   /** The registry state of each slot (free, held, resetting), or null when Redis has no record of it. */
   async slotStates(slotIds: string[]): Promise<Map<string, string | null>> {
-    const pipe = this.redis.pipeline();
-    for (const id of slotIds) pipe.hget(this.keys.slot(id), 'state');
-    const res = (await pipe.exec()) ?? [];
-    return new Map(slotIds.map((id, i) => [id, (res[i]?.[1] as string | null | undefined) ?? null]));
+    const res = slotIds.length ? await this.redis.hmget(this.keys.slots, ...slotIds) : [];
+    return new Map(slotIds.map((id, i) => [id, res[i] ? (toRecord(res[i])['state'] ?? null) : null]));
   }
 
   async workerSlots(workerId: string): Promise<SlotRecord[]> {
     const ids = (await this.redis.smembers(this.keys.workerSlots(workerId))).sort();
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(this.keys.slot(id));
-    const res = (await pipe.exec()) ?? [];
-    return ids.map((id, i) => ({ slotId: id, ...((res[i]?.[1] as SlotRecord | undefined) ?? {}) }));
+    const res = ids.length ? await this.redis.hmget(this.keys.slots, ...ids) : [];
+    return ids.map((id, i) => ({ ...(res[i] ? toRecord(res[i]) : {}), slotId: id }));
   }
 }

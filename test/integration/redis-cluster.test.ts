@@ -13,7 +13,7 @@ describe('on a Redis Cluster (3 masters)', () => {
 
   it('keeps every key of a prefix in one hash slot (what the Lua scripts and pipelines need)', () => {
     const k = keysFor('p');
-    for (const key of [k.workers, k.waiters, k.slot('s'), k.job('w', 'j'), k.inbox('x')]) expect(key.startsWith('{p}:')).toBe(true);
+    for (const key of [k.workers, k.waiters, k.slots, k.trajectories, k.freeSlots, k.worker('w'), k.job('w', 'j'), k.inbox('x')]) expect(key.startsWith('{p}:')).toBe(true);
   });
 
   it('refuses a list of nodes without SLOTQ_REDIS_CLUSTER', () => {
