@@ -1,6 +1,11 @@
-import { describe } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { redisBehaviour } from '../support/redis-behaviour.js';
 import { startTlsRedis } from '../support/redis-servers.js';
+
+/** The ACL of a worker or a producer for the keys `keys` (README: "Redis in production"). */
+const aclRules = (keys: string): string[] =>
+  ['resetkeys', `~${keys}`, 'resetchannels', '-@all', '+@read', '+@write', '+@blocking', '+@transaction', '+@connection', '-@dangerous', '+info', '+time', '+eval', '+evalsha', '+script|load', '+client|setname', '+cluster|slots', '+cluster|info'];
 
 /**
  * slotq on a Redis that speaks only TLS and wants a password: `rediss://:password@host:port`, with the
@@ -11,4 +16,17 @@ describe('on a TLS Redis with a password', () => {
     () => startTlsRedis('tls-test-password'),
     (r) => ({ redisTlsCa: r.env['SLOTQ_REDIS_TLS_CA'] ?? '' }),
   );
+});
+
+/** The same, connected as the least-privilege ACL user the README documents (test prefixes start with t). */
+describe('on a TLS Redis, as the README\'s minimal ACL user', () => {
+  redisBehaviour(
+    () => startTlsRedis('tls-test-password', { name: 'slotq', password: 'acl-test-password', rules: aclRules('{t*}:*') }),
+    (r) => ({ redisTlsCa: r.env['SLOTQ_REDIS_TLS_CA'] ?? '' }),
+  );
+
+  it('is the ACL the README documents', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain(`ACL SETUSER slotq on >PASSWORD ${aclRules('{slotq}:*').join(' ')}`);
+  });
 });

@@ -75,8 +75,11 @@ export async function startRedisCluster(): Promise<LocalRedis> {
   };
 }
 
-/** A Redis that speaks only TLS (certificates made here by openssl, signed by a CA of our own) and wants a password. */
-export async function startTlsRedis(password: string): Promise<LocalRedis & { caFile: string }> {
+/**
+ * A Redis that speaks only TLS (certificates made here by openssl, signed by a CA of our own) and wants a
+ * password; with `user`, slotq connects as that ACL user (created with exactly `user.rules`) instead.
+ */
+export async function startTlsRedis(password: string, user?: { name: string; password: string; rules: string[] }): Promise<LocalRedis & { caFile: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'slotq-tls-'));
   const f = (name: string): string => join(dir, name);
   const ssl = (...args: string[]): Promise<unknown> => run('openssl', args, { cwd: dir, timeout: 30_000 });
@@ -92,12 +95,13 @@ export async function startTlsRedis(password: string): Promise<LocalRedis & { ca
   const tlsCli = ['--tls', '--cacert', f('ca.pem'), '-p', String(port), '--no-auth-warning', '-a', password];
   try {
     await waitFor(() => answers([...tlsCli, 'ping']), 20_000, `TLS redis-server on port ${port} (is redis-server installed? scripts/provision.sh installs it)`);
+    if (user) await cli([...tlsCli, 'acl', 'setuser', user.name, 'reset', 'on', `>${user.password}`, ...user.rules]);
   } catch (err) {
     await stopAll([child], dir);
     throw err;
   }
   return {
-    url: `rediss://:${password}@127.0.0.1:${port}`,
+    url: user ? `rediss://${user.name}:${user.password}@127.0.0.1:${port}` : `rediss://:${password}@127.0.0.1:${port}`,
     caFile: f('ca.pem'),
     env: { SLOTQ_REDIS_TLS_CA: f('ca.pem') },
     stop: () => stopAll([child], dir),
