@@ -12,6 +12,7 @@ import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type Failure
 import { checkTargets, renderTable, type TargetCheck } from './report.js';
 import { leftovers, machineInfo, waitForContainers, type MachineInfo } from './environment.js';
 import { BIG_OUTPUT_BYTES, bigOutput, type BigOutput } from './memory.js';
+import { measurePythonClient, renderPythonTable, type PythonClientResults } from './python-client.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface BenchOptions {
@@ -44,6 +45,8 @@ export interface BenchResults {
   /** A 300 MB output streamed through one call: the RSS it cost (the worker runs in this process). */
   bigOutput: BigOutput;
   targets: TargetCheck[];
+  /** The same runs through `slotq gateway` and the Python client (python-client.ts). */
+  python: PythonClientResults;
   cleanup: { leakedContainers: number; leftoverRedisKeys: number };
   samples: { e2eMs: number[]; baselineMs: number[] };
 }
@@ -79,7 +82,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResults> {
   const docker = driver();
   const redis = new Redis(redisUrl, { connectionName: 'slotq-bench' });
   let worker: SlotWorker | undefined;
-  let partial: Omit<BenchResults, 'cleanup'>;
+  let partial: Omit<BenchResults, 'cleanup' | 'python'>;
+  let python: PythonClientResults = { ok: false, error: 'not run' };
   let cleanup: BenchResults['cleanup'];
   try {
     progress(`cold start: ${config.slots} slots (prefix ${config.prefix})`);
@@ -91,16 +95,19 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResults> {
     const slotq = await measureSlotq(redisUrl, redis, config, log);
     const baseline = await measureBaseline(docker, [...worker.slots.values()].map((s) => s.containerId), config);
     partial = assemble(config, coldStartMs, slotq, baseline, await machineInfo(redis));
+    progress(`python client: the same runs through slotq gateway`);
+    python = await measurePythonClient({ ...config, redisUrl, logger: log, ts: partial.e2e });
   } finally {
     await worker?.stop();
     cleanup = await leftovers(redis, config.prefix);
     redis.disconnect();
   }
-  const results: BenchResults = { ...partial, cleanup };
+  const results: BenchResults = { ...partial, python, cleanup };
   const out = opts.out ?? DEFAULT_RESULTS_FILE;
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(renderTable(results));
+  console.log(renderPythonTable(python, results.e2e, config.slots));
   progress(`wrote ${out}`);
   return results;
 }
@@ -145,7 +152,7 @@ async function measureBaseline(docker: ContainerDriver, containerIds: string[], 
   return { serial, concurrent };
 }
 
-function assemble(config: Config, coldStartMs: number, s: SlotqPhase, b: BaselinePhase, machine: MachineInfo): Omit<BenchResults, 'cleanup'> {
+function assemble(config: Config, coldStartMs: number, s: SlotqPhase, b: BaselinePhase, machine: MachineInfo): Omit<BenchResults, 'cleanup' | 'python'> {
   const best = s.runs.reduce((a, r) => (r.callsPerS > a.callsPerS ? r : a));
   const e2e = { ...summarize(s.serial.samplesMs), callsPerS: best.callsPerS, batchRuns: s.runs, failures: s.failures.count, ...(s.failures.first ? { firstFailure: s.failures.first } : {}) };
   const baseline = { ...summarize(b.serial.samplesMs), callsPerS: b.concurrent.callsPerS, concurrent: b.concurrent, failures: b.serial.failures + b.concurrent.failures };
