@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/shared/config.js';
 import { randomId } from '../../src/shared/ids.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { abuse } from './abuse.js';
+import { memoryRun } from './memory-run.js';
 import { containerKill } from './container-kill.js';
 import { producerKill } from './producer-kill.js';
 import { redisRestart } from './redis-restart.js';
@@ -23,6 +24,10 @@ export interface ChaosOptions {
   redisUrl?: string;
   /** Seed of the soak's fault plan (default random; printed with the results). */
   seed?: number;
+  /** Calls of the memory run, workers joining and leaving (default 100 000; 0 skips it). */
+  memoryCalls?: number;
+  /** Only the memory run (no fault scenarios, no soak). */
+  memoryOnly?: boolean;
 }
 
 /** SLOTQ_WORKER_LOST_MS of the chaos run's workers and producers. */
@@ -40,9 +45,13 @@ export async function runChaos(opts: ChaosOptions = {}): Promise<ChaosRow[]> {
   const so: ScenarioOptions = { runId: randomId(3), redisUrl: opts.redisUrl ?? loadConfig().redisUrl, logger, workerLostMs: CHAOS_WORKER_LOST_MS };
   const soakCalls = opts.soakCalls ?? 50_000;
   const rows: ChaosRow[] = [];
-  for (const scenario of [workerKill, containerKill, redisRestart, producerKill, abuse]) rows.push(await scenario(so));
-  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
-  rows.push(await soak(so, { calls: soakCalls, slots: opts.slots ?? 32, faults: faultsFor(soakCalls), seed }));
+  if (!opts.memoryOnly) {
+    for (const scenario of [workerKill, containerKill, redisRestart, producerKill, abuse]) rows.push(await scenario(so));
+    const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+    rows.push(await soak(so, { calls: soakCalls, slots: opts.slots ?? 32, faults: faultsFor(soakCalls), seed }));
+  }
+  const memoryCalls = opts.memoryCalls ?? 100_000;
+  if (memoryCalls > 0) rows.push(await memoryRun(so, { calls: memoryCalls, slots: 8, churnEveryCalls: Math.max(1000, Math.round(memoryCalls / 20)) }));
   process.stdout.write(`${chaosTable(rows)}\n${chaosNotes(rows)}\n`);
   return rows;
 }
