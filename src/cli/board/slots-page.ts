@@ -1,3 +1,4 @@
+import { QUEUE_NAME_PREFIX } from '../../shared/keys.js';
 import type { ClusterSnapshot, WorkerView } from './cluster-snapshot.js';
 
 const esc = (v: string | number | undefined): string =>
@@ -22,7 +23,7 @@ function workerSummary(w: WorkerView): string {
   return (
     `<tr><td>${esc(w.workerId)}</td><td>${esc(w.host)}</td><td>${esc(w.state)}</td><td>${seconds(w.ageMs)}</td>` +
     `<td>${w.slots.length}</td><td>${w.queue['waiting'] ?? 0}</td><td>${w.queue['active'] ?? 0}</td><td>${calls}</td><td>${failed}</td>` +
-    `<td>${w.stats.brokenSlots}</td><td><a href="queues/queue/${encodeURIComponent(`w-${w.workerId}`)}">queue</a></td></tr>`
+    `<td>${w.stats.brokenSlots}</td><td><a href="queues/queue/${encodeURIComponent(`${QUEUE_NAME_PREFIX}${w.workerId}`)}">queue</a></td></tr>`
   );
 }
 
