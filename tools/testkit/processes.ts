@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { withDeadline } from '../../src/shared/deadline.js';
 
 const execFileP = promisify(execFile);
 /** The package root: child processes run from there, so tsx and the sources resolve. */
@@ -42,22 +43,19 @@ export class ManagedProcess {
   static async start(name: string, args: string[], env: Record<string, string>, readyLine: RegExp, timeoutMs = 90_000): Promise<ManagedProcess> {
     const child = spawn(process.execPath, args, { cwd: PACKAGE_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = new ManagedProcess(name, child);
-    let timer: NodeJS.Timeout | undefined;
-    const onData = (): void => void (readyLine.test(proc.output()) && ready());
-    let ready = (): void => undefined;
+    let onData = (): void => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      onData = () => void (readyLine.test(proc.output()) && resolve());
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      void proc.exited.then((code) => reject(new Error(`${name} exited with ${code} before it was ready:\n${proc.output().slice(-3000)}`)));
+    });
     try {
-      await new Promise<void>((resolve, reject) => {
-        ready = resolve;
-        timer = setTimeout(() => reject(new Error(`${name} not ready within ${timeoutMs} ms:\n${proc.output().slice(-3000)}`)), timeoutMs);
-        child.stdout?.on('data', onData);
-        child.stderr?.on('data', onData);
-        void proc.exited.then((code) => reject(new Error(`${name} exited with ${code} before it was ready:\n${proc.output().slice(-3000)}`)));
-      });
+      await withDeadline(ready, timeoutMs, () => new Error(`${name} not ready within ${timeoutMs} ms:\n${proc.output().slice(-3000)}`));
     } catch (err) {
       await proc.kill();
       throw err;
     } finally {
-      clearTimeout(timer);
       child.stdout?.off('data', onData);
       child.stderr?.off('data', onData);
     }
