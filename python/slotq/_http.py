@@ -33,12 +33,23 @@ class _Conn:
             pass
 
 
+class _Unbounded:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class _LoopState:
     """Pool state bound to one event loop (asyncio streams cannot move between loops)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
         self.loop = loop
-        self.sem = asyncio.Semaphore(max_connections)
+        # Calls share a bounded number of connections. Acquires waiting for a slot (long-polls: an idle
+        # socket each) are not bounded: a bound would let waiters hold up a holder's own acquire (the
+        # same trajectory gets its slot back at once), and then nobody would release a slot.
+        self.sems: Dict[str, Any] = {"calls": asyncio.Semaphore(max_connections), "waits": _Unbounded()}
         self.idle: List[_Conn] = []
 
 
@@ -65,14 +76,14 @@ class HttpClient:
             self._state = _LoopState(loop, self.max_connections)
         return self._state
 
-    async def request(self, method: str, path: str, body: Optional[Dict[str, Any]], *, timeout_s: float, idempotent: bool = False) -> Tuple[int, Any]:
+    async def request(self, method: str, path: str, body: Optional[Dict[str, Any]], *, timeout_s: float, idempotent: bool = False, lane: str = "calls") -> Tuple[int, Any]:
         """Sends one request; returns (status, parsed JSON). Raises GatewayUnavailableError when the
         gateway cannot be reached or does not answer within timeout_s (retrying once, for idempotent
         requests, on a reused connection the server had closed)."""
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
         state = self._loop_state()
-        deadline = time.monotonic() + timeout_s
-        async with state.sem:
+        async with state.sems[lane]:
+            deadline = time.monotonic() + timeout_s  # from when a connection may be used: queueing for one is not the gateway's time
             attempts = 2 if idempotent else 1
             for attempt in range(attempts):
                 conn, reused = await self._connection(state, deadline)

@@ -45,7 +45,7 @@ class SlotqBackend:
         session_ttl_s: float = 60.0,
         default_timeout_s: Optional[float] = None,
         acquire_timeout_s: float = 60.0,
-        max_connections: int = 128,
+        max_connections: int = 128,  # concurrent calls (acquires waiting for a slot are not counted)
         connect_timeout_s: float = 10.0,
         client_name: Optional[str] = None,
     ) -> None:
@@ -129,14 +129,14 @@ class SlotqBackend:
             except SlotqError as e:
                 log.debug("slotq: keepalive failed: %s", e)
 
-    async def _session_call(self, op: str, body: Dict[str, Any], timeout_s: float, *, idempotent: bool = False) -> Any:
+    async def _session_call(self, op: str, body: Dict[str, Any], timeout_s: float, *, idempotent: bool = False, lane: str = "calls") -> Any:
         """POST to the session's endpoint; a session the gateway no longer knows (it expired or the
         gateway restarted: nothing ran) is reopened once and the request sent again."""
         sid = self._session
         if sid is None:
             raise SlotqError("BACKEND_STOPPED", "SlotqBackend is not started: await backend.start() first (or it was stopped)")
         for attempt in range(2):
-            status, data = await self._http.request("POST", f"/v1/sessions/{sid}/{op}", body, timeout_s=timeout_s, idempotent=idempotent)
+            status, data = await self._http.request("POST", f"/v1/sessions/{sid}/{op}", body, timeout_s=timeout_s, idempotent=idempotent, lane=lane)
             if status == 200:
                 return data
             err = _error_from(status, data)
@@ -156,7 +156,7 @@ class SlotqBackend:
             body["trajectory_id"] = str(trajectory_id)
         if image is not None:
             body["image"] = image
-        data = await self._session_call("acquire", body, self.acquire_timeout_s + 30.0)
+        data = await self._session_call("acquire", body, self.acquire_timeout_s + 30.0, lane="waits")
         return Slot._from_wire(data["slot"])
 
     async def release(self, slot: Slot, *, reset_workspace: bool = False) -> None:

@@ -13,7 +13,7 @@ TRAJECTORIES = 64
 
 class ConcurrencyTest(LiveTestCase):
     async def test_64_concurrent_trajectories(self) -> None:
-        b = await self.started(acquire_timeout_s=600, max_connections=96)
+        b = await self.started(acquire_timeout_s=600, max_connections=8)  # a bounded pool: at most 8 calls at a time
         ticks = 0
         stop = asyncio.Event()
 
