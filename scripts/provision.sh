@@ -60,6 +60,16 @@ if [ "${SLOTQ_PROVISION_REDIS:-0}" = 1 ]; then
   fi
 fi
 
+# b2. A static busybox: slotq mounts it read-only into every slot to run its own machinery, whatever the image
+if [ -x /bin/busybox ] && ! LC_ALL=C readelf -l /bin/busybox 2>/dev/null | grep -q 'program interpreter'; then
+  log "busybox-static: present"
+elif can_apt; then
+  log "busybox-static: installing Debian's busybox-static"
+  apt_install busybox-static
+else
+  die "slotq needs a static busybox on this machine (Debian/Ubuntu: apt-get install busybox-static; or set SLOTQ_HELPER_BUSYBOX)"
+fi
+
 # c. Headless Chromium for the board's browser test (test/integration/board.test.ts), driven by playwright-core
 if [ -x /usr/bin/chromium ]; then
   log "chromium: present"

@@ -62,6 +62,12 @@ export class SlotBrokenError extends SlotqError {
     super('SLOT_BROKEN', message, opts);
   }
 }
+/** A worker cannot use its image (missing, unpullable, or lacking what slotq needs): raised at start, naming it. */
+export class ImageUnusableError extends SlotqError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('INVALID_ARGS', message, { ...opts, retryable: false });
+  }
+}
 export class InternalError extends SlotqError {
   constructor(message: string, opts: { cause?: unknown } = {}) {
     super('INTERNAL', message, opts);

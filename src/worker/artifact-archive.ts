@@ -1,13 +1,14 @@
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { extract, pack, type Extract, type Header, type Pack } from 'tar-stream';
+import { pack, type Pack } from 'tar-stream';
 import { ARTIFACT_MAX_BYTES, type ArchiveArtifactsArgs, type ArchiveArtifactsPayload } from '../shared/artifact-schemas.js';
 import { toError } from '../shared/errors.js';
 import type { ExecutionResult } from '../shared/schemas.js';
 import { raceDeadline, remainingMs, runScript, scriptFailure, splitNul, type ArtifactContext } from './artifact-context.js';
 import { failure, succeed } from './call-result.js';
 import { EXIT, relativeToWorkspace, resolvePathScript } from './workspace-path.js';
+import { S_IFMT, S_IFREG, readCpio } from './cpio-reader.js';
 
 /** Past maxBytes the archive is still compressed (and dropped) up to this size, to report its size. */
 export const ARCHIVE_SCAN_BYTES = 2 * ARTIFACT_MAX_BYTES;
@@ -45,62 +46,68 @@ class ByteSink extends Writable {
 /** A member's name relative to the archived path; undefined for anything that must not be archived. */
 function memberName(name: string, dir: boolean): string | undefined {
   if (!dir) return name.includes('/') || name === '' ? undefined : name; // one file is archived under its base name
-  if (!name.startsWith('./')) return undefined;
-  const rel = name.slice(2).replace(/\/+$/, '');
-  return rel === '' || rel.split('/').some((c) => c === '..' || c === '.' || c === '') ? undefined : rel;
+  const rel = name.replace(/^\.\//, '').replace(/\/+$/, ''); // busybox cpio drops the leading ./ itself
+  return rel === '' || rel.startsWith('/') || rel.split('/').some((c) => c === '..' || c === '.' || c === '') ? undefined : rel;
 }
+
+type Header = { name: string; mode: number; mtime: Date; uid: number; gid: number };
 
 /**
- * Copies regular files (and hard links to files already copied) from the container's tar into the new one,
- * named relative to the archived path, in the source's order. Anything else (symlinks, directories,
- * devices, FIFOs, names that are not plainly relative) is left out. Stops after maxEntries members.
+ * Copies regular files from the container's cpio stream into the tar, named relative to the archived path.
+ * Hard links among them become one file and links to it (cpio carries their data with the group's last
+ * member). Anything else (symlinks, directories, devices, FIFOs, names that are not plainly relative) is left
+ * out. Stops after maxEntries members.
  */
-async function copyMembers(ex: Extract, out: Pack, maxEntries: number, dir: boolean): Promise<{ entryCount: number; truncated: boolean }> {
-  const included = new Set<string>();
-  for await (const entry of ex) {
-    const h = entry.header;
-    const name = memberName(h.name, dir);
-    const isFile = h.type === 'file' || h.type === 'contiguous-file';
-    const linkTo = h.type === 'link' && h.linkname ? memberName(h.linkname, dir) : undefined;
-    if (!name || (!isFile && !(linkTo && included.has(linkTo)))) {
-      entry.resume();
+async function copyMembers(src: Readable, out: Pack, maxEntries: number, dir: boolean): Promise<{ entryCount: number; truncated: boolean }> {
+  let count = 0;
+  const groups = new Map<number, Header[]>();
+  const addLinks = async (first: string, rest: Header[]): Promise<void> => {
+    for (const h of rest) await new Promise<void>((resolve, reject) => out.entry({ ...h, type: 'link', linkname: first }, (err) => (err ? reject(err) : resolve())));
+  };
+  for await (const { entry: e, body } of readCpio(src)) {
+    const name = memberName(e.name, dir);
+    if (!name || (e.mode & S_IFMT) !== S_IFREG) continue;
+    if (count >= maxEntries) return { entryCount: count, truncated: true };
+    count++;
+    const header: Header = { name, mode: e.mode & 0o7777, mtime: new Date(e.mtimeS * 1000), uid: e.uid, gid: e.gid };
+    if (e.nlink > 1) {
+      const group = [...(groups.get(e.ino) ?? []), header];
+      if (e.size === 0) {
+        groups.set(e.ino, group);
+        continue;
+      }
+      groups.delete(e.ino);
+      const [first, ...rest] = group.sort((a, b) => (a.name < b.name ? -1 : 1)); // the file under its first name
+      await pipeline(Readable.from(body()), out.entry({ ...first!, type: 'file', size: e.size }));
+      await addLinks(first!.name, rest);
       continue;
     }
-    if (included.size >= maxEntries) return { entryCount: included.size, truncated: true };
-    included.add(name);
-    const header: Partial<Header> & Pick<Header, 'name'> = { name, mode: h.mode, mtime: h.mtime, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname };
-    if (isFile) {
-      await pipeline(entry, out.entry({ ...header, type: 'file', size: h.size ?? 0 }));
-    } else {
-      entry.resume();
-      await new Promise<void>((resolve, reject) => out.entry({ ...header, type: 'link', linkname: linkTo ?? '' }, (err) => (err ? reject(err) : resolve())));
-    }
+    await pipeline(Readable.from(body()), out.entry({ ...header, type: 'file', size: e.size }));
   }
-  return { entryCount: included.size, truncated: false };
+  for (const group of groups.values()) {
+    const [first, ...rest] = group.sort((a, b) => (a.name < b.name ? -1 : 1));
+    // Empty hard-linked files: no member carried data.
+    await pipeline(Readable.from([]), out.entry({ ...first!, type: 'file', size: 0 }));
+    await addLinks(first!.name, rest);
+  }
+  return { entryCount: count, truncated: false };
 }
 
-/** Re-packs the container's tar stream as a gzip tar (tar-stream + node:zlib), bounded in memory by maxBytes. */
+/** Re-packs the container's cpio stream as a gzip tar (tar-stream + node:zlib), bounded in memory by maxBytes. */
 export async function repackArchive(src: Readable, opts: RepackOptions): Promise<RepackResult> {
-  const ex = extract();
   const out = pack();
   const sink = new ByteSink(opts.maxBytes, Math.max(ARCHIVE_SCAN_BYTES, opts.maxBytes));
   const packed = pipeline(out, createGzip(), sink).then(() => undefined, (e: unknown) => toError(e));
-  const fed = pipeline(src, ex).then(() => undefined, (e: unknown) => toError(e));
-  const abort = (err: Error): void => {
-    src.destroy(err);
-    ex.destroy(err);
-  };
+  const abort = (err: Error): void => void src.destroy(err);
   void packed.then((err) => err && abort(err)); // e.g. past scanBytes: stop reading the source too
   let timedOut = false;
   const timer = setTimeout(() => ((timedOut = true), abort(new Error('archive deadline passed'))), opts.timeoutMs);
   try {
-    const copied = await copyMembers(ex, out, opts.maxEntries, opts.dir);
+    const copied = await copyMembers(src, out, opts.maxEntries, opts.dir);
     out.finalize();
     const packErr = await packed;
     if (sink.bytes > sink.scanBytes) return { kind: 'tooLarge', bytes: sink.bytes, exact: false };
     if (packErr) throw packErr;
-    const feedErr = copied.truncated ? undefined : await fed;
-    if (feedErr) throw feedErr;
     if (sink.bytes > opts.maxBytes) return { kind: 'tooLarge', bytes: sink.bytes, exact: true };
     return { kind: 'ok', data: Buffer.concat(sink.chunks, sink.bytes), bytes: sink.bytes, ...copied };
   } catch (err) {
@@ -125,31 +132,32 @@ function probeScript(path: string): string {
 }
 
 /**
- * Streams an uncompressed tar of the path's regular files (find does not follow symlinks), sorted by path
- * and cut after maxMembers in the container; GNU tar stores hard links among them as links. A file is
- * archived under its base name. The worker re-packs and gzips it.
+ * Streams a newc cpio of the path's regular files (find does not follow symlinks), sorted by path and cut
+ * after maxMembers in the container; a file is archived under its base name. Busybox only: the worker
+ * re-packs it as a gzip tar.
  */
-function tarScript(path: string, maxMembers: number): string {
+function cpioScript(path: string, maxMembers: number): string {
+  const swap = "tr '\\0\\n' '\\n\\0'";
   return [
     resolvePathScript(path, true),
     'if [ -d "$p" ]; then',
-    '  cd -- "$p" || exit 1',
-    `  find . -type f -print0 | LC_ALL=C sort -z | head -z -n ${maxMembers} | tar -c -f - --null --verbatim-files-from --no-recursion -T -`,
+    '  cd "$p" || exit 1',
+    `  find . -type f -print0 | LC_ALL=C sort -z | ${swap} | head -n ${maxMembers} | ${swap} | cpio -o -H newc -0`,
     'elif [ -f "$p" ]; then',
-    '  cd -- "$(dirname -- "$p")" || exit 1',
-    '  exec tar -c -f - -- "$(basename -- "$p")"',
+    '  cd "${p%/*}/" || exit 1',
+    '  printf \'%s\\0\' "${p##*/}" | cpio -o -H newc -0',
     `else exit ${EXIT.notFile}; fi`,
   ].join('\n');
 }
 
-/** Runs tarScript over a streamed exec and re-packs its output; stderr (bounded) explains a failure. */
+/** Runs cpioScript over a streamed exec and re-packs its output; stderr (bounded) explains a failure. */
 async function streamArchive(ctx: ArtifactContext, args: ArchiveArtifactsArgs, dir: boolean): Promise<RepackResult | { kind: 'failed'; why: string }> {
   const budgetMs = remainingMs(ctx);
-  const argv = ['timeout', '-s', 'KILL', String(Math.ceil(budgetMs / 1000)), 'sh', '-c', tarScript(args.path, args.maxEntries + 1)];
-  const proc = await raceDeadline(ctx.io.stream(argv), budgetMs, (p) => p.close());
+  const proc = await raceDeadline(ctx.io.stream(cpioScript(args.path, args.maxEntries + 1), budgetMs), budgetMs, (p) => p.close());
   if (proc === 'late') return { kind: 'timeout' };
   let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-2000)));
+  // cpio reports "N blocks" on stderr: that is not an error.
+  proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).replace(/^\d+ blocks\n?/gm, '').slice(-2000)));
   try {
     const r = await repackArchive(proc.stdout, { dir, maxBytes: args.maxBytes, maxEntries: args.maxEntries, timeoutMs: remainingMs(ctx) });
     if (r.kind === 'ok' && r.entryCount === 0 && stderr.trim()) return { kind: 'failed', why: stderr.trim() };

@@ -1,20 +1,24 @@
 import type { ExecutionResult, JobItem } from '../shared/schemas.js';
 import { failure } from './call-result.js';
 import type { AttachedProcess, ExecOutput } from './container-driver.js';
-import type { Capture } from './frame-parser.js';
+import type { Capture } from './bounded-capture.js';
 import { renderCapture } from './output.js';
 import type { RunRequest, RunResult } from './session.js';
 import { EXIT } from './workspace-path.js';
 
-/** Container access the artifact helpers need beyond the slot's executor (for outputs over its capture). */
+/**
+ * Container access the artifact helpers need beyond the slot's executor (for outputs over its capture),
+ * through the slot's runtime (which tells a dead container apart). Scripts run in slotq's helper shell, in a
+ * process group killed at the deadline.
+ */
 export interface ArtifactIo {
-  /** One-shot exec in the slot's container; stdout comes back whole. */
-  exec(argv: string[], opts: { timeoutMs: number }): Promise<ExecOutput>;
+  /** One-shot exec of a script; stdout comes back whole. */
+  exec(script: string, timeoutMs: number): Promise<ExecOutput>;
   /**
-   * A one-shot process in the slot's container with streamed stdout (no size cap; the caller closes it).
-   * Runs as the container's user inside its mounts (Docker's archive API cannot see tmpfs mounts).
+   * A one-shot script with streamed stdout (no size cap; the caller closes it). Runs as the container's user
+   * inside its mounts (Docker's archive API cannot see tmpfs mounts).
    */
-  stream(argv: string[]): Promise<AttachedProcess>;
+  stream(script: string, timeoutMs: number): Promise<AttachedProcess>;
 }
 
 /** One artifact call in progress: its runner, container access and deadline. */
@@ -47,7 +51,7 @@ export const remainingMs = (ctx: ArtifactContext): number => Math.max(1000, ctx.
  * stdout whole: the script must bound its own output (head -c, head -z -n).
  */
 export async function runScript(ctx: ArtifactContext, script: string, opts: { wholeStdout?: boolean } = {}): Promise<ScriptOutput> {
-  const r = await ctx.run({ mode: 's', command: script, timeoutMs: remainingMs(ctx) });
+  const r = await ctx.run({ mode: 'i', command: script, timeoutMs: remainingMs(ctx) });
   if (r.timedOut || isWhole(r.stdout) || !opts.wholeStdout) {
     return { exitCode: r.exitCode, timedOut: r.timedOut, stdout: r.stdout.head, stderr: renderCapture(r.stderr, MAX_STDERR_CHARS).text };
   }
@@ -74,11 +78,10 @@ export async function raceDeadline<T>(p: Promise<T>, ms: number, onLate: (value:
   }
 }
 
-/** The same script over a one-shot exec, killed in the container (`timeout -s KILL`) at the call's deadline. */
+/** The same script over a one-shot exec, its process group killed in the container at the call's deadline. */
 export async function execScript(ctx: ArtifactContext, script: string): Promise<ScriptOutput> {
   const budgetMs = remainingMs(ctx);
-  const argv = ['timeout', '-s', 'KILL', String(Math.ceil(budgetMs / 1000)), 'sh', '-c', script];
-  const out = await raceDeadline(ctx.io.exec(argv, { timeoutMs: budgetMs + 2 * EXEC_SLACK_MS }), budgetMs + EXEC_SLACK_MS);
+  const out = await raceDeadline(ctx.io.exec(script, budgetMs), budgetMs + EXEC_SLACK_MS);
   if (out === 'late') return { exitCode: -1, timedOut: true, stdout: Buffer.alloc(0), stderr: '' };
   const stderr = out.stderr.subarray(-MAX_STDERR_CHARS).toString('utf8');
   return { exitCode: out.exitCode, timedOut: out.exitCode === 137, stdout: out.stdout, stderr };

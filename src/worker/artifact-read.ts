@@ -34,12 +34,12 @@ function readScript(path: string, limit: number, withSha: boolean, inlineBytes: 
     resolvePathScript(path, true),
     `[ -f "$p" ] || exit ${EXIT.notFile}`,
     `[ -r "$p" ] || exit ${EXIT.unreadable}`,
-    'sz=$(stat -c %s -- "$p") || exit 1',
+    'sz=$(stat -c %s "$p") || exit 1',
     withSha ? 'sha=$(sha256sum < "$p") || exit 1; sha=${sha%% *}' : 'sha=-',
     `n=${limit}; [ "$sz" -lt "$n" ] && n=$sz`,
     `printf '%s %s %s\\0%s\\0' "$sz" "$sha" "$n" "$p"`,
     `[ "$n" -le ${inlineBytes} ] || exit 0`,
-    'exec head -c "$n" -- "$p"',
+    'exec head -c "$n" "$p"',
   ].join('\n');
 }
 

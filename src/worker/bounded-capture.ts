@@ -1,4 +1,6 @@
-import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES } from './supervisor-script.js';
+/** Bytes of each stream's head and tail the worker keeps; the middle is only counted. */
+export const CAPTURE_HEAD_BYTES = 100_000;
+export const CAPTURE_TAIL_BYTES = 100_000;
 
 /** One stream's capture: the whole of it (tail empty), or its head and tail plus the total size. */
 export interface Capture {
@@ -44,42 +46,6 @@ export class BoundedCapture {
     if (head.length + tail.length === this.totalBytes) return { head: Buffer.concat([head, tail]), tail: Buffer.alloc(0), totalBytes: this.totalBytes };
     return { head, tail, totalBytes: this.totalBytes };
   }
-}
-
-/**
- * Finds a marker in a byte stream fed in arbitrary chunks. Bytes before the marker are passed on as
- * soon as they cannot be the start of it; what follows the marker is returned to the caller.
- */
-export class MarkerScanner {
-  private carry: Buffer = Buffer.alloc(0);
-  constructor(private readonly marker: Buffer) {}
-
-  /** `data`: bytes before the marker (or safe so far); `rest`: bytes after it when `found`. */
-  feed(chunk: Buffer): { data: Buffer; found: boolean; rest: Buffer } {
-    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
-    const at = buf.indexOf(this.marker);
-    if (at >= 0) {
-      this.carry = Buffer.alloc(0);
-      return { data: buf.subarray(0, at), found: true, rest: buf.subarray(at + this.marker.length) };
-    }
-    const keep = Math.min(buf.length, this.marker.length - 1);
-    this.carry = Buffer.from(buf.subarray(buf.length - keep));
-    return { data: buf.subarray(0, buf.length - keep), found: false, rest: Buffer.alloc(0) };
-  }
-
-  /** Bytes held back because they might start the marker. */
-  flush(): Buffer {
-    const c = this.carry;
-    this.carry = Buffer.alloc(0);
-    return c;
-  }
-}
-
-/** The end-of-call line that follows the nonce: "R <exitCode> <stderrBytes>". */
-export function parseEndLine(line: string): { exitCode: number; stderrBytes: number } {
-  const m = /^R (-?\d+) (\d+)$/.exec(line);
-  if (!m) throw new Error(`executor end line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
-  return { exitCode: Number(m[1]), stderrBytes: Number(m[2]) };
 }
 
 /** A capture of a stream sent as its whole, or as its first headCap and last tailCap bytes. */

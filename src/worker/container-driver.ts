@@ -1,5 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
-import type { Capture } from './frame-parser.js';
+import type { Capture } from './bounded-capture.js';
+
+/** A size-capped tmpfs owned by the user commands run as. */
+export interface TmpfsMount {
+  sizeMb: number;
+  uid: number;
+  gid: number;
+}
 
 /** What a slot container is made from. */
 export interface ContainerSpec {
@@ -8,12 +15,27 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   network: string;
   memoryMb: number;
-  /** Size-capped tmpfs mounts (path → MB), writable by the image's user (uid 1000). */
-  tmpfsMb: Record<string, number>;
   cpus: number;
   pids: number;
-  /** Main process; its death ends the container. */
-  cmd: string[];
+  /** Docker's User: a name or uid[:gid]; empty for the image's default. */
+  user: string;
+  /** Added to the image's Env (which is kept). */
+  env: string[];
+  /** Main process; replaces the image's ENTRYPOINT and CMD. Its death ends the container. */
+  entrypoint: string[];
+  /** Size-capped tmpfs mounts (path → size and owner). */
+  tmpfs: Record<string, TmpfsMount>;
+  /** Named volumes (slotq's helper, mounted read-only). */
+  volumes: Array<{ name: string; target: string; readOnly: boolean }>;
+  readOnlyRootfs: boolean;
+}
+
+/** What slotq reads from an image. */
+export interface ImageConfig {
+  /** Config.User ('' when unset, i.e. root). */
+  user: string;
+  env: string[];
+  sizeBytes: number;
 }
 
 export interface ManagedContainer {
@@ -44,6 +66,12 @@ export interface ExecOutput {
 export interface ContainerDriver {
   ping(): Promise<void>;
   imageExists(image: string): Promise<boolean>;
+  /** The image's config, or undefined when it is not on this engine. */
+  inspectImage(image: string): Promise<ImageConfig | undefined>;
+  /** Pulls an image, reporting progress; rejects on any error event or past the deadline. */
+  pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void>;
+  /** Makes sure a named volume exists and holds the tar's files (checked by the marker file). */
+  ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void>;
   /** Creates and starts a container whose life is tied to this process (it ends when the process dies); returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   /** Removes a container; succeeds when it is already gone. */

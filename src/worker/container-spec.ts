@@ -2,17 +2,30 @@ import { hostname } from 'node:os';
 import type { SlotqConfig } from '../shared/config.js';
 import { LABELS } from '../shared/keys.js';
 import type { ContainerSpec } from './container-driver.js';
-import { CONTAINER_MAIN_CMD } from './supervisor-script.js';
+import { HELPER_DIR } from './helper-bundle.js';
+import type { ImageProfile } from './image-profile.js';
+import { CONTAINER_MAIN_CMD } from './executor-protocol.js';
+
+/** The executor's own state: a small tmpfs apart from anything a command can fill. */
+export const EXECUTOR_STATE_DIR = '/run/slotq';
 
 /** What every slot container of a worker is made from: limits, tmpfs caps and labels (contract §7). */
-export function slotContainerSpec(c: SlotqConfig, workerId: string): ContainerSpec {
+export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: ImageProfile): ContainerSpec {
+  const owner = { uid: profile?.uid ?? 0, gid: profile?.gid ?? 0 };
   return {
     image: c.image,
-    cmd: CONTAINER_MAIN_CMD,
+    entrypoint: CONTAINER_MAIN_CMD,
+    user: profile?.user ?? c.user ?? '',
+    env: profile?.env ?? [],
     network: c.network,
     memoryMb: c.memoryMb,
-    // /run/slotq holds the executor's own state, apart from anything a command can fill.
-    tmpfsMb: { '/run/slotq': 32, ...(c.workspaceMb > 0 ? { '/workspace': c.workspaceMb } : {}), ...(c.tmpMb > 0 ? { '/tmp': c.tmpMb } : {}) },
+    tmpfs: {
+      [EXECUTOR_STATE_DIR]: { sizeMb: 32, ...owner },
+      ...(c.workspaceMb > 0 ? { '/workspace': { sizeMb: c.workspaceMb, ...owner } } : {}),
+      ...(c.tmpMb > 0 ? { '/tmp': { sizeMb: c.tmpMb, ...owner } } : {}),
+    },
+    volumes: profile ? [{ name: profile.helperVolume, target: HELPER_DIR, readOnly: true }] : [],
+    readOnlyRootfs: c.readOnlyRootfs,
     cpus: c.cpus,
     pids: c.pids,
     labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: workerId, [LABELS.host]: hostname() },

@@ -1,8 +1,9 @@
 import Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDriver, ContainerSpec, ExecOutput, ManagedContainer } from './container-driver.js';
+import type { AttachedProcess, ContainerDriver, ContainerSpec, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
+import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
-import { BoundedCapture } from './frame-parser.js';
+import { BoundedCapture } from './bounded-capture.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
@@ -29,11 +30,67 @@ export class DockerDriver implements ContainerDriver {
     }
   }
 
+  async inspectImage(image: string): Promise<ImageConfig | undefined> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      return { user: info.Config?.User ?? '', env: info.Config?.Env ?? [], sizeBytes: info.Size ?? 0 };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void> {
+    const stream = (await withDeadline(this.docker.pull(image), opts.timeoutMs, () => new Error(`pulling ${image}: no answer within ${opts.timeoutMs} ms`))) as NodeJS.ReadableStream & { destroy?: () => void };
+    // followProgress reports {error} events as ordinary progress and still "finishes": check every event.
+    await withDeadline(
+      new Promise<void>((resolve, reject) => {
+        let failed: string | undefined;
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : failed ? reject(new Error(failed)) : resolve()),
+          (ev: { status?: string; error?: string; errorDetail?: { message?: string }; id?: string; progress?: string }) => {
+            if (ev.error || ev.errorDetail) failed ??= ev.errorDetail?.message ?? ev.error ?? 'pull failed';
+            else if (ev.status) opts.onProgress?.(`${ev.id ? `${ev.id}: ` : ''}${ev.status}${ev.progress ? ` ${ev.progress}` : ''}`);
+          },
+        );
+      }),
+      opts.timeoutMs,
+      () => (stream.destroy?.(), new Error(`pulling ${image} took longer than ${opts.timeoutMs} ms`)),
+    );
+  }
+
+  async ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).inspect();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      await this.docker.createVolume({ Name: name, Labels: { 'org.slotq.helper': 'true' } });
+    }
+    // A container that is never started gives the archive API a view of the volume.
+    const c = await this.docker.createContainer({ Image: viaImage, Entrypoint: ['/nonexistent'], Cmd: [], HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/v' }] }, Labels: { 'org.slotq.helper': 'true' } });
+    try {
+      let has = true;
+      try {
+        await c.infoArchive({ path: `/v/${marker}` });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+        has = false;
+      }
+      if (!has) await c.putArchive(tar, { path: '/v' });
+    } finally {
+      await c.remove({ force: true }).catch(() => undefined);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     const container = await this.docker.createContainer({
       Image: spec.image,
       ...(spec.name ? { name: spec.name } : {}),
-      Cmd: spec.cmd,
+      Entrypoint: spec.entrypoint,
+      Cmd: [],
+      User: spec.user,
+      Env: spec.env,
       Labels: spec.labels,
       WorkingDir: '/workspace',
       Tty: false,
@@ -49,7 +106,9 @@ export class DockerDriver implements ContainerDriver {
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         PidsLimit: spec.pids,
-        Tmpfs: Object.fromEntries(Object.entries(spec.tmpfsMb).map(([path, mb]) => [path, `rw,exec,nosuid,nodev,size=${mb}m,uid=1000,gid=1000,mode=0755`])),
+        ReadonlyRootfs: spec.readOnlyRootfs,
+        Mounts: spec.volumes.map((v) => ({ Type: 'volume' as const, Source: v.name, Target: v.target, ReadOnly: v.readOnly })),
+        Tmpfs: Object.fromEntries(Object.entries(spec.tmpfs).map(([path, t]) => [path, `rw,exec,nosuid,nodev,size=${t.sizeMb}m,uid=${t.uid},gid=${t.gid},mode=0755`])),
         Memory: spec.memoryMb * 1024 * 1024,
         MemorySwap: spec.memoryMb * 1024 * 1024,
         NanoCpus: Math.round(spec.cpus * 1e9),

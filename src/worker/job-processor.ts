@@ -6,7 +6,6 @@ import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.
 import type { Keys } from '../shared/keys.js';
 import type { Registry } from '../shared/registry.js';
 import { callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
-import type { ArtifactIo } from './artifacts.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { replyResults } from './reply.js';
@@ -78,7 +77,7 @@ export class JobProcessor {
       result = failure(item, 'SLOT_BROKEN', `This slot's container died and was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true });
     } else {
       try {
-        result = await executeCall((req) => slot.run(req), item, this.artifactIo(slot));
+        result = await executeCall(slot, item);
       } catch (err) {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { retryable: err.retryable } : {});
@@ -91,10 +90,6 @@ export class JobProcessor {
     return result;
   }
 
-  /** Container access for the artifact helpers; reads slot.containerId at call time (it changes on reset). */
-  private artifactIo(slot: SlotRuntime): ArtifactIo {
-    return { exec: (argv, opts) => this.d.driver.exec(slot.containerId, argv, opts), stream: (argv) => this.d.driver.attach(slot.containerId, argv) };
-  }
 
   /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
   private async rejectInvalid(job: Job, why: string): Promise<unknown> {

@@ -1,4 +1,4 @@
-import type { Capture } from './frame-parser.js';
+import type { Capture } from './bounded-capture.js';
 
 export const MAX_OUTPUT_CHARS = 50_000;
 

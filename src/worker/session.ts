@@ -1,14 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
-import { BoundedCapture, MarkerScanner, captureOf, parseEndLine, type Capture } from './frame-parser.js';
-import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, encodeCommand, supervisorArgv } from './supervisor-script.js';
+import { BoundedCapture, CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, captureOf, type Capture } from './bounded-capture.js';
+import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, newNonce, parseEndLine, parseReady, supervisorArgv, type Op, type SessionShells } from './executor-protocol.js';
 import { withDeadline } from '../shared/deadline.js';
-import { SlotqError, toError } from '../shared/errors.js';
+import { InternalError, SlotqError, toError } from '../shared/errors.js';
 
 export interface RunRequest {
-  /** s: fresh sh per call; t: the slot's persistent bash. */
-  mode: 's' | 't';
+  /** s: a user command in a fresh image sh; i: slotq's own script in the helper's sh; t: the slot's persistent shell. */
+  mode: Op;
   command: string;
   stdin?: Buffer;
   timeoutMs: number;
@@ -47,7 +46,6 @@ interface Pending {
 const KILL_ANSWER_MS = 5000;
 const KILL_ATTEMPTS = 12;
 const READY_TIMEOUT_MS = 15_000;
-const MAX_END_LINE_BYTES = 64;
 
 /**
  * One persistent supervisor process in a slot's container, fed calls over an attached exec stream.
@@ -76,17 +74,17 @@ export class SupervisorSession {
   }
 
   /** Starts a supervisor in the container and waits until it says READY. */
-  static async open(driver: ContainerDriver, containerId: string, log: Logger): Promise<SupervisorSession> {
-    const attaching = driver.attach(containerId, supervisorArgv(CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES));
+  static async open(driver: ContainerDriver, containerId: string, shells: SessionShells, log: Logger): Promise<SupervisorSession> {
+    const attaching = driver.attach(containerId, supervisorArgv(shells));
     const proc = await withDeadline(attaching, READY_TIMEOUT_MS, () => {
       attaching.then((late) => late.close(), () => undefined); // an attach that arrives after the deadline
-      return new Error(`attaching to the container took longer than ${READY_TIMEOUT_MS} ms (is dockerd overloaded?)`);
+      return new InternalError(`attaching to the container took longer than ${READY_TIMEOUT_MS} ms (is dockerd overloaded?)`);
     });
     const opened = new SupervisorSession(driver, containerId, proc, log);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`executor session did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new InternalError(`executor session did not start within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
       opened.onReady = () => (clearTimeout(timer), resolve());
-      opened.onStartFailure = (reason) => (clearTimeout(timer), reject(new Error(`executor session failed to start: ${reason}`)));
+      opened.onStartFailure = (reason) => (clearTimeout(timer), reject(new InternalError(`executor session failed to start: ${reason}`)));
     }).catch((err: unknown) => {
       proc.close();
       throw err;
@@ -101,9 +99,9 @@ export class SupervisorSession {
 
   run(req: RunRequest): Promise<RunResult> {
     if (this.deadReason !== undefined) return Promise.reject(new SessionDiedError(`executor session is dead: ${this.deadReason}`));
-    if (this.pending) return Promise.reject(new Error('SupervisorSession.run called while a call is in flight'));
+    if (this.pending) return Promise.reject(new InternalError('SupervisorSession.run called while a call is in flight'));
     const id = ++this.seq;
-    const nonce = `@sq${randomBytes(10).toString('hex')}@`;
+    const nonce = newNonce();
     const stdin = req.stdin ?? Buffer.alloc(0);
     return new Promise<RunResult>((resolve, reject) => {
       const p: Pending = {
@@ -118,8 +116,7 @@ export class SupervisorSession {
         reject,
       };
       this.pending = p;
-      const header = `${req.mode} ${id} ${nonce} ${stdin.length}\n${encodeCommand(req.command)}\n`;
-      this.proc.stdin.write(stdin.length ? Buffer.concat([Buffer.from(header), stdin]) : header);
+      this.proc.stdin.write(encodeRequest(req.mode, id, nonce, req.command, stdin));
     });
   }
 
@@ -150,7 +147,7 @@ export class SupervisorSession {
     if (!p.tail.end) {
       const nl = buf.indexOf(0x0a);
       if (nl < 0) {
-        if (buf.length > MAX_END_LINE_BYTES) throw new Error('executor end line too long');
+        if (buf.length > MAX_END_LINE_BYTES) throw new InternalError('executor end line too long');
         return;
       }
       p.tail = { buf: buf.subarray(nl + 1), end: parseEndLine(buf.subarray(0, nl).toString('latin1')) };
@@ -171,9 +168,9 @@ export class SupervisorSession {
   /** Between calls only READY is expected; anything else is output of an escaped background process. */
   private onIdle(chunk: Buffer): void {
     this.idle = (this.idle + chunk.toString('latin1')).slice(-2000);
-    const m = /READY (\d+) (\S+)\n/.exec(this.idle);
-    if (m && this.onReady) {
-      this.dir = m[2]!;
+    const ready = parseReady(this.idle);
+    if (ready && this.onReady) {
+      this.dir = ready.dir;
       this.idle = '';
       this.onReady();
       this.onReady = undefined;
@@ -192,11 +189,8 @@ export class SupervisorSession {
    * process that dies frees a pid for it.
    */
   private kill(p: Pending, attempt = 1): void {
-    const d = this.dir;
-    const unblock = p.req.mode === 't' ? `; exec 3<>${d}/sout; echo 137 >&3` : '';
     // Only if the pid file still names this call: a kill that arrives late must not hit the next one.
-    const script = `read -r i g < ${d}/pid; [ "$i" = ${p.id} ] || exit 0; kill -9 -"$g" 2>/dev/null${unblock}; true`;
-    this.driver.exec(this.containerId, ['sh', '-c', script], { timeoutMs: KILL_ANSWER_MS }).catch((err: unknown) => {
+    this.driver.exec(this.containerId, killArgv(this.dir, p.id, p.req.mode === 't'), { timeoutMs: KILL_ANSWER_MS }).catch((err: unknown) => {
       if (this.pending !== p || attempt >= KILL_ATTEMPTS) return this.log.warn({ err: toError(err).message, attempt }, 'killing a timed-out call failed');
       setTimeout(() => this.pending === p && this.kill(p, attempt + 1), 250).unref();
     });

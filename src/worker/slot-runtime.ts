@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
-import type { ContainerDriver } from './container-driver.js';
+import type { AttachedProcess, ContainerDriver, ExecOutput } from './container-driver.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from './session.js';
 import { SlotBrokenError, toError } from '../shared/errors.js';
-import { CAPTURE_HEAD_BYTES } from './supervisor-script.js';
+import { CAPTURE_HEAD_BYTES } from './bounded-capture.js';
+import { oneShotArgv, type SessionShells } from './executor-protocol.js';
+import type { ArtifactIo } from './artifact-context.js';
 
 /** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
 const ONE_SHOT_SLACK_MS = 10_000;
@@ -23,8 +25,13 @@ export class SlotRuntime {
     readonly slotId: string,
     public containerId: string,
     private readonly driver: ContainerDriver,
+    /** The image's shells (from the worker's image profile). */
+    readonly shells: SessionShells,
     private readonly log: Logger,
   ) {}
+
+  /** Container access for the artifact helpers, through this runtime (it reads containerId at call time). */
+  readonly io: ArtifactIo = { exec: (script, timeoutMs) => this.execInternal(script, timeoutMs), stream: (script, timeoutMs) => this.streamInternal(script, timeoutMs) };
 
   /** Runs fn after everything enqueued before it (FIFO), whatever those did. */
   enqueue<T>(fn: () => Promise<T>): Promise<T> {
@@ -35,7 +42,7 @@ export class SlotRuntime {
 
   async openSession(): Promise<void> {
     this.session?.close();
-    this.session = await SupervisorSession.open(this.driver, this.containerId, this.log);
+    this.session = await SupervisorSession.open(this.driver, this.containerId, this.shells, this.log);
   }
 
   /** Runs on the persistent session, restarting it when it died; detects a dead container. */
@@ -59,18 +66,36 @@ export class SlotRuntime {
   }
 
   /**
-   * Fallback when no session can start: one plain `docker exec` per call. `timeout` kills the call's
-   * process group (it runs the command in a group of its own), output is capped like a session's. There is
-   * no persistent shell here, so a stateful call runs like a stateless one.
+   * Fallback when no session can start: one plain `docker exec` per call, its process group killed at the
+   * timeout, output capped like a session's. There is no persistent shell here, so a stateful call runs like
+   * a stateless one.
    */
   private async runOneShot(req: RunRequest): Promise<RunResult> {
     const t0 = performance.now();
     const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
-    const argv = ['timeout', '-s', 'KILL', String(timeoutS), 'sh', '-c', req.command];
-    const out = await this.driver.exec(this.containerId, argv, { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
+    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.shells, req.command, timeoutS), { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
     const durationMs = Math.round(performance.now() - t0);
     const timedOut = out.exitCode === 137 && durationMs >= req.timeoutMs;
     return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };
+  }
+
+  /** slotq's own script over a one-shot exec with whole stdout (artifacts bigger than the session's capture). */
+  async execInternal(script: string, timeoutMs: number): Promise<ExecOutput> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    const argv = oneShotArgv('i', this.shells, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
+    return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS }).catch(async (err: unknown) => {
+      await this.checkContainer(err);
+      throw err;
+    });
+  }
+
+  /** slotq's own script with its stdout streamed (archives); the caller closes it. */
+  async streamInternal(script: string, timeoutMs: number): Promise<AttachedProcess> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    return this.driver.attach(this.containerId, oneShotArgv('i', this.shells, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
+      await this.checkContainer(err);
+      throw err;
+    });
   }
 
   /** Throws SLOT_BROKEN when the container is dead. Docker may report a dying container as running for a moment. */

@@ -14,6 +14,8 @@ import { ContainerPool } from './container-pool.js';
 import { slotContainerSpec } from './container-spec.js';
 import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
+import type { SessionShells } from './executor-protocol.js';
+import { profileImage } from './image-profile.js';
 import { JobProcessor } from './job-processor.js';
 import { Liveness } from './liveness.js';
 import { SlotResetter } from './slot-resetter.js';
@@ -61,6 +63,8 @@ export class SlotWorker {
   private readonly drainTimeoutMs: number;
   private readonly slotSet: SlotSet<SlotRuntime>;
   private phase: WorkerPhase = 'idle';
+  /** The image's shells, from its profile at start. */
+  private shells: SessionShells = { sh: '', stateful: '' };
   private parts: Parts | undefined;
 
   constructor(opts: SlotWorkerOptions = {}) {
@@ -70,7 +74,7 @@ export class SlotWorker {
     this.driver = opts.driver ?? new DockerDriver();
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
-    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => new SlotRuntime(slotId, containerId, this.driver, this.log.child({ slotId })), this.log);
+    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => new SlotRuntime(slotId, containerId, this.driver, this.shells, this.log.child({ slotId })), this.log);
   }
 
   get queueName(): string {
@@ -120,13 +124,12 @@ export class SlotWorker {
     }
   }
 
-  /** What the slot containers are made from, once Docker answers and the image is there. */
+  /** What the slot containers are made from: the image pulled if needed and profiled (its user, its shells). */
   private async containerSpec(): Promise<ContainerSpec> {
     await this.driver.ping();
-    if (!(await this.driver.imageExists(this.config.image))) {
-      throw new InternalError(`sandbox image ${this.config.image} not found: build it with \`bash scripts/build-images.sh\` (or set SLOTQ_IMAGE)`);
-    }
-    return slotContainerSpec(this.config, this.workerId);
+    const profile = await profileImage(this.driver, this.config, slotContainerSpec(this.config, this.workerId), this.log);
+    this.shells = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '' };
+    return slotContainerSpec(this.config, this.workerId, profile);
   }
 
   /** Gives a slot a pristine container (a warm spare when there is one), then frees it. */

@@ -5,18 +5,20 @@ import { executeArtifactCall, type ArtifactIo } from './artifacts.js';
 import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';
 import type { RunRequest, RunResult } from './session.js';
+import type { SessionShells } from './executor-protocol.js';
 import { EXIT, resolvePathScript as resolvePath } from './workspace-path.js';
-
-// Moved to their own modules (shared with the artifact helpers); re-exported for existing importers.
-export { failure } from './call-result.js';
-export { shellQuote } from './workspace-path.js';
-export { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS } from '../shared/schemas.js';
-export type { ArtifactIo } from './artifacts.js';
 
 export const MAX_FILE_BYTES = 100_000;
 
 /** Runs one request on the slot's executor (the slot handles sessions, fallback and broken containers). */
 export type SlotRunner = (req: RunRequest) => Promise<RunResult>;
+
+/** What a call needs of its slot: the runner, the image's shells, and container access for artifacts. */
+export interface SlotAccess {
+  run: SlotRunner;
+  shells: SessionShells;
+  io: ArtifactIo;
+}
 
 type Parsed = { tool: ToolName; args: Record<string, unknown> } | ExecutionResult;
 
@@ -32,8 +34,9 @@ export function parseCall(item: JobItem): Parsed {
 }
 
 /** Executes one validated call and shapes its ExecutionResult (contract §3, §4). */
-export async function executeCall(run: SlotRunner, item: JobItem, io?: ArtifactIo): Promise<ExecutionResult> {
-  if (isArtifactTool(item.tool)) return executeArtifactCall(run, io, item);
+export async function executeCall(slot: SlotAccess, item: JobItem): Promise<ExecutionResult> {
+  const run: SlotRunner = (req) => slot.run(req);
+  if (isArtifactTool(item.tool)) return executeArtifactCall(run, slot.io, item);
   const parsed = parseCall(item);
   if ('success' in parsed) return parsed;
   const { tool, args } = parsed;
@@ -42,13 +45,19 @@ export async function executeCall(run: SlotRunner, item: JobItem, io?: ArtifactI
   switch (tool) {
     case 'bash':
     case 'bash_stateful': {
-      const r = await run({ mode: tool === 'bash' ? 's' : 't', command: args['command'] as string, timeoutMs });
-      return shellResult(item, r, timeoutS, tool === 'bash_stateful');
+      const stateful = tool === 'bash_stateful';
+      const shell = stateful ? slot.shells.stateful : slot.shells.sh;
+      if (!shell) return failure(item, 'UNKNOWN_TOOL', `${tool} is not available in this slot: its image has no ${stateful ? 'bash or /bin/sh' : '/bin/sh'} (read_file, write_file and the artifact helpers still work)`, { cause: 'no_shell_in_image' });
+      const r = await run({ mode: stateful ? 't' : 's', command: args['command'] as string, timeoutMs });
+      const result = shellResult(item, r, timeoutS, stateful);
+      // bash_stateful in an image without bash runs in its sh: say so.
+      if (stateful && !shell.endsWith('bash')) result.metadata['shell'] = 'sh';
+      return result;
     }
     case 'read_file': {
       const path = args['path'] as string;
-      const script = `${resolvePath(path, true)}\n[ -f "$p" ] || exit ${EXIT.notFile}\nsz=$(stat -c %s -- "$p")\n[ "$sz" -le ${MAX_FILE_BYTES} ] || { echo "$sz"; exit ${EXIT.tooLarge}; }\nexec cat -- "$p"`;
-      const r = await run({ mode: 's', command: script, timeoutMs });
+      const script = `${resolvePath(path, true)}\n[ -f "$p" ] || exit ${EXIT.notFile}\nsz=$(stat -c %s "$p")\n[ "$sz" -le ${MAX_FILE_BYTES} ] || { echo "$sz"; exit ${EXIT.tooLarge}; }\nexec cat "$p"`;
+      const r = await run({ mode: 'i', command: script, timeoutMs });
       if (r.exitCode !== 0) return fileFailure(item, r, path, timeoutS);
       const text = renderCapture(r.stdout, Number.MAX_SAFE_INTEGER).text;
       return succeed(item, text, r.durationMs, { path, size: r.stdout.totalBytes });
@@ -58,8 +67,8 @@ export async function executeCall(run: SlotRunner, item: JobItem, io?: ArtifactI
       const content = args['content'] as string;
       if (content.length > MAX_FILE_BYTES) return failure(item, 'TOO_LARGE', `Content too large: ${content.length} characters (max ${MAX_FILE_BYTES})`, { size: content.length });
       const bytes = Buffer.from(content, 'utf8');
-      const script = `${resolvePath(path, false)}\n[ -e "$p" ] && [ ! -f "$p" ] && exit ${EXIT.notFile}\nmkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"`;
-      const r = await run({ mode: 's', command: script, stdin: bytes, timeoutMs });
+      const script = `${resolvePath(path, false)}\n[ -e "$p" ] && [ ! -f "$p" ] && exit ${EXIT.notFile}\nmkdir -p "\${p%/*}" && exec cat > "$p"`;
+      const r = await run({ mode: 'i', command: script, stdin: bytes, timeoutMs });
       if (r.exitCode !== 0) return fileFailure(item, r, path, timeoutS);
       return succeed(item, `Wrote ${bytes.length} bytes to ${path}`, r.durationMs, { path, size: bytes.length });
     }

@@ -4,6 +4,7 @@ import { createLogger } from '../../src/shared/logger.js';
 import type { AttachedProcess } from '../../src/worker/container-driver.js';
 import { slotContainerSpec } from '../../src/worker/container-spec.js';
 import { DockerDriver } from '../../src/worker/docker-driver.js';
+import { profileImage } from '../../src/worker/image-profile.js';
 import { SlotRuntime } from '../../src/worker/slot-runtime.js';
 import { uniquePrefix } from '../support/harness.js';
 
@@ -22,8 +23,11 @@ afterEach(async () => {
 });
 
 it('falls back to one plain docker exec per call when no session can start: output, exit code, bounded output, timeout', async () => {
-  containerId = await driver.create(slotContainerSpec(loadConfig({ prefix: uniquePrefix() }), 'fallback-test'));
-  const slot = new SlotRuntime('fallback-s0', containerId, driver, createLogger({ level: 'silent' }));
+  const config = loadConfig({ prefix: uniquePrefix() });
+  const log = createLogger({ level: 'silent' });
+  const profile = await profileImage(driver, config, slotContainerSpec(config, 'fallback-test'), log);
+  containerId = await driver.create(slotContainerSpec(config, 'fallback-test', profile));
+  const slot = new SlotRuntime('fallback-s0', containerId, driver, { sh: profile.shell ?? '', stateful: profile.bash ?? '' }, log);
 
   const r = await slot.run({ mode: 's', command: 'echo out; echo err >&2; cat; exit 3', stdin: Buffer.from('in\n'), timeoutMs: 10_000 });
   expect([r.exitCode, r.timedOut, r.stdout.head.toString(), r.stderr.head.toString()]).toEqual([3, false, 'out\nin\n', 'err\n']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedCapture, MarkerScanner, captureOf, parseEndLine } from '../../src/worker/frame-parser.js';
+import { BoundedCapture, captureOf } from '../../src/worker/bounded-capture.js';
+import { MarkerScanner, parseEndLine } from '../../src/worker/executor-protocol.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -38,7 +39,7 @@ describe('MarkerScanner', () => {
     const r = s.feed(b('abcdef'));
     expect(r.found).toBe(false);
     expect(r.data.toString()).toBe('abcd');
-    expect(s.flush().toString()).toBe('ef');
+    expect(s.feed(b('g')).data.toString()).toBe('e'); // 'ef' was held back; now 'fg' is
   });
 
   it('handles a marker at the very start and binary bytes around it', () => {
@@ -95,7 +96,7 @@ describe('MarkerScanner, more', () => {
     }
   });
 
-  it('passes on every byte (data + flush) when the marker never comes', () => {
+  it('passes on every byte before the marker, however it is cut', () => {
     const s = new MarkerScanner(b('@END@'));
     const parts = ['abc@', 'EN', 'x@E', 'ND!', '@@EN'];
     let out = '';
@@ -104,9 +105,9 @@ describe('MarkerScanner, more', () => {
       expect(r.found).toBe(false);
       out += r.data.toString('latin1');
     }
-    out += s.flush().toString('latin1');
-    expect(out).toBe(parts.join(''));
-    expect(s.flush().length).toBe(0);
+    const end = s.feed(b('@END@'));
+    expect(end.found).toBe(true);
+    expect(out + end.data.toString('latin1')).toBe(parts.join(''));
   });
 
   it('can be used again for the next marker after a match', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Capture } from '../../src/worker/frame-parser.js';
+import type { Capture } from '../../src/worker/bounded-capture.js';
 import { MAX_OUTPUT_CHARS, joinOutput, renderCapture, type RenderedOutput } from '../../src/worker/output.js';
 
 const whole = (data: Buffer | string): Capture => {

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionResult, JobItem } from '../../src/shared/schemas.js';
-import { encodeCommand } from '../../src/worker/supervisor-script.js';
-import { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS, parseCall, shellQuote } from '../../src/worker/tools.js';
+import { encodeCommand, shellQuote, statefulStatement } from '../../src/worker/executor-protocol.js';
+import { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS } from '../../src/shared/schemas.js';
+import { parseCall } from '../../src/worker/tools.js';
 
 // /bin/sh here is dash, like the sandbox image's.
 const SH = '/bin/sh';
@@ -126,32 +127,26 @@ describe('shellQuote', () => {
 });
 
 describe('encodeCommand', () => {
+  // The supervisor runs in slotq's helper shell, a static busybox ash (Debian's busybox-static on the worker).
+  const BUSYBOX = '/bin/busybox';
+
   it('produces a single line', () => {
     for (const s of NASTY) expect(encodeCommand(s)).not.toContain('\n');
   });
 
-  it.each(NASTY.map((s) => [JSON.stringify(s), s]))('round-trips %s through printf %%b', (_label, s) => {
-    const out = execFileSync(SH, ['-c', 'printf "%b" "$1"', '_', encodeCommand(s)], { encoding: 'utf8' });
-    expect(out).toBe(s);
-  });
-
-  it('round-trips every command through the supervisor\'s own read + printf %b, one line each', () => {
-    // The supervisor reads the encoded command with `IFS= read -r enc` and decodes it with `printf '%b' "$enc"`.
-    const script = 'while IFS= read -r enc; do printf "%b" "$enc"; printf "\\036"; done';
+  it('round-trips every command through the supervisor\'s own read + eval, one line each', () => {
+    // The supervisor reads the encoded command with `IFS= read -r enc` and decodes it with `eval "c=$enc"`.
+    const script = 'while IFS= read -r enc; do eval "c=$enc"; printf "%s\\036" "$c"; done';
     const input = NASTY.map((s) => `${encodeCommand(s)}\n`).join('');
-    const out = execFileSync(SH, ['-c', script], { input, encoding: 'utf8' });
+    const out = execFileSync(BUSYBOX, ['sh', '-c', script], { input, encoding: 'utf8' });
     expect(out.split('\x1e').slice(0, -1)).toEqual(NASTY);
   });
 
-  it('runs the decoded command as written', () => {
+  it('runs the decoded command as written, in sh -c and as a stateful eval', () => {
     const cmd = [String.raw`x='a b'; printf '%s|' "$x" "it's" "$(printf 'l1\nl2')" 'back\slash' "\$HOME"`, 'f() { echo "in f: $1"; }', "f 'two words'"].join('\n');
-    const script = 'printf "%b" "$1" > "$2"; sh "$2"';
-    const tmp = execFileSync('mktemp', { encoding: 'utf8' }).trim();
-    try {
-      const out = execFileSync(SH, ['-c', script, '_', encodeCommand(cmd), tmp], { encoding: 'utf8' });
-      expect(out).toBe(execFileSync(SH, ['-c', cmd], { encoding: 'utf8' }));
-    } finally {
-      execFileSync('rm', ['-f', tmp]);
-    }
+    const viaC = execFileSync(BUSYBOX, ['sh', '-c', 'IFS= read -r enc; eval "c=$enc"; sh -c "$c" sh'], { input: `${encodeCommand(cmd)}\n`, encoding: 'utf8' });
+    expect(viaC).toBe(execFileSync(SH, ['-c', cmd], { encoding: 'utf8' }));
+    const viaEval = execFileSync(SH, ['-s'], { input: `${statefulStatement(cmd)}\n`, encoding: 'utf8' });
+    expect(viaEval).toBe(viaC);
   });
 });

@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import { InternalError } from '../shared/errors.js';
+import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES } from './bounded-capture.js';
+import { HELPER_BIN, HELPER_SH } from './helper-bundle.js';
+
+/**
+ * The executor's wire protocol, all of it: the supervisor script that runs in every slot, how a call is
+ * encoded for it, and how its answer is framed.
+ *
+ * The supervisor is a loop in slotq's own static busybox shell (HELPER_SH, mounted read-only), so it needs
+ * nothing from the image; its PATH is the helper's. User commands run in the image's own shell with the
+ * image's PATH; slotq's internal scripts (path checks, files, artifacts) run in the helper's shell.
+ *
+ * Request (worker → supervisor): "<op> <id> <nonce> <stdinBytes>\n<payload, $'…'-quoted on one line>\n<stdin bytes>"
+ *   op s: a user command, `<image sh> -c <payload> sh`, in a process group of its own (setsid);
+ *   op i: an internal script, the same in the helper's sh;
+ *   op t: a statement for the slot's persistent shell (the image's bash, else its sh).
+ * State lives in <dir> on its own small tmpfs (/run/slotq), out of the way of the command's /tmp.
+ * Reply, all on stdout: "READY <pid> <dir>\n" once; per call, the command's stdout, written straight into the
+ * stream, then "<nonce>R <exitCode> <stderrBytes>\n" and the call's stderr (kept in a file while it runs;
+ * when over HEAD+TAIL bytes only its first HEAD and last TAIL bytes are sent). The random per-call nonce
+ * marks where the command's stdout ends. The worker keeps only a bounded head and tail of stdout.
+ * "<id> <pgid>" of the running call is in <dir>/pid, for the worker's out-of-band kill on timeout (the id
+ * makes a late kill harmless to the next call). After each call the rest of its process group is killed.
+ * On EOF it kills its stateful shell and exits.
+ */
+export const SUPERVISOR_SCRIPT = String.raw`
+HB=$1 TB=$2 SH=$3 SS=$4
+U=$PATH
+PATH=${HELPER_BIN}
+R=/run/slotq
+[ -w "$R" ] || R=/tmp/.slotq
+D=$R/$$
+mkdir -p "$D" || exit 97
+cd /workspace || exit 98
+spid=
+start_stateful() {
+  rm -f "$D/sin" "$D/sout"
+  mkfifo "$D/sin" "$D/sout" || return 1
+  # The wrapper reports the shell's real exit status (exit N, kill -9 $$) through the same fifo as the
+  # calls, opening it read-write, which never blocks, in case the shell died between calls.
+  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" &
+  spid=$!
+  exec 8<> "$D/sin" 9<> "$D/sout"
+  printf 'cd /workspace\n' >&8
+}
+printf 'READY %s %s\n' "$$" "$D"
+exec 2>/dev/null
+while IFS=' ' read -r op id nonce inlen; do
+  IFS= read -r enc || break
+  # If the state can't be written (directory removed, disk full), exit rather than run a cut-off
+  # command: the worker sees the session die and starts a new one.
+  [ -d "$D" ] || exit 96
+  eval "c=$enc"
+  if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i" || exit 95; else : > "$D/i" || exit 95; fi
+  if [ "$op" = t ]; then
+    if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
+    echo "$id $spid" > "$D/pid"
+    printf '%s <%s 2>%s; echo $? >%s\n' "$c" "$D/i" "$D/e" "$D/sout" >&8
+    # fd 9 stays open (read-write) for the shell's life: no per-call open for a signal to interrupt.
+    rc=
+    while [ -z "$rc" ]; do read -r rc <&9 || break; done
+    if ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fi
+  else
+    # Over ~100 kB a command cannot be one argument (E2BIG): run it from a file instead.
+    if [ "${"${#c}"}" -gt 100000 ]; then printf '%s' "$c" > "$D/c"; set -- "$D/c"; else set -- -c "$c" sh; fi
+    if [ "$op" = i ]; then
+      ${HELPER_BIN}/setsid ${HELPER_SH} "$@" < "$D/i" 2> "$D/e" &
+    else
+      PATH=$U ${HELPER_BIN}/setsid "$SH" "$@" < "$D/i" 2> "$D/e" &
+    fi
+    pid=$!
+    echo "$id $pid" > "$D/pid"
+    wait "$pid"
+    rc=$?
+    kill -9 -"$pid"
+  fi
+  es=0
+  [ -s "$D/e" ] && es=$(wc -c < "$D/e")
+  printf '%sR %s %s\n' "$nonce" "$rc" "$es"
+  if [ "$es" -gt $((HB + TB)) ]; then head -c "$HB" "$D/e"; tail -c "$TB" "$D/e"; elif [ "$es" -gt 0 ]; then cat "$D/e"; fi
+  : > "$D/e"
+done
+[ -n "$spid" ] && kill -9 -"$spid"
+rm -rf "$D"
+`;
+
+/** The image's shells the supervisor hands user commands to. */
+export interface SessionShells {
+  /** The image's /bin/sh ('' when it has none: op s is never sent then). */
+  sh: string;
+  /** The persistent shell for op t: the image's bash, else its sh ('' when neither). */
+  stateful: string;
+}
+
+/** Runs the supervisor in the helper's shell. */
+export const supervisorArgv = (shells: SessionShells): string[] => [HELPER_SH, '-c', SUPERVISOR_SCRIPT, 'slotq', String(CAPTURE_HEAD_BYTES), String(CAPTURE_TAIL_BYTES), shells.sh, shells.stateful];
+
+/**
+ * The container's main process: the helper's cat reads its stdin, which the worker holds open, and exits on
+ * EOF. So a container ends (and removes itself) within moments of its worker dying, even a SIGKILLed one.
+ */
+export const CONTAINER_MAIN_CMD = [`${HELPER_BIN}/cat`];
+
+/** The operations of a request. */
+export type Op = 's' | 'i' | 't';
+
+/** Quotes any string (no NUL) as one line of `$'…'`, which the helper's shell (busybox ash) decodes. */
+export const encodeCommand = (command: string): string =>
+  `$'${command.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n').replace(/\r/g, '\\r')}'`;
+
+/** POSIX single-quoting, for a statement the image's own shell (dash, ash, bash) parses. */
+export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The statement a stateful call sends to the persistent shell: plain `eval`, so errors read like the shell's own. */
+export const statefulStatement = (command: string): string => `eval ${shellQuote(command)}`;
+
+export const newNonce = (): string => `@sq${randomBytes(10).toString('hex')}@`;
+
+/** The bytes of one request. */
+export function encodeRequest(op: Op, id: number, nonce: string, command: string, stdin: Buffer): Buffer | string {
+  const payload = op === 't' ? statefulStatement(command) : command;
+  const header = `${op} ${id} ${nonce} ${stdin.length}\n${encodeCommand(payload)}\n`;
+  return stdin.length ? Buffer.concat([Buffer.from(header), stdin]) : header;
+}
+
+/** Parses the supervisor's "READY <pid> <dir>" greeting out of what it printed so far. */
+export const parseReady = (text: string): { pid: number; dir: string } | undefined => {
+  const m = /READY (\d+) (\S+)\n/.exec(text);
+  return m ? { pid: Number(m[1]), dir: m[2]! } : undefined;
+};
+
+/** Longest end line the worker waits for before calling the stream broken. */
+export const MAX_END_LINE_BYTES = 64;
+
+/** The end-of-call line that follows the nonce: "R <exitCode> <stderrBytes>". */
+export function parseEndLine(line: string): { exitCode: number; stderrBytes: number } {
+  const m = /^R (-?\d+) (\d+)$/.exec(line);
+  if (!m) throw new InternalError(`executor end line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
+  return { exitCode: Number(m[1]), stderrBytes: Number(m[2]) };
+}
+
+/**
+ * The out-of-band kill of a call's process group (a `docker exec` of the helper's shell). It forks nothing
+ * (a fork bomb may hold every pid) and acts only if the pid file still names this call. For a stateful
+ * call it also unblocks the supervisor.
+ */
+export function killArgv(dir: string, id: number, stateful: boolean): string[] {
+  const unblock = stateful ? `; exec 3<>${dir}/sout; echo 137 >&3` : '';
+  return [HELPER_SH, '-c', `read -r i g < ${dir}/pid; [ "$i" = ${id} ] || exit 0; kill -9 -"$g" 2>/dev/null${unblock}; true`];
+}
+
+/**
+ * Finds a marker in a byte stream fed in arbitrary chunks. Bytes before the marker are passed on as
+ * soon as they cannot be the start of it; what follows the marker is returned to the caller.
+ */
+export class MarkerScanner {
+  private carry: Buffer = Buffer.alloc(0);
+  constructor(private readonly marker: Buffer) {}
+
+  /** `data`: bytes before the marker (or safe so far); `rest`: bytes after it when `found`. */
+  feed(chunk: Buffer): { data: Buffer; found: boolean; rest: Buffer } {
+    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const at = buf.indexOf(this.marker);
+    if (at >= 0) {
+      this.carry = Buffer.alloc(0);
+      return { data: buf.subarray(0, at), found: true, rest: buf.subarray(at + this.marker.length) };
+    }
+    const keep = Math.min(buf.length, this.marker.length - 1);
+    this.carry = Buffer.from(buf.subarray(buf.length - keep));
+    return { data: buf.subarray(0, buf.length - keep), found: false, rest: Buffer.alloc(0) };
+  }
+}
+
+/**
+ * One call over a plain `docker exec` (the fallback when no session can start, and artifact streams): the
+ * script runs in a process group of its own, and the whole group is killed after timeoutS. User commands
+ * (op s, t) run in the image's sh with the image's PATH; internal scripts (op i) in the helper's.
+ */
+export function oneShotArgv(op: Op, shells: SessionShells, command: string, timeoutS: number): string[] {
+  const run = op === 'i' ? [HELPER_SH, '-c', `PATH=${HELPER_BIN}\n${command}`, 'slotq'] : [shells.sh, '-c', command, 'sh'];
+  // The watchdog is a group of its own too, so it goes with its sleep when the call ends first.
+  // An asynchronous command's stdin is /dev/null unless redirected: hand it ours explicitly.
+  const guard = `S=${HELPER_BIN}/setsid; exec 3<&0; $S "$@" <&3 3<&- & p=$!; exec 3<&-; $S ${HELPER_SH} -c "${HELPER_BIN}/sleep ${timeoutS}; kill -9 -$p" & w=$!; wait $p; rc=$?; kill -9 -$p -$w 2>/dev/null; exit $rc`;
+  return [HELPER_SH, '-c', guard, 'slotq', ...run];
+}
