@@ -214,7 +214,10 @@ def raw_request(port: int, method: str, path: str, body: Optional[bytes] = None,
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered (e.g. 400 TOO_LARGE) and closed before the whole body was sent
         resp = conn.getresponse()
         data = resp.read()
         try:
