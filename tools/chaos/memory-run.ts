@@ -56,15 +56,15 @@ export function memoryRun(opts: ScenarioOptions, mo: MemoryRunOptions): Promise<
         const leaving = guests.shift()!;
         await leaving.proc.stop(60_000, 'SIGTERM');
         maxQueues = Math.max(maxQueues, backend.openQueues);
-        s.log.info({ calls: s.rec.calls, joined, openQueues: backend.openQueues, waitingAcquires: backend.waitingAcquires }, 'memory run: a worker joined and one left');
+        s.log.warn({ calls: s.rec.calls, joined, openQueues: backend.openQueues, waitingAcquires: backend.waitingAcquires, producerRssMb: Math.round(process.memoryUsage().rss / 2 ** 20) }, 'memory run: a worker joined and one left');
       }
       await waitUntil(() => (loops.check(), s.rec.calls >= mo.calls), Math.max(600_000, mo.calls * 60), `${mo.calls} calls`);
     } finally {
-      await loops.stop();
+      // RSS so far is reported even when the run fails part way (the samples are the point of this run).
+      await loops.stop().finally(async () => (s.rss = await sampler.stop()));
     }
     const seconds = (Date.now() - t0) / 1000;
     for (const t of trajs) await t.release();
-    s.rss = await sampler.stop();
     s.notes.push(`${s.rec.calls} calls in ${seconds.toFixed(0)} s (${(s.rec.calls / seconds).toFixed(0)} calls/s); ${joined} workers joined over the run and ${joined - 1} left`);
     s.notes.push(`producer: ${backend.openQueues} worker queues open at the end (at most ${maxQueues} after a worker left), ${backend.waitingAcquires} acquires waiting`);
     s.notes.push(...flatness(s.rss, anchor.workerId));
