@@ -67,7 +67,7 @@ export function memoryRun(opts: ScenarioOptions, mo: MemoryRunOptions): Promise<
     for (const t of trajs) await t.release();
     s.notes.push(`${s.rec.calls} calls in ${seconds.toFixed(0)} s (${(s.rec.calls / seconds).toFixed(0)} calls/s); ${joined} workers joined over the run and ${joined - 1} left`);
     s.notes.push(`producer: ${backend.openQueues} worker queues open at the end (at most ${maxQueues} after a worker left), ${backend.waitingAcquires} acquires waiting`);
-    s.notes.push(...flatness(s.rss, anchor.workerId));
+    s.notes.push(...flatness(s.rss ?? [], anchor.workerId));
   });
 }
 
