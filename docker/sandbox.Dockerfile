@@ -5,7 +5,7 @@ LABEL org.slotq.image=sandbox
 
 # Install only what the base lacks (the debootstrap base already has all of it, so apt is skipped).
 RUN set -eu; missing=""; \
-    for p in bash:bash ls:coreutils python3:python3 git:git ps:procps setsid:util-linux tar:tar gzip:gzip; do \
+    for p in bash:bash ls:coreutils python3:python3 git:git ps:procps setsid:util-linux tar:tar gzip:gzip tmux:tmux; do \
       command -v "${p%%:*}" >/dev/null 2>&1 || missing="$missing ${p#*:}"; \
     done; \
     [ -f /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"; \

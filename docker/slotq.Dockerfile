@@ -19,6 +19,14 @@ RUN set -eu; \
       rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /root/.npm; \
     fi
 
+# A static busybox: the worker mounts it read-only into every slot (its executor needs nothing from the slot's image).
+RUN set -eu; \
+    if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static; \
+      rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
+    fi
+
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts && rm -rf /root/.npm

@@ -41,14 +41,26 @@ pick_base() {
   BASE=$LOCAL_BASE
 }
 
-build() { # build TAG DOCKERFILE
-  local tag=$1 file=$2 t0 out
-  if have_image "$tag"; then log "$tag: present"; return; fi
+# The recipe hash of a Dockerfile: an image of ours built from an older recipe is rebuilt.
+recipe_of() { sha256sum "$1" | cut -c1-16; }
+label_of() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+
+build() { # build TAG DOCKERFILE [CONTEXT]
+  local tag=$1 file=$2 ctx=${3:-docker/} recipe t0 out
+  recipe=$(recipe_of "$file")
+  if have_image "$tag"; then
+    local had
+    had=$(label_of "$tag" org.slotq.recipe)
+    if [ "$had" = "$recipe" ]; then log "$tag: present"; return; fi
+    # Not built by this script (a user's own image under that name): keep it.
+    if [ -z "$had" ] && [ -z "$(label_of "$tag" org.slotq.image)" ]; then log "$tag: present (not built here; kept)"; return; fi
+    log "$tag: its recipe changed ($file); rebuilding"
+  fi
   pick_base
   log "$tag: building from $file on $BASE"
   t0=$SECONDS
   # Classic builder: BuildKit may try to reach a registry even for local images. Output only on failure.
-  out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE" -t "$tag" -f "$file" docker/ 2>&1) || {
+  out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE" --label "org.slotq.recipe=$recipe" -t "$tag" -f "$file" "$ctx" 2>&1) || {
     echo "$out" >&2
     die "building $tag failed"
   }
@@ -57,3 +69,14 @@ build() { # build TAG DOCKERFILE
 
 build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile
 build "$REDIS_IMAGE" docker/redis.Dockerfile
+
+# Images users bring, for the test suite's image matrix (test/integration/images.test.ts): root by default,
+# a named user with uid 1234, and busybox only (FROM scratch, on the machine's static busybox).
+if [ "${SLOTQ_TEST_IMAGES:-1}" = 1 ]; then
+  build slotq-test-root:latest docker/test-root.Dockerfile
+  build slotq-test-named:latest docker/test-named.Dockerfile
+  bbctx=$(mktemp -d)
+  cp /bin/busybox "$bbctx/busybox" || die "no /bin/busybox: install busybox-static (scripts/provision.sh does)"
+  build slotq-test-busybox:latest docker/test-busybox.Dockerfile "$bbctx"
+  rm -rf "$bbctx"
+fi

@@ -15,7 +15,7 @@ export const slotSchema = z.object({
 });
 export type Slot = z.infer<typeof slotSchema>;
 
-export const TOOL_NAMES = ['bash', 'bash_stateful', 'read_file', 'write_file'] as const;
+export const TOOL_NAMES = ['bash', 'bash_stateful', 'read_file', 'write_file', 'tmux'] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 export const TOOL_ALIASES: Readonly<Record<string, ToolName>> = { terminal: 'bash', terminal_stateful: 'bash_stateful' };
 
@@ -42,7 +42,33 @@ const commandArg = z
   .max(MAX_COMMAND_CHARS, `command is longer than ${MAX_COMMAND_CHARS} characters`)
   .refine((c) => !c.includes('\0'), 'command must not contain NUL bytes');
 
-export const bashArgsSchema = z.object({ command: commandArg, timeout: timeoutArgSchema });
+/**
+ * Policy arguments the original's executor adds to every call (contract §4). Accepted; honoured where the
+ * slot can honour them, otherwise the call is refused with a result that says why; never ignored.
+ */
+export const policyArgs = {
+  allow_network: z.boolean().optional(),
+  require_sandbox: z.boolean().optional(),
+  require_stateful_sandbox: z.boolean().optional(),
+};
+export const bashArgsSchema = z.object({ command: commandArg, timeout: timeoutArgSchema, ...policyArgs });
+const seconds = z.number().finite().min(0).max(MAX_TIMEOUT_S);
+/** The original's tmux tool (original-system.md §3.5): one tmux session per slot for TUI-style work. */
+export const tmuxArgsSchema = z.object({
+  action: z.enum(['start', 'send_keys', 'capture', 'stream', 'stop']).default('capture'),
+  keys: z.union([z.string().refine((k) => !k.includes('\0'), 'keys must not contain NUL bytes'), z.array(z.string().refine((k) => !k.includes('\0'), 'keys must not contain NUL bytes')).max(1000)]).optional(),
+  block: z.boolean().default(false),
+  min_wait_s: seconds.optional(),
+  max_wait_s: seconds.optional(),
+  capture_entire: z.boolean().default(false),
+  max_bytes: z.number().finite().optional(),
+  reset: z.boolean().default(false),
+  pane_width: z.number().finite().optional(),
+  pane_height: z.number().finite().optional(),
+  timeout: timeoutArgSchema,
+  ...policyArgs,
+});
+export type TmuxArgs = z.infer<typeof tmuxArgsSchema>;
 export const readFileArgsSchema = z.object({ path: pathArgSchema });
 export const writeFileArgsSchema = z.object({ path: pathArgSchema, content: z.string() });
 export type BashArgs = z.infer<typeof bashArgsSchema>;
@@ -54,6 +80,7 @@ export const toolArgsSchemas = {
   bash_stateful: bashArgsSchema,
   read_file: readFileArgsSchema,
   write_file: writeFileArgsSchema,
+  tmux: tmuxArgsSchema,
 } as const satisfies Record<ToolName, z.ZodType>;
 
 export const errorCodeSchema = z.enum(ERROR_CODES);

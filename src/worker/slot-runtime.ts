@@ -4,6 +4,12 @@ import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } 
 import { SlotBrokenError, toError } from '../shared/errors.js';
 import { CAPTURE_HEAD_BYTES } from './bounded-capture.js';
 import { oneShotArgv, type SessionShells } from './executor-protocol.js';
+
+/** What a slot offers beyond its shells: the image's tmux, and whether it has no network. */
+export interface SlotTraits extends SessionShells {
+  tmux: string;
+  networkIsolated: boolean;
+}
 import type { ArtifactIo } from './artifact-context.js';
 
 /** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
@@ -25,8 +31,8 @@ export class SlotRuntime {
     readonly slotId: string,
     public containerId: string,
     private readonly driver: ContainerDriver,
-    /** The image's shells (from the worker's image profile). */
-    readonly shells: SessionShells,
+    /** What the slot's image offers (from the worker's image profile) and its network policy. */
+    readonly traits: SlotTraits,
     private readonly log: Logger,
   ) {}
 
@@ -42,7 +48,7 @@ export class SlotRuntime {
 
   async openSession(): Promise<void> {
     this.session?.close();
-    this.session = await SupervisorSession.open(this.driver, this.containerId, this.shells, this.log);
+    this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log);
   }
 
   /** Runs on the persistent session, restarting it when it died; detects a dead container. */
@@ -73,7 +79,7 @@ export class SlotRuntime {
   private async runOneShot(req: RunRequest): Promise<RunResult> {
     const t0 = performance.now();
     const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
-    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.shells, req.command, timeoutS), { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
+    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.traits, req.command, timeoutS), { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
     const durationMs = Math.round(performance.now() - t0);
     const timedOut = out.exitCode === 137 && durationMs >= req.timeoutMs;
     return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };
@@ -82,7 +88,7 @@ export class SlotRuntime {
   /** slotq's own script over a one-shot exec with whole stdout (artifacts bigger than the session's capture). */
   async execInternal(script: string, timeoutMs: number): Promise<ExecOutput> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
-    const argv = oneShotArgv('i', this.shells, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
+    const argv = oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
     return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS }).catch(async (err: unknown) => {
       await this.checkContainer(err);
       throw err;
@@ -92,7 +98,7 @@ export class SlotRuntime {
   /** slotq's own script with its stdout streamed (archives); the caller closes it. */
   async streamInternal(script: string, timeoutMs: number): Promise<AttachedProcess> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
-    return this.driver.attach(this.containerId, oneShotArgv('i', this.shells, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
+    return this.driver.attach(this.containerId, oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
       await this.checkContainer(err);
       throw err;
     });

@@ -14,12 +14,11 @@ import { ContainerPool } from './container-pool.js';
 import { slotContainerSpec } from './container-spec.js';
 import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
-import type { SessionShells } from './executor-protocol.js';
 import { profileImage } from './image-profile.js';
 import { JobProcessor } from './job-processor.js';
 import { Liveness } from './liveness.js';
 import { SlotResetter } from './slot-resetter.js';
-import { SlotRuntime } from './slot-runtime.js';
+import { SlotRuntime, type SlotTraits } from './slot-runtime.js';
 import { SlotSet } from './slot-set.js';
 import type { WorkerEventMap } from './worker-events.js';
 import { WorkerMetrics } from './worker-metrics.js';
@@ -64,7 +63,7 @@ export class SlotWorker {
   private readonly slotSet: SlotSet<SlotRuntime>;
   private phase: WorkerPhase = 'idle';
   /** The image's shells, from its profile at start. */
-  private shells: SessionShells = { sh: '', stateful: '' };
+  private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true };
   private parts: Parts | undefined;
 
   constructor(opts: SlotWorkerOptions = {}) {
@@ -74,7 +73,7 @@ export class SlotWorker {
     this.driver = opts.driver ?? new DockerDriver();
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
-    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => new SlotRuntime(slotId, containerId, this.driver, this.shells, this.log.child({ slotId })), this.log);
+    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => new SlotRuntime(slotId, containerId, this.driver, this.traits, this.log.child({ slotId })), this.log);
   }
 
   get queueName(): string {
@@ -128,7 +127,7 @@ export class SlotWorker {
   private async containerSpec(): Promise<ContainerSpec> {
     await this.driver.ping();
     const profile = await profileImage(this.driver, this.config, slotContainerSpec(this.config, this.workerId), this.log);
-    this.shells = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '' };
+    this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
     return slotContainerSpec(this.config, this.workerId, profile);
   }
 

@@ -1,11 +1,12 @@
 import type { z } from 'zod';
 import { isArtifactTool } from '../shared/artifact-schemas.js';
-import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type ToolName } from '../shared/schemas.js';
+import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type TmuxArgs, type ToolName } from '../shared/schemas.js';
 import { executeArtifactCall, type ArtifactIo } from './artifacts.js';
 import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';
 import type { RunRequest, RunResult } from './session.js';
-import type { SessionShells } from './executor-protocol.js';
+import type { SlotTraits } from './slot-runtime.js';
+import { runTmux } from './tmux-tool.js';
 import { EXIT, resolvePathScript as resolvePath } from './workspace-path.js';
 
 export const MAX_FILE_BYTES = 100_000;
@@ -13,11 +14,22 @@ export const MAX_FILE_BYTES = 100_000;
 /** Runs one request on the slot's executor (the slot handles sessions, fallback and broken containers). */
 export type SlotRunner = (req: RunRequest) => Promise<RunResult>;
 
-/** What a call needs of its slot: the runner, the image's shells, and container access for artifacts. */
+/** What a call needs of its slot: the runner, what its image offers, and container access for artifacts. */
 export interface SlotAccess {
   run: SlotRunner;
-  shells: SessionShells;
+  traits: SlotTraits;
   io: ArtifactIo;
+}
+
+/**
+ * The original's policy arguments (contract §4). Every slot is a container sandbox, so require_sandbox and
+ * require_stateful_sandbox are always met; allow_network: false is met only by a slot without a network.
+ */
+function policyRefusal(item: JobItem, args: Record<string, unknown>, traits: SlotTraits): ExecutionResult | undefined {
+  if (args['allow_network'] === false && !traits.networkIsolated) {
+    return failure(item, 'INVALID_ARGS', 'Network isolation requested (allow_network: false) but this slot has a network: run it on a worker with SLOTQ_NETWORK=none', { cause: 'policy', sandboxed: true, network_isolated: false });
+  }
+  return undefined;
 }
 
 type Parsed = { tool: ToolName; args: Record<string, unknown> } | ExecutionResult;
@@ -40,20 +52,26 @@ export async function executeCall(slot: SlotAccess, item: JobItem): Promise<Exec
   const parsed = parseCall(item);
   if ('success' in parsed) return parsed;
   const { tool, args } = parsed;
+  const refused = policyRefusal(item, args, slot.traits);
+  if (refused) return refused;
+  const sandbox = { sandboxed: true, network_isolated: slot.traits.networkIsolated };
   const timeoutS = clampTimeoutS(typeof args['timeout'] === 'number' ? args['timeout'] : item.timeoutS);
   const timeoutMs = timeoutS * 1000;
   switch (tool) {
     case 'bash':
     case 'bash_stateful': {
       const stateful = tool === 'bash_stateful';
-      const shell = stateful ? slot.shells.stateful : slot.shells.sh;
+      const shell = stateful ? slot.traits.stateful : slot.traits.sh;
       if (!shell) return failure(item, 'UNKNOWN_TOOL', `${tool} is not available in this slot: its image has no ${stateful ? 'bash or /bin/sh' : '/bin/sh'} (read_file, write_file and the artifact helpers still work)`, { cause: 'no_shell_in_image' });
       const r = await run({ mode: stateful ? 't' : 's', command: args['command'] as string, timeoutMs });
       const result = shellResult(item, r, timeoutS, stateful);
+      Object.assign(result.metadata, sandbox);
       // bash_stateful in an image without bash runs in its sh: say so.
       if (stateful && !shell.endsWith('bash')) result.metadata['shell'] = 'sh';
       return result;
     }
+    case 'tmux':
+      return runTmux(run, slot.traits.tmux || undefined, item, args as TmuxArgs, timeoutS);
     case 'read_file': {
       const path = args['path'] as string;
       const script = `${resolvePath(path, true)}\n[ -f "$p" ] || exit ${EXIT.notFile}\nsz=$(stat -c %s "$p")\n[ "$sz" -le ${MAX_FILE_BYTES} ] || { echo "$sz"; exit ${EXIT.tooLarge}; }\nexec cat "$p"`;

@@ -27,7 +27,7 @@ it('falls back to one plain docker exec per call when no session can start: outp
   const log = createLogger({ level: 'silent' });
   const profile = await profileImage(driver, config, slotContainerSpec(config, 'fallback-test'), log);
   containerId = await driver.create(slotContainerSpec(config, 'fallback-test', profile));
-  const slot = new SlotRuntime('fallback-s0', containerId, driver, { sh: profile.shell ?? '', stateful: profile.bash ?? '' }, log);
+  const slot = new SlotRuntime('fallback-s0', containerId, driver, { sh: profile.shell ?? '', stateful: profile.bash ?? '', tmux: '', networkIsolated: true }, log);
 
   const r = await slot.run({ mode: 's', command: 'echo out; echo err >&2; cat; exit 3', stdin: Buffer.from('in\n'), timeoutMs: 10_000 });
   expect([r.exitCode, r.timedOut, r.stdout.head.toString(), r.stderr.head.toString()]).toEqual([3, false, 'out\nin\n', 'err\n']);
