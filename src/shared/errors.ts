@@ -24,11 +24,24 @@ export const isRetryable = (code: ErrorCode): boolean => RETRYABLE.has(code);
 export class SlotqError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+  /** Extra fields for a call result's metadata (e.g. `cause`). */
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean; details?: Record<string, unknown> } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? isRetryable(code);
+    this.details = opts.details ?? {};
+  }
+}
+
+/**
+ * Something a command did inside its own slot broke the call (it killed slotq's executor session, say).
+ * Never retryable: in RL a policy would otherwise learn to turn its failures into masked ones.
+ */
+export class InsideSlotError extends SlotqError {
+  constructor(message: string, cause: string) {
+    super('TOOL_FAILED', message, { retryable: false, details: { cause } });
   }
 }
 

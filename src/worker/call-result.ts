@@ -11,7 +11,7 @@ export function failure(item: CallIds, code: ErrorCode, error: string, metadata:
     error,
     executionId: item.executionId,
     slotId: item.slotId,
-    metadata: { durationMs: 0, ...metadata, code, retryable: isRetryable(code) },
+    metadata: { durationMs: 0, ...metadata, code, retryable: typeof metadata['retryable'] === 'boolean' ? metadata['retryable'] : isRetryable(code) },
   };
 }
 

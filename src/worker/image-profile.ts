@@ -31,7 +31,8 @@ const PROBE_TIMEOUT_MS = 30_000;
 const PROBE_SCRIPT = [
   'U=$PATH; PATH=' + `${HELPER_DIR}/bin`,
   'echo "uid=$(id -u)"; echo "gid=$(id -g)"; echo "home=$HOME"',
-  '[ -n "$HOME" ] && [ -d "$HOME" ] && [ -w "$HOME" ] && echo homew=1',
+  // Try a write: busybox's test -w says yes to root even on a read-only filesystem.
+  'f="$HOME/.slotq-probe.$$"; [ -n "$HOME" ] && [ -d "$HOME" ] && (: > "$f") 2>/dev/null && rm -f "$f" && echo homew=1',
   '[ -x /bin/sh ] && echo sh=/bin/sh',
   'IFS=:; for d in $U; do [ -z "$b" ] && [ -x "$d/bash" ] && b=$d/bash && echo "bash=$b"; [ -z "$t" ] && [ -x "$d/tmux" ] && t=$d/tmux && echo "tmux=$t"; done',
   'true',

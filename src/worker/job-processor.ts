@@ -80,7 +80,7 @@ export class JobProcessor {
         result = await executeCall(slot, item);
       } catch (err) {
         const code = codeOf(err);
-        result = failure(item, code, toError(err).message, err instanceof SlotqError ? { retryable: err.retryable } : {});
+        result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});
         // Replace it now, inside the slot's FIFO, so the calls queued behind this one see the new container.
         if (code === 'SLOT_BROKEN') await this.d.resetter.replaceBroken(slot);
       }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver, ExecOutput } from './container-driver.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from './session.js';
-import { SlotBrokenError, toError } from '../shared/errors.js';
+import { InsideSlotError, SlotBrokenError, toError } from '../shared/errors.js';
 import { CAPTURE_HEAD_BYTES } from './bounded-capture.js';
 import { oneShotArgv, type SessionShells } from './executor-protocol.js';
 
@@ -66,8 +66,10 @@ export class SlotRuntime {
     try {
       return await this.session!.run(req);
     } catch (err) {
-      if (err instanceof SessionDiedError) await this.checkContainer(err);
-      throw err;
+      if (!(err instanceof SessionDiedError)) throw err;
+      await this.checkContainer(err);
+      // The container lives and only this call's session died: the command did it (kill -9 $PPID, say).
+      throw new InsideSlotError(`The command killed slotq's executor session for this slot (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, 'killed_executor_session');
     }
   }
 
