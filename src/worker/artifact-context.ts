@@ -3,6 +3,7 @@ import { failure } from './call-result.js';
 import type { AttachedProcess, ExecOutput } from './container-driver.js';
 import type { Capture } from './bounded-capture.js';
 import { renderCapture } from './output.js';
+import { raceDeadline } from '../shared/deadline.js';
 import type { RunRequest, RunResult } from './session.js';
 import { EXIT } from './workspace-path.js';
 
@@ -56,26 +57,6 @@ export async function runScript(ctx: ArtifactContext, script: string, opts: { wh
     return { exitCode: r.exitCode, timedOut: r.timedOut, stdout: r.stdout.head, stderr: renderCapture(r.stderr, MAX_STDERR_CHARS).text };
   }
   return execScript(ctx, script);
-}
-
-/**
- * Resolves with the promise's value, or 'late' after ms. A value that arrives late is handed to onLate
- * (to release it, e.g. destroy a stream).
- */
-export async function raceDeadline<T>(p: Promise<T>, ms: number, onLate: (value: T) => void = () => undefined): Promise<T | 'late'> {
-  let timer: NodeJS.Timeout | undefined;
-  let late = false;
-  const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => ((late = true), resolve('late')), ms)));
-  const guarded = p.then((v) => {
-    if (late) onLate(v);
-    return v;
-  });
-  guarded.catch(() => undefined); // a late rejection has nobody to tell
-  try {
-    return await Promise.race([guarded, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The same script over a one-shot exec, its process group killed in the container at the call's deadline. */

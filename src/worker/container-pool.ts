@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
-import { toError } from '../shared/errors.js';
+import { InternalError, toError } from '../shared/errors.js';
 
 const CREATE_TIMEOUT_MS = 120_000;
 import type { WorkerEventMap } from './worker-events.js';
@@ -33,8 +33,6 @@ export class ContainerPool {
   private readonly filling = new Set<Promise<void>>();
   private closed = false;
   private readonly sem: Semaphore;
-  created = 0;
-  failed = 0;
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -50,16 +48,15 @@ export class ContainerPool {
   async create(): Promise<string> {
     return this.sem.use(async () => {
       try {
-        const creating = this.driver.create(this.spec);
-        const id = await withDeadline(creating, CREATE_TIMEOUT_MS, () => {
-          creating.then((late) => this.driver.remove(late)).catch(() => undefined); // created after the deadline: not ours any more
-          return new Error(`creating a container took longer than ${CREATE_TIMEOUT_MS / 1000} s (is dockerd overloaded?)`);
-        });
-        this.created++;
+        const id = await withDeadline(
+          this.driver.create(this.spec),
+          CREATE_TIMEOUT_MS,
+          () => new InternalError(`creating a container took longer than ${CREATE_TIMEOUT_MS / 1000} s (is dockerd overloaded?)`),
+          { onLate: (late) => void this.driver.remove(late).catch(() => undefined) }, // created after the deadline: not ours any more
+        );
         this.events?.emit('container:created', { containerId: id });
         return id;
       } catch (err) {
-        this.failed++;
         this.events?.emit('container:failed', { error: toError(err).message });
         throw err;
       }
@@ -73,9 +70,6 @@ export class ContainerPool {
     return spare ?? this.create();
   }
 
-  get spareCount(): number {
-    return this.spares.length;
-  }
 
   refill(): void {
     while (!this.closed && this.spares.length + this.filling.size < this.spareTarget) {
