@@ -95,10 +95,8 @@ export class SlotBackend implements ToolBackend {
   }
 
   async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number; image?: string } = {}): Promise<Slot> {
-    if (opts.image !== undefined) {
-      // Never silently ignored: a trajectory that asks for its task's image must not get another one.
-      throw new InvalidArgsError(`acquire(..., { image: ${JSON.stringify(opts.image)} }): per-trajectory images are not supported yet; run workers with SLOTQ_IMAGE=${opts.image} and acquire without image`);
-    }
+    // Never silently ignored: a trajectory that asks for its task's image must not get another one.
+    if (opts.image !== undefined) throw new InvalidArgsError(`acquire(..., { image: ${JSON.stringify(opts.image)} }): per-trajectory images are not supported yet; run workers with SLOTQ_IMAGE=${opts.image} and acquire without image`);
     this.requireStarted();
     return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000);
   }
