@@ -65,6 +65,9 @@ describe('abuse inside a slot stays inside it; the neighbour keeps answering', (
     expectNeighbourFine(neighbour);
     if (result.metadata.code === 'SLOT_BROKEN') {
       expect(result.metadata.retryable).toBe(true);
+    } else if (result.metadata['cause'] === 'killed_executor_session') {
+      // The bomb took the pids the executor needed and its session died: scored, not masked.
+      expect(result.metadata).toMatchObject({ code: 'TOOL_FAILED', retryable: false });
     } else {
       expect(result.success).toBe(false);
       expect(['TIMEOUT', 'TOOL_FAILED'], `${result.metadata.code}: ${result.error}`).toContain(result.metadata.code);
