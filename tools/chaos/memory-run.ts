@@ -74,7 +74,7 @@ export function memoryRun(opts: ScenarioOptions, mo: MemoryRunOptions): Promise<
 /** Start, peak and end of the producer and of the worker that stayed, and their growth. */
 function flatness(rss: RssReport[], anchorId: string): string[] {
   return rss
-    .filter((r) => r.process.startsWith('producer') || r.process.includes(anchorId))
+    .filter((r) => r.process.startsWith('producer') || r.process === `worker ${anchorId}`)
     .map((r) => `flat? ${r.process}: start ${mb(r.startKb)}, peak ${mb(r.maxKb)}, end ${mb(r.endKb)} (end − start ${mb(r.endKb - r.startKb)}, ${r.samples} samples)`);
 }
 
