@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
-import { ImageUnusableError, toError } from '../shared/errors.js';
+import { ImageUnusableError, InternalError, toError } from '../shared/errors.js';
+import { LABELS } from '../shared/keys.js';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { HELPER_DIR, HELPER_MARKER, HELPER_SH, helperBundle } from './helper-bundle.js';
 
@@ -23,6 +24,7 @@ export interface ImageProfile {
 
 const PULL_TIMEOUT_MS = 15 * 60_000;
 const PROBE_TIMEOUT_MS = 30_000;
+const PROBE_ATTEMPTS = 3;
 
 /**
  * Runs in a probe container as the slots' user, with slotq's helper on PATH and the image's PATH in $U.
@@ -80,12 +82,28 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
   const helper = await helperBundle();
   await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
   const user = c.user ?? imageUser;
-  const spec: ContainerSpec = { ...baseSpec, user, tmpfs: {}, volumes: [{ name: helper.volume, target: HELPER_DIR, readOnly: true }] };
+  // No worker label: this worker is not registered yet, and other workers' reapers remove containers of
+  // workers they cannot see alive. The lifeline still ends it with this process.
+  const labels = Object.fromEntries(Object.entries(baseSpec.labels).filter(([k]) => k !== LABELS.worker));
+  const spec: ContainerSpec = { ...baseSpec, user, labels, tmpfs: {}, volumes: [{ name: helper.volume, target: HELPER_DIR, readOnly: true }] };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await probe(driver, c.image, user, spec, helper.volume, log);
+    } catch (err) {
+      if (attempt >= PROBE_ATTEMPTS) throw err instanceof ImageUnusableError ? err : new ImageUnusableError(`image ${c.image}: slotq's probe failed ${PROBE_ATTEMPTS} times: ${toError(err).message}`, { cause: err });
+      log.warn({ image: c.image, attempt, err: toError(err).message }, 'image probe failed; retrying');
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+}
+
+/** One probe container: create it as the slots' user, run PROBE_SCRIPT, remove it. */
+async function probe(driver: ContainerDriver, image: string, user: string, spec: ContainerSpec, helperVolume: string, log: Logger): Promise<ImageProfile> {
   let id: string;
   try {
     id = await driver.create(spec);
   } catch (err) {
-    throw new ImageUnusableError(`image ${c.image} cannot run as user ${JSON.stringify(user || 'root')}: ${toError(err).message}`, { cause: err });
+    throw new ImageUnusableError(`image ${image} cannot run as user ${JSON.stringify(user || 'root')}: ${toError(err).message}`, { cause: err });
   }
   try {
     const out = await driver.exec(id, [HELPER_SH, '-c', PROBE_SCRIPT], { timeoutMs: PROBE_TIMEOUT_MS });
@@ -93,12 +111,12 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
     const uid = Number(p.get('uid'));
     const gid = Number(p.get('gid'));
     if (out.exitCode !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
-      throw new ImageUnusableError(`image ${c.image}: slotq's probe failed (exit ${out.exitCode}): ${out.stderr.toString('utf8').trim().slice(0, 300)}`);
+      throw new InternalError(`exit ${out.exitCode}: ${out.stderr.toString('utf8').trim().slice(0, 300)}`);
     }
     const env = p.get('homew') === '1' ? [] : ['HOME=/tmp'];
-    const profile: ImageProfile = { image: c.image, user, uid, gid, env, shell: p.get('sh'), bash: p.get('bash'), tmux: p.get('tmux'), helperVolume: helper.volume };
-    log.info({ image: c.image, user: user || 'root', uid, gid, home: env.length ? '/tmp' : p.get('home'), shell: profile.shell ?? 'none', bash: profile.bash ?? 'none', tmux: profile.tmux ?? 'none' }, 'image profiled');
-    if (!profile.shell) log.warn({ image: c.image }, 'the image has no /bin/sh: the bash tools will answer that they are not available; files and artifacts work');
+    const profile: ImageProfile = { image, user, uid, gid, env, shell: p.get('sh'), bash: p.get('bash'), tmux: p.get('tmux'), helperVolume };
+    log.info({ image, user: user || 'root', uid, gid, home: env.length ? '/tmp' : p.get('home'), shell: profile.shell ?? 'none', bash: profile.bash ?? 'none', tmux: profile.tmux ?? 'none' }, 'image profiled');
+    if (!profile.shell) log.warn({ image }, 'the image has no /bin/sh: the bash tools will answer that they are not available; files and artifacts work');
     return profile;
   } finally {
     await driver.remove(id).catch((err: unknown) => log.warn({ err: toError(err).message }, 'removing the probe container failed'));

@@ -153,6 +153,8 @@ export class SlotWorker {
     await p?.pool?.close().catch(() => undefined);
     await p?.resetter?.drained();
     if (p) await p.registry.unregisterWorker(this.workerId).catch(() => undefined);
+    // Its queue goes with it (jobs that never ran were failed above): no keys left behind per worker.
+    if (p) await queueDropper(p.redis, this.keys)(this.workerId).catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not remove the worker queue'));
     await p?.queue?.disconnect();
     p?.redis.disconnect();
     this.phase = 'stopped';
