@@ -22,10 +22,13 @@ import { archiveArtifactsCall, listArtifactsCall, readArtifactCall, toArchiveArt
 import { Inbox } from './inbox.js';
 import { SlotLeases } from './slot-leases.js';
 import { PendingJobs } from './pending-jobs.js';
+import { SlotClock } from './slot-clock.js';
 
 export interface SlotBackendOptions extends SlotqOptions {
   producerId?: string;
   logger?: Logger;
+  /** Slack past the sum of a slot's call timeouts before its calls are given up (default 60 s). */
+  deadlineSlackMs?: number;
 }
 
 // Results travel through the inbox: completed jobs are kept only briefly, for the board and debugging.
@@ -50,6 +53,7 @@ export class SlotBackend implements ToolBackend {
   private inbox: Inbox | undefined;
   private readonly queues = new Map<string, { queue: Queue; usedAtMs: number }>();
   private readonly pending = new PendingJobs();
+  private readonly slotClock: SlotClock;
   private leases: SlotLeases | undefined;
   private timers: NodeJS.Timeout[] = [];
   private batchSeq = 0;
@@ -62,6 +66,7 @@ export class SlotBackend implements ToolBackend {
     this.producerId = opts.producerId ?? newProducerId();
     this.keys = keysFor(this.config.prefix);
     this.log = (opts.logger ?? silentLogger()).child({ producerId: this.producerId });
+    this.slotClock = new SlotClock(opts.deadlineSlackMs ?? DEADLINE_SLACK_MS);
   }
 
   get defaultTimeoutS(): number {
@@ -144,8 +149,9 @@ export class SlotBackend implements ToolBackend {
     for (const [workerId, items] of byWorker) {
       const jobId = `${batchId}-${k++}`;
       for (const item of items) item.executionId = `${jobId}-${item.index}`;
-      waits.push(this.pending.wait(jobId, workerId, items, results, Date.now() + deadlineMs(items)));
-      const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items };
+      const deadlineAtMs = this.slotClock.deadline(jobId, items);
+      waits.push(this.pending.wait(jobId, workerId, items, results, deadlineAtMs).finally(() => this.slotClock.done(jobId, items)));
+      const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items, deadlineAtMs };
       this.queueFor(workerId)
         .add('calls', data, { ...JOB_OPTS, jobId })
         .catch((err: unknown) => this.failJob(jobId, err));
@@ -289,12 +295,3 @@ function every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {
 }
 
 
-/** Per slot the calls run one after another, so the job's deadline is the slowest slot's sum of timeouts. */
-function deadlineMs(items: JobItem[]): number {
-  const perSlot = new Map<string, number>();
-  for (const it of items) {
-    const t = typeof it.args['timeout'] === 'number' ? clampTimeoutS(it.args['timeout']) : it.timeoutS;
-    perSlot.set(it.slotId, (perSlot.get(it.slotId) ?? 0) + t * 1000 + 1000);
-  }
-  return Math.max(...perSlot.values()) + DEADLINE_SLACK_MS;
-}

@@ -121,6 +121,8 @@ export const callsJobSchema = z.object({
   batchId: z.string().min(1),
   producerId: z.string().min(1),
   items: z.array(jobItemSchema).min(1),
+  /** When the producer gives the job up (epoch ms): a call that cannot end by then is never started. */
+  deadlineAtMs: z.number().optional(),
 });
 export const resetJobSchema = z.object({
   v: z.literal(1),

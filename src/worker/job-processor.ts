@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.js';
 import type { Keys } from '../shared/keys.js';
 import type { Registry } from '../shared/registry.js';
-import { callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
+import { callsJobSchema, clampTimeoutS, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { replyResults } from './reply.js';
@@ -13,6 +13,9 @@ import type { SlotResetter } from './slot-resetter.js';
 import type { SlotRuntime } from './slot-runtime.js';
 import { executeCall } from './tools.js';
 import type { WorkerEventMap } from './worker-events.js';
+
+/** A call that waited longer than this in its slot's FIFO has its lease checked again before it starts. */
+const LEASE_RECHECK_AFTER_MS = 20;
 
 export interface JobProcessorDeps {
   workerId: string;
@@ -63,9 +66,27 @@ export class JobProcessor {
         return Promise.resolve([item.index, failure(item, 'LEASE_LOST', `Slot ${item.slotId} is not held by this caller any more (released, or its lease expired): acquire a slot again`)]);
       }
       const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
-      return slot.enqueue(() => this.runOne(slot, item, log)).then((r) => [item.index, r]);
+      const checkedAtMs = Date.now();
+      return slot.enqueue(async () => (await this.refusal(item, checkedAtMs, job.deadlineAtMs)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
+  }
+
+  /**
+   * At most once (contract §3): checked when the call starts, after it waited behind earlier calls on its
+   * slot. A call that cannot end before the producer gives it up never starts, and a call whose lease went
+   * meanwhile (released, expired) never runs for the slot's next holder.
+   */
+  private async refusal(item: JobItem, checkedAtMs: number, deadlineAtMs: number | undefined): Promise<ExecutionResult | undefined> {
+    const now = Date.now();
+    const timeoutMs = clampTimeoutS(typeof item.args['timeout'] === 'number' ? item.args['timeout'] : item.timeoutS) * 1000;
+    if (deadlineAtMs !== undefined && now + timeoutMs > deadlineAtMs) {
+      return failure(item, 'WORKER_LOST', `Not run: it waited ${Math.round((now - checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up; retry it`);
+    }
+    if (now - checkedAtMs > LEASE_RECHECK_AFTER_MS && !(await this.d.registry.checkLeases([[item.slotId, item.leaseId]]))[0]) {
+      return failure(item, 'LEASE_LOST', `Not run: slot ${item.slotId} was released or its lease expired while this call waited: acquire a slot again`);
+    }
+    return undefined;
   }
 
   private async runOne(slot: SlotRuntime, item: JobItem, log: Logger): Promise<ExecutionResult> {
