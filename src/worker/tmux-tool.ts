@@ -70,10 +70,12 @@ export async function runTmux(run: (req: RunRequest) => Promise<RunResult>, tmux
     case 'send_keys': {
       const keys = args.keys === undefined ? [] : typeof args.keys === 'string' ? [args.keys] : args.keys;
       const channel = `keys_${randomBytes(6).toString('hex')}`;
-      const maxWaitS = clamp(args.max_wait_s, 0, 3600, timeoutS);
-      const minWaitS = args.min_wait_s ?? 0;
-      const wait = args.block ? `${HELPER_BIN}/timeout ${Math.max(1, maxWaitS)} ${t} wait-for ${channel} || { ${t} kill-server 2>/dev/null; exit 124; }` : minWaitS > 0 ? `${HELPER_BIN}/sleep ${minWaitS}` : ':';
-      const r = await exec([ensureScript(tmux, width, height, false), keysScript(tmux, keys, args.block, channel), wait].join('\n'), maxWaitS + minWaitS);
+      // Waits stay inside the call's timeout, which the caller's deadline counts (at most once).
+      const budgetS = Math.max(1, timeoutS - 1);
+      const maxWaitS = clamp(args.max_wait_s, 1, budgetS, budgetS);
+      const minWaitS = Math.min(args.min_wait_s ?? 0, budgetS);
+      const wait = args.block ? `${HELPER_BIN}/timeout ${maxWaitS} ${t} wait-for ${channel} || { ${t} kill-server 2>/dev/null; exit 124; }` : minWaitS > 0 ? `${HELPER_BIN}/sleep ${minWaitS}` : ':';
+      const r = await exec([ensureScript(tmux, width, height, false), keysScript(tmux, keys, args.block, channel), wait].join('\n'), 1);
       if (r.exitCode === 124 || r.exitCode === 143) return failure(item, 'TIMEOUT', `tmux blocked keys timed out after ${maxWaitS}s; the tmux session was torn down`, { ...meta, timedOut: true, exitCode: -1 });
       return r.exitCode === 0 ? succeed(item, 'ok', r.durationMs, { ...meta, blocked: args.block }) : fail(r, 'send_keys');
     }
