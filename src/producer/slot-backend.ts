@@ -151,7 +151,7 @@ export class SlotBackend implements ToolBackend {
       for (const item of items) item.executionId = `${jobId}-${item.index}`;
       const deadlineAtMs = this.slotClock.deadline(jobId, items);
       waits.push(this.pending.wait(jobId, workerId, items, results, deadlineAtMs).finally(() => this.slotClock.done(jobId, items)));
-      const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items, deadlineAtMs };
+      const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items, deadlineAtMs, startMarginMs: this.slotClock.startMarginMs };
       this.queueFor(workerId)
         .add('calls', data, { ...JOB_OPTS, jobId })
         .catch((err: unknown) => this.failJob(jobId, err));

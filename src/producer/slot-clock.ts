@@ -1,7 +1,9 @@
 import { clampTimeoutS, type JobItem } from '../shared/schemas.js';
 
-/** Per call, on top of its timeout: the out-of-band kill has up to a second to end it. */
-const KILL_MS = 1000;
+/** Per call, on top of its timeout: the out-of-band kill is waited for up to 5 s. */
+const KILL_MS = 5000;
+/** Of the slack, what a worker keeps in hand when it starts a call (a new session, the one-shot fallback). */
+export const MAX_START_MARGIN_MS = 40_000;
 
 /**
  * When a job's calls can be given up (contract §6: every wait has a deadline). Calls on one slot run one
@@ -13,6 +15,11 @@ export class SlotClock {
   /** slotId → jobId → the time that job's calls on the slot may take. */
   private readonly queued = new Map<string, Map<string, number>>();
   constructor(private readonly slackMs: number) {}
+
+  /** How much of the slack must remain when a call starts (half of it, at most MAX_START_MARGIN_MS). */
+  get startMarginMs(): number {
+    return Math.min(MAX_START_MARGIN_MS, Math.floor(this.slackMs / 2));
+  }
 
   deadline(jobId: string, items: readonly JobItem[], nowMs = Date.now()): number {
     const mine = new Map<string, number>();

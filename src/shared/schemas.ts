@@ -123,6 +123,8 @@ export const callsJobSchema = z.object({
   items: z.array(jobItemSchema).min(1),
   /** When the producer gives the job up (epoch ms): a call that cannot end by then is never started. */
   deadlineAtMs: z.number().optional(),
+  /** Time a call must still have in hand past its own timeout when it starts (session start, fallback). */
+  startMarginMs: z.number().nonnegative().optional(),
 });
 export const resetJobSchema = z.object({
   v: z.literal(1),

@@ -65,11 +65,12 @@ async function copyMembers(src: Readable, out: Pack, maxEntries: number, dir: bo
   const addLinks = async (first: string, rest: Header[]): Promise<void> => {
     for (const h of rest) await new Promise<void>((resolve, reject) => out.entry({ ...h, type: 'link', linkname: first }, (err) => (err ? reject(err) : resolve())));
   };
+  // A member counts when it is written: hard-linked members wait (uncounted) for the one with the data.
+  const waiting = (): number => [...groups.values()].reduce((n, g) => n + g.length, 0);
   for await (const { entry: e, body } of readCpio(src)) {
     const name = memberName(e.name, dir);
     if (!name || (e.mode & S_IFMT) !== S_IFREG) continue;
-    if (count >= maxEntries) return { entryCount: count, truncated: true };
-    count++;
+    if (count + waiting() >= maxEntries) return { entryCount: count, truncated: true };
     const header: Header = { name, mode: e.mode & 0o7777, mtime: new Date(e.mtimeS * 1000), uid: e.uid, gid: e.gid };
     if (e.nlink > 1) {
       const group = [...(groups.get(e.ino) ?? []), header];
@@ -81,15 +82,18 @@ async function copyMembers(src: Readable, out: Pack, maxEntries: number, dir: bo
       const [first, ...rest] = group.sort((a, b) => (a.name < b.name ? -1 : 1)); // the file under its first name
       await pipeline(Readable.from(body()), out.entry({ ...first!, type: 'file', size: e.size }));
       await addLinks(first!.name, rest);
+      count += group.length;
       continue;
     }
     await pipeline(Readable.from(body()), out.entry({ ...header, type: 'file', size: e.size }));
+    count++;
   }
   for (const group of groups.values()) {
     const [first, ...rest] = group.sort((a, b) => (a.name < b.name ? -1 : 1));
     // Empty hard-linked files: no member carried data.
     await pipeline(Readable.from([]), out.entry({ ...first!, type: 'file', size: 0 }));
     await addLinks(first!.name, rest);
+    count += group.length;
   }
   return { entryCount: count, truncated: false };
 }

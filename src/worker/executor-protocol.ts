@@ -62,8 +62,9 @@ while IFS=' ' read -r op id nonce inlen; do
     while [ -z "$rc" ]; do read -r rc <&9 || break; done
     if ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fi
   else
-    # Over ~100 kB a command cannot be one argument (E2BIG): run it from a file instead.
-    if [ "${"${#c}"}" -gt 100000 ]; then printf '%s' "$c" > "$D/c"; set -- "$D/c"; else set -- -c "$c" sh; fi
+    # Over 128 KiB a command cannot be one argument (E2BIG): run it from a file instead. ${"${#c}"} counts
+    # characters in a UTF-8 locale, up to 4 bytes each.
+    if [ "${"${#c}"}" -gt 32000 ]; then printf '%s' "$c" > "$D/c"; set -- "$D/c"; else set -- -c "$c" sh; fi
     if [ "$op" = i ]; then
       ${HELPER_BIN}/setsid ${HELPER_SH} "$@" < "$D/i" 2> "$D/e" &
     else

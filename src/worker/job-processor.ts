@@ -67,7 +67,7 @@ export class JobProcessor {
       }
       const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
       const checkedAtMs = Date.now();
-      return slot.enqueue(async () => (await this.refusal(item, checkedAtMs, job.deadlineAtMs)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
+      return slot.enqueue(async () => (await this.refusal(item, checkedAtMs, job)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
   }
@@ -77,10 +77,10 @@ export class JobProcessor {
    * slot. A call that cannot end before the producer gives it up never starts, and a call whose lease went
    * meanwhile (released, expired) never runs for the slot's next holder.
    */
-  private async refusal(item: JobItem, checkedAtMs: number, deadlineAtMs: number | undefined): Promise<ExecutionResult | undefined> {
+  private async refusal(item: JobItem, checkedAtMs: number, job: Pick<CallsJob, 'deadlineAtMs' | 'startMarginMs'>): Promise<ExecutionResult | undefined> {
     const now = Date.now();
     const timeoutMs = clampTimeoutS(typeof item.args['timeout'] === 'number' ? item.args['timeout'] : item.timeoutS) * 1000;
-    if (deadlineAtMs !== undefined && now + timeoutMs > deadlineAtMs) {
+    if (job.deadlineAtMs !== undefined && now + timeoutMs + (job.startMarginMs ?? 0) > job.deadlineAtMs) {
       return failure(item, 'WORKER_LOST', `Not run: it waited ${Math.round((now - checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up; retry it`);
     }
     if (now - checkedAtMs > LEASE_RECHECK_AFTER_MS && !(await this.d.registry.checkLeases([[item.slotId, item.leaseId]]))[0]) {

@@ -99,7 +99,10 @@ export async function runTmux(run: (req: RunRequest) => Promise<RunResult>, tmux
       const nl = buf.indexOf(0x0a);
       const offset = Number(buf.subarray(0, nl).toString());
       const chunk = buf.subarray(nl + 1);
-      const complete = chunk.subarray(0, chunk.lastIndexOf(0x0a) + 1); // partial lines are never returned
+      // Partial lines are never returned, except a line longer than max_bytes (a progress bar), which would
+      // otherwise hold the stream in place for ever.
+      const cut = chunk.lastIndexOf(0x0a) + 1;
+      const complete = cut === 0 && chunk.length >= maxBytes ? chunk : chunk.subarray(0, cut);
       const next = offset + complete.length;
       if (complete.length > 0) await exec(`echo ${next} > ${OFFSET}`);
       return succeed(item, complete.toString('utf8'), r.durationMs, { ...meta, stream: LOG, offset: next, recording: true });

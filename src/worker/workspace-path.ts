@@ -15,7 +15,8 @@ export const EXIT = { notFound: 81, outside: 82, notFile: 83, tooLarge: 84, unre
 
 /**
  * Resolves a user path into $p like GNU `realpath -m`: symlinks followed as far as the path exists
- * (dangling ones too, by hand, up to 40 hops), the missing rest applied lexically. Then refuses a result
+ * (dangling ones too, by hand, up to 40 hops), the missing rest applied a component at a time, resolved
+ * again wherever it exists. Then refuses a result
  * outside /workspace, before the existence check, so a path outside is refused whether or not it exists
  * (and a dangling symlink pointing out is refused, not "not found").
  */
@@ -38,7 +39,9 @@ export const resolveScript = (pathExpr: string, mustExist: boolean): string =>
     '    t=${r##*/}${t:+/$t}; r=${r%/*}; [ -n "$r" ] || r=/',
     '  fi',
     'done',
-    'IFS=/; for c in $t; do case $c in ""|.) ;; ..) p=${p%/*}; [ -n "$p" ] || p=/ ;; *) p=${p%/}/$c ;; esac; done; unset IFS',
+    // The missing rest, one component at a time, resolved again after each: a `..` may lead back into
+    // existing directories, and a symlink met there must be followed (missing/../link-out/x is outside).
+    'IFS=/; for c in $t; do case $c in ""|.) continue ;; ..) p=${p%/*}; [ -n "$p" ] || p=/ ;; *) p=${p%/}/$c ;; esac; q=$(realpath "$p" 2>/dev/null) && p=$q; done; unset IFS',
     `case "$p" in ${WORKSPACE_DIR}|${WORKSPACE_DIR}/*) ;; *) exit ${EXIT.outside} ;; esac`,
     ...(mustExist ? [`[ -e "$p" ] || exit ${EXIT.notFound}`] : []),
   ].join('\n');

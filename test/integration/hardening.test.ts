@@ -36,6 +36,8 @@ const ESCAPES: ReadonlyArray<readonly [string, 'PATH_OUTSIDE_WORKSPACE' | 'INVAL
   ['pw-link', 'PATH_OUTSIDE_WORKSPACE'],
   ['dangling-out', 'PATH_OUTSIDE_WORKSPACE'],
   ['inner/deep/up/tmp/canary', 'PATH_OUTSIDE_WORKSPACE'],
+  ['missing/../canary-link', 'PATH_OUTSIDE_WORKSPACE'], // back out of a missing directory, then a link out
+  ['missing/../etc-link/new-file', 'PATH_OUTSIDE_WORKSPACE'],
   ['canary\0', 'INVALID_ARGS'],
   ['a\0/../../etc/passwd', 'INVALID_ARGS'],
   ['x'.repeat(4097), 'INVALID_ARGS'],

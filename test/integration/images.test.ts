@@ -77,6 +77,11 @@ describe.each(IMAGES)('any image: $name ($image)', ({ image, uid, bash, tmux }) 
     for (const r of res) expect(r.output + r.error).not.toMatch(INTERNALS);
   });
 
+  it('runs a command too long for one argument (40 000 two-byte characters, whatever the locale)', async () => {
+    const out = await sh(`printf '%s' '${'é'.repeat(40_000)}' | wc -c`);
+    expect(out.trim()).toBe('80000');
+  });
+
   it('keeps bash_stateful state (cd, variables, functions), in bash when the image has it, else in sh and says so', async () => {
     const res = await run(
       ['bash_stateful', { command: 'mkdir -p deep/er && cd deep/er && export GREETING=hi && f() { echo "f:$1"; }' }],
