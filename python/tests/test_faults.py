@@ -26,8 +26,11 @@ class GatewayRestartTest(LiveTestCase):
     async def mid_batch(self, sig: int, code: str) -> SlotqBackend:
         port, gw = await asyncio.to_thread(self.env.start_gateway, "restart")
         b = await self.started(url=f"http://127.0.0.1:{port}")
-        a, c = await self.within(asyncio.gather(b.acquire("restart-a"), b.acquire("restart-c")))
-        marker = f"started-{uuid.uuid4().hex[:6]}"
+        # Trajectories of their own: a killed gateway's session keeps its trajectories' slots (and their
+        # leases, which nobody renews) until its lease TTL, and a call waiting behind them would be refused.
+        run = uuid.uuid4().hex[:6]
+        a, c = await self.within(asyncio.gather(b.acquire(f"restart-a-{run}"), b.acquire(f"restart-c-{run}")))
+        marker = f"started-{run}"
         batch = asyncio.ensure_future(b.execute_batch([(a, "bash", {"command": f"touch {marker}; sleep 20"}), (c, "bash", {"command": "echo -n fast"}), (a, "bash", {"command": "echo -n after"})]))
         await self.within(started_in(a, marker))
         await asyncio.to_thread(gw.stop, sig, 60)
