@@ -67,6 +67,9 @@ export class DockerDriver implements ContainerDriver {
       if (statusOf(err) !== 404) throw err;
       await this.docker.createVolume({ Name: name, Labels: { 'org.slotq.helper': 'true' } });
     }
+    // Fill containers left by a worker that died while filling (never started, so nothing removes them).
+    const stale = await this.docker.listContainers({ all: true, filters: { label: ['org.slotq.helper=true'], status: ['created'] } });
+    for (const old of stale) if (Date.now() / 1000 - old.Created > 60) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
     // A container that is never started gives the archive API a view of the volume.
     const c = await this.docker.createContainer({ Image: viaImage, Entrypoint: ['/nonexistent'], Cmd: [], HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/v' }] }, Labels: { 'org.slotq.helper': 'true' } });
     try {
