@@ -1,4 +1,4 @@
-import { clampTimeoutS, type JobItem } from '../shared/schemas.js';
+import { callTimeoutS, type JobItem } from '../shared/schemas.js';
 
 /** Per call, on top of its timeout: the out-of-band kill is waited for up to 5 s. */
 const KILL_MS = 5000;
@@ -24,8 +24,7 @@ export class SlotClock {
   deadline(jobId: string, items: readonly JobItem[], nowMs = Date.now()): number {
     const mine = new Map<string, number>();
     for (const it of items) {
-      const timeoutS = typeof it.args['timeout'] === 'number' ? clampTimeoutS(it.args['timeout']) : it.timeoutS;
-      mine.set(it.slotId, (mine.get(it.slotId) ?? 0) + timeoutS * 1000 + KILL_MS);
+      mine.set(it.slotId, (mine.get(it.slotId) ?? 0) + callTimeoutS(it) * 1000 + KILL_MS);
     }
     let slowestMs = 0;
     for (const [slotId, ms] of mine) {

@@ -24,6 +24,10 @@ export const MIN_TIMEOUT_S = 1;
 export const MAX_TIMEOUT_S = 3600;
 export const clampTimeoutS = (s: number): number => Math.min(MAX_TIMEOUT_S, Math.max(MIN_TIMEOUT_S, s));
 
+/** A call's timeout in seconds: its own `timeout` argument, else the batch's, clamped (contract §4). */
+export const callTimeoutS = (item: { args: Record<string, unknown>; timeoutS: number }): number =>
+  clampTimeoutS(typeof item.args['timeout'] === 'number' ? item.args['timeout'] : item.timeoutS);
+
 export const MAX_PATH_CHARS = 4096;
 export const MAX_COMMAND_CHARS = 1_000_000;
 

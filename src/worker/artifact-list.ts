@@ -20,7 +20,7 @@ const SWAP = "tr '\\0\\n' '\\n\\0'";
  * a NUL, and plain `stat` records (for links whose target is missing). find does not follow symlinks; a
  * symlink whose target leaves the workspace is skipped. Everything here is busybox.
  */
-export function listScript(path: string, recursive: boolean, limit: number): string {
+function listScript(path: string, recursive: boolean, limit: number): string {
   const depth = recursive ? '' : '-maxdepth 1 ';
   return [
     resolvePathScript(path, true),
@@ -59,7 +59,7 @@ function statRecords(text: string, names: string[]): Map<string, { mode: number;
   return out;
 }
 
-export function parseList(stdout: Buffer): { kind: string; resolved: string; names: string[]; entries: (base: string) => ArtifactEntry[] } | undefined {
+function parseList(stdout: Buffer): { kind: string; resolved: string; names: string[]; entries: (base: string) => ArtifactEntry[] } | undefined {
   const head = splitNul(stdout, 2);
   if (!head) return undefined;
   const [kind = '', resolved = ''] = head.fields;

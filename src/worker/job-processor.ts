@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.js';
 import type { Keys } from '../shared/keys.js';
 import type { Registry } from '../shared/registry.js';
-import { callsJobSchema, clampTimeoutS, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
+import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { replyResults } from './reply.js';
@@ -79,7 +79,7 @@ export class JobProcessor {
    */
   private async refusal(item: JobItem, checkedAtMs: number, job: Pick<CallsJob, 'deadlineAtMs' | 'startMarginMs'>): Promise<ExecutionResult | undefined> {
     const now = Date.now();
-    const timeoutMs = clampTimeoutS(typeof item.args['timeout'] === 'number' ? item.args['timeout'] : item.timeoutS) * 1000;
+    const timeoutMs = callTimeoutS(item) * 1000;
     if (job.deadlineAtMs !== undefined && now + timeoutMs + (job.startMarginMs ?? 0) > job.deadlineAtMs) {
       return failure(item, 'WORKER_LOST', `Not run: it waited ${Math.round((now - checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up; retry it`);
     }
