@@ -38,6 +38,34 @@ else
   die "no Docker engine: install Docker Engine (https://docs.docker.com/engine/install/) and start it"
 fi
 
+# a2. gVisor: Debian's runsc as a second Docker runtime (SLOTQ_RUNTIME=runsc; README "Isolation tiers").
+#     Merged into /etc/docker/daemon.json (other keys kept), then dockerd reloads its runtimes on SIGHUP.
+#     --network=none: without it this runsc refuses to start containers here. Skipped if runsc cannot be had.
+if ! command -v runsc >/dev/null && can_apt; then
+  log "runsc: installing Debian's runsc (gVisor)"
+  apt_install runsc || log "runsc: could not be installed; SLOTQ_RUNTIME=runsc will not be available"
+fi
+if ! command -v runsc >/dev/null; then
+  log "runsc: missing (apt-get install runsc); SLOTQ_RUNTIME=runsc will not be available"
+elif docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+  log "runsc: registered with dockerd"
+elif [ "$(id -u)" -ne 0 ]; then
+  log "runsc: not registered with dockerd; as root, add it to /etc/docker/daemon.json (see README) and kill -HUP dockerd"
+else
+  log "runsc: registering in /etc/docker/daemon.json"
+  mkdir -p /etc/docker
+  RUNSC_PATH=$(command -v runsc) node -e '
+    const fs = require("fs"); const f = "/etc/docker/daemon.json";
+    const cfg = fs.existsSync(f) && fs.readFileSync(f, "utf8").trim() ? JSON.parse(fs.readFileSync(f, "utf8")) : {};
+    cfg.runtimes = { ...(cfg.runtimes || {}), runsc: { path: process.env.RUNSC_PATH, runtimeArgs: ["--network=none"] } };
+    fs.writeFileSync(f + ".tmp", JSON.stringify(cfg, null, 2) + "\n"); fs.renameSync(f + ".tmp", f);
+  ' || die "could not update /etc/docker/daemon.json (is it valid JSON?)"
+  pid=$(pidof dockerd || true)
+  if [ -n "$pid" ]; then kill -HUP $pid; fi
+  wait_for 30 sh -c "docker info --format '{{json .Runtimes}}' | grep -q '\"runsc\"'" || die "dockerd does not list runsc 30 s after SIGHUP; see /var/log/dockerd.log"
+  log "runsc: registered"
+fi
+
 # b. Redis (only on request: the tests start their own through testcontainers)
 if [ "${SLOTQ_PROVISION_REDIS:-0}" = 1 ]; then
   if [ -n "${REDIS_URL:-}" ]; then
