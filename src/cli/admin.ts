@@ -11,14 +11,14 @@ export async function statusTable(config: SlotqConfig): Promise<string> {
   try {
     await verifyRedis(redis, config.redisUrl);
     const registry = new Registry(redis, keysFor(config.prefix));
-    const table = new Table({ head: ['worker', 'host', 'alive', 'state', 'slot', 'slot state', 'holder', 'held for (s)'] });
+    const table = new Table({ head: ['worker', 'host', 'runtime', 'alive', 'state', 'slot', 'slot state', 'holder', 'held for (s)'] });
     const now = Date.now();
     for (const wid of (await registry.listWorkers()).sort()) {
       const info = await registry.workerInfo(wid);
       const alive = Object.keys(info).length > 0;
       for (const s of await registry.workerSlots(wid)) {
         const heldS = s['state'] === 'held' && s['heldAtMs'] ? ((now - Number(s['heldAtMs'])) / 1000).toFixed(0) : '';
-        table.push([wid, info['host'] ?? '?', alive ? 'yes' : 'NO', info['state'] ?? '-', s.slotId, s['state'] ?? '?', s['trajectoryId'] ?? '', heldS]);
+        table.push([wid, info['host'] ?? '?', info['runtime'] ?? '?', alive ? 'yes' : 'NO', info['state'] ?? '-', s.slotId, s['state'] ?? '?', s['trajectoryId'] ?? '', heldS]);
       }
     }
     return table.length ? table.toString() : `no workers registered under prefix "${config.prefix}"`;

@@ -3,6 +3,15 @@ import { ConfigError } from './errors.js';
 
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+const runtimeName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a runtime name as dockerd knows it (runc, runsc)');
+const runtimeMap = z.union([
+  z.record(z.string().min(1), runtimeName),
+  z
+    .string()
+    .regex(/^\s*[^=,\s]+=[A-Za-z0-9_.-]+\s*(,\s*[^=,\s]+=[A-Za-z0-9_.-]+\s*)*$/, 'image=runtime pairs separated by commas, e.g. "python:3.12=runsc,slotq-sandbox:latest=runc"')
+    .transform((text) => Object.fromEntries(text.split(',').map((pair) => pair.trim().split('=') as [string, string]))),
+]);
+
 /** Every setting, its env variable, and its default (contract §8). */
 const fields = {
   /** One URL, or a comma-separated list of a Redis Cluster's nodes (any one is enough to find the rest). */
@@ -15,6 +24,10 @@ const fields = {
   image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
   slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },
   network: { env: 'SLOTQ_NETWORK', schema: z.string().min(1).default('none') },
+  /** OCI runtime of the slot containers (Docker's --runtime): runc, or runsc for gVisor (README "Isolation tiers"). */
+  runtime: { env: 'SLOTQ_RUNTIME', schema: runtimeName.default('runc') },
+  /** Per-image runtime, overriding SLOTQ_RUNTIME: "image=runtime,image=runtime" (e.g. "python:3.12=runsc"). */
+  runtimeByImage: { env: 'SLOTQ_RUNTIME_BY_IMAGE', schema: runtimeMap.default({}) },
   memoryMb: { env: 'SLOTQ_MEMORY_MB', schema: intIn(16, 1_048_576).default(2048) },
   /** /workspace and /tmp are size-capped tmpfs (0: plain container filesystem, no cap). Counts toward memory. */
   workspaceMb: { env: 'SLOTQ_WORKSPACE_MB', schema: intIn(0, 1_048_576).default(1024) },
@@ -71,3 +84,6 @@ export function loadConfig(options: SlotqOptions = {}, env: NodeJS.ProcessEnv = 
   }
   return Object.freeze(out) as SlotqConfig;
 }
+
+/** The runtime a worker's containers of this image run under: SLOTQ_RUNTIME_BY_IMAGE's entry, else SLOTQ_RUNTIME. */
+export const runtimeFor = (c: Pick<SlotqConfig, 'runtime' | 'runtimeByImage'>, image: string): string => c.runtimeByImage[image] ?? c.runtime;

@@ -14,6 +14,8 @@ export interface ContainerSpec {
   name?: string;
   labels: Record<string, string>;
   network: string;
+  /** OCI runtime (Docker's HostConfig.Runtime): runc, runsc (gVisor), ... */
+  runtime: string;
   memoryMb: number;
   cpus: number;
   pids: number;
@@ -36,6 +38,12 @@ export interface ImageConfig {
   user: string;
   env: string[];
   sizeBytes: number;
+}
+
+/** A runtime the engine offers (docker info's Runtimes). */
+export interface EngineRuntime {
+  path: string;
+  args: string[];
 }
 
 export interface ManagedContainer {
@@ -65,6 +73,8 @@ export interface ExecOutput {
 /** The worker's only port to Docker. */
 export interface ContainerDriver {
   ping(): Promise<void>;
+  /** The OCI runtimes the engine offers, by name. */
+  runtimes(): Promise<Record<string, EngineRuntime>>;
   imageExists(image: string): Promise<boolean>;
   /** The image's config, or undefined when it is not on this engine. */
   inspectImage(image: string): Promise<ImageConfig | undefined>;

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { SlotqConfig } from '../shared/config.js';
+import { runtimeFor, type SlotqConfig } from '../shared/config.js';
 import { LABELS } from '../shared/keys.js';
 import type { ContainerSpec } from './container-driver.js';
 import { HELPER_DIR } from './helper-bundle.js';
@@ -18,6 +18,7 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     user: profile?.user ?? c.user ?? '',
     env: profile?.env ?? [],
     network: c.network,
+    runtime: runtimeFor(c, c.image),
     memoryMb: c.memoryMb,
     tmpfs: {
       [EXECUTOR_STATE_DIR]: { sizeMb: 32, ...owner },

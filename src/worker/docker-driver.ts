@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDriver, ContainerSpec, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
+import type { AttachedProcess, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
 import { BoundedCapture } from './bounded-capture.js';
@@ -18,6 +18,11 @@ export class DockerDriver implements ContainerDriver {
     } catch (err) {
       throw new Error('Docker engine is not reachable: start it (`bash scripts/provision.sh` does on Debian) or set DOCKER_HOST', { cause: err });
     }
+  }
+
+  async runtimes(): Promise<Record<string, EngineRuntime>> {
+    const info = (await this.docker.info()) as { Runtimes?: Record<string, { path?: string; runtimeArgs?: string[] }> };
+    return Object.fromEntries(Object.entries(info.Runtimes ?? {}).map(([name, r]) => [name, { path: r.path ?? '', args: r.runtimeArgs ?? [] }]));
   }
 
   async imageExists(image: string): Promise<boolean> {
@@ -106,6 +111,7 @@ export class DockerDriver implements ContainerDriver {
         Init: true,
         AutoRemove: true,
         NetworkMode: spec.network,
+        Runtime: spec.runtime,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         PidsLimit: spec.pids,

@@ -103,7 +103,7 @@ async function probe(driver: ContainerDriver, image: string, user: string, spec:
   try {
     id = await driver.create(spec);
   } catch (err) {
-    throw new ImageUnusableError(`image ${image} cannot run as user ${JSON.stringify(user || 'root')}: ${toError(err).message}`, { cause: err });
+    throw new ImageUnusableError(`image ${image} cannot run as user ${JSON.stringify(user || 'root')} under runtime ${spec.runtime}: ${toError(err).message}`, { cause: err });
   }
   try {
     const out = await driver.exec(id, [HELPER_SH, '-c', PROBE_SCRIPT], { timeoutMs: PROBE_TIMEOUT_MS });

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
+import { loadConfig, runtimeFor, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { InternalError, toError } from '../shared/errors.js';
 import { newWorkerId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
@@ -16,6 +16,7 @@ import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
 import { profileImage } from './image-profile.js';
 import { JobProcessor } from './job-processor.js';
+import { checkRuntime } from './runtime-check.js';
 import { Liveness } from './liveness.js';
 import { SlotResetter } from './slot-resetter.js';
 import { SlotRuntime, type SlotTraits } from './slot-runtime.js';
@@ -104,7 +105,7 @@ export class SlotWorker {
         }
         await this.metrics.publish(redis, this.keys.workerStats(this.workerId), heartbeatTtlMs * 2, this.slotSet.brokenCount());
       };
-      const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, startedAtMs: t0, state: 'up' });
+      const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, runtime: runtimeFor(this.config, this.config.image), startedAtMs: t0, state: 'up' });
       p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, relist, resetInBackground: (id) => resetter.resetInBackground(id), chores, log: this.log });
       await p.liveness.register();
       p.liveness.start(); // heartbeats from here on: creating many containers can take longer than the heartbeat's TTL
@@ -126,7 +127,9 @@ export class SlotWorker {
   /** What the slot containers are made from: the image pulled if needed and profiled (its user, its shells). */
   private async containerSpec(): Promise<ContainerSpec> {
     await this.driver.ping();
-    const profile = await profileImage(this.driver, this.config, slotContainerSpec(this.config, this.workerId), this.log);
+    const base = slotContainerSpec(this.config, this.workerId);
+    checkRuntime(await this.driver.runtimes(), base.runtime, base.network);
+    const profile = await profileImage(this.driver, this.config, base, this.log);
     this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
     return slotContainerSpec(this.config, this.workerId, profile);
   }

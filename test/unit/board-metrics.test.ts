@@ -52,6 +52,8 @@ const snapshot = (): ClusterSnapshot => ({
       alive: true,
       state: 'up',
       host: 'h',
+      runtime: 'runsc',
+      image: 'img:1',
       ageMs: 5000,
       slots: [
         { slotId: 'w1-s0', state: 'held', trajectoryId: '<script>t1</script>', heldForMs: 1500, containerId: 'abc' },
@@ -76,6 +78,7 @@ describe('board /metrics and /slots rendering', () => {
     expect(text).toContain('slotq_slots{worker="w1",state="broken"} 0');
     expect(text).toContain('slotq_container_starts_total{worker="w1"} 2');
     expect(text).toContain('slotq_container_failures_total{worker="w1"} 1');
+    expect(text).toContain('slotq_worker_info{worker="w1",runtime="runsc",image="img:1"} 1');
     expect(text).toContain('slotq_workers{state="up"} 1');
   });
 
@@ -94,5 +97,6 @@ describe('board /metrics and /slots rendering', () => {
     expect(html).toMatch(/<td>w1-s0<\/td><td>held<\/td>/);
     expect(html).toContain('<td>1.5</td>');
     expect(html).toContain('href="queues/queue/w-w1"');
+    expect(html).toContain('<td>h</td><td>runsc</td><td>img:1</td>');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CONFIG_ENV_VARS, ConfigError, loadConfig } from '../../src/index.js';
+import { runtimeFor } from '../../src/shared/config.js';
 
 const configError = (fn: () => unknown): ConfigError => {
   try {
@@ -116,6 +117,17 @@ describe('loadConfig', () => {
     expect(err.message).toContain('slots');
     expect(err.message).not.toContain('SLOTQ_SLOTS');
     expect(configError(() => loadConfig({ redisUrl: 'http://x' }, {})).message).toContain('redisUrl');
+  });
+
+  it('reads the runtime and the per-image runtimes (SLOTQ_RUNTIME, SLOTQ_RUNTIME_BY_IMAGE)', () => {
+    expect(loadConfig({}, {})).toMatchObject({ runtime: 'runc', runtimeByImage: {} });
+    const c = loadConfig({}, { SLOTQ_RUNTIME: 'runsc', SLOTQ_RUNTIME_BY_IMAGE: 'python:3.12=runc, registry.local:5000/a/b:v1=kata' });
+    expect(c.runtimeByImage).toEqual({ 'python:3.12': 'runc', 'registry.local:5000/a/b:v1': 'kata' });
+    expect(runtimeFor(c, 'python:3.12')).toBe('runc');
+    expect(runtimeFor(c, 'other:1')).toBe('runsc');
+    expect(runtimeFor(loadConfig({ runtimeByImage: { 'x:1': 'runsc' } }, {}), 'x:1')).toBe('runsc');
+    expect(configError(() => loadConfig({}, { SLOTQ_RUNTIME_BY_IMAGE: 'python:3.12' })).message).toContain('SLOTQ_RUNTIME_BY_IMAGE');
+    expect(configError(() => loadConfig({}, { SLOTQ_RUNTIME: 'run sc' })).message).toContain('SLOTQ_RUNTIME');
   });
 
   it('maps every setting to its environment variable', () => {

@@ -92,6 +92,13 @@ export class BoardMetrics {
       },
     });
     new Gauge({
+      name: 'slotq_worker_info', help: "1 per registered worker, labelled with its slots' OCI runtime (runc, runsc) and image", labelNames: ['worker', 'runtime', 'image'], registers,
+      collect() {
+        this.reset();
+        for (const w of snap().workers) this.set({ worker: w.workerId, runtime: w.runtime, image: w.image }, 1);
+      },
+    });
+    new Gauge({
       name: 'slotq_workers', help: 'Registered workers by state (up, draining, gone)', labelNames: ['state'], registers,
       collect() {
         this.reset();

@@ -18,6 +18,9 @@ export interface WorkerView {
   alive: boolean;
   state: string;
   host: string;
+  /** The slots' OCI runtime (runc, runsc) and image, as the worker registered them. */
+  runtime: string;
+  image: string;
   ageMs: number | undefined;
   slots: SlotView[];
   queue: Record<string, number>;
@@ -50,6 +53,8 @@ export async function clusterSnapshot(redis: Redis, registry: Registry, keys: Ke
         alive: Object.keys(info).length > 0,
         state: info['state'] ?? 'gone',
         host: info['host'] ?? '',
+        runtime: info['runtime'] ?? '',
+        image: info['image'] ?? '',
         ageMs: Number.isFinite(started) && started > 0 ? now - started : undefined,
         slots: slots.map((s) => ({
           slotId: s['slotId'] ?? '',

@@ -21,7 +21,7 @@ function workerSummary(w: WorkerView): string {
   const calls = w.stats.calls.reduce((n, c) => n + c.count, 0);
   const failed = w.stats.calls.filter((c) => c.outcome !== 'ok').reduce((n, c) => n + c.count, 0);
   return (
-    `<tr><td>${esc(w.workerId)}</td><td>${esc(w.host)}</td><td>${esc(w.state)}</td><td>${seconds(w.ageMs)}</td>` +
+    `<tr><td>${esc(w.workerId)}</td><td>${esc(w.host)}</td><td>${esc(w.runtime)}</td><td>${esc(w.image)}</td><td>${esc(w.state)}</td><td>${seconds(w.ageMs)}</td>` +
     `<td>${w.slots.length}</td><td>${w.queue['waiting'] ?? 0}</td><td>${w.queue['active'] ?? 0}</td><td>${calls}</td><td>${failed}</td>` +
     `<td>${w.stats.brokenSlots}</td><td><a href="queues/queue/${encodeURIComponent(`${QUEUE_NAME_PREFIX}${w.workerId}`)}">queue</a></td></tr>`
   );
@@ -44,9 +44,9 @@ export function renderSlotsPage(snap: ClusterSnapshot, refreshS = 5): string {
 <nav><a href="queues">Bull Board</a><a href="slots.json">slots.json</a><a href="metrics">metrics</a><a href="healthz">healthz</a></nav>
 <h1>slotq slots <small>prefix ${esc(snap.prefix)}</small></h1>
 <h2>Workers (${snap.workers.length})</h2>
-<table id="workers"><thead><tr><th>worker</th><th>host</th><th>state</th><th>up (s)</th><th>slots</th><th>waiting</th><th>active</th><th>calls</th><th>failed</th><th>broken</th><th></th></tr></thead>
+<table id="workers"><thead><tr><th>worker</th><th>host</th><th>runtime</th><th>image</th><th>state</th><th>up (s)</th><th>slots</th><th>waiting</th><th>active</th><th>calls</th><th>failed</th><th>broken</th><th></th></tr></thead>
 <tbody>
-${workers || '<tr><td colspan="11"><em>no workers registered</em></td></tr>'}
+${workers || '<tr><td colspan="13"><em>no workers registered</em></td></tr>'}
 </tbody></table>
 <h2>Slots</h2>
 <table id="slots"><thead><tr><th>worker</th><th>slot</th><th>state</th><th>holder trajectory</th><th>held for (s)</th><th>container</th></tr></thead>
