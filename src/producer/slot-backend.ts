@@ -8,7 +8,7 @@ import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
-import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ResetJob, type Slot } from '../shared/schemas.js';
+import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
   ArchiveArtifactsOptions,
   ArchiveArtifactsResult,
@@ -86,7 +86,8 @@ export class SlotBackend implements ToolBackend {
     }
     this.registry = new Registry(this.redis, this.keys);
     this.runId = randomId(3);
-    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log);
+    const provision = async (workerId: string, image: string, waiterId: string): Promise<void> => void (await this.queueFor(workerId).add('provision', { v: 1, kind: 'provision', image, waiterId } satisfies ProvisionJob, { ...JOB_OPTS, jobId: `prov-${waiterId}` }));
+    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log, provision);
     this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
     this.inbox.start();
     this.timers.push(every(Math.max(500, Math.round(this.config.leaseTtlMs / 3)), () => this.leases?.renew() ?? Promise.resolve()));
@@ -99,11 +100,10 @@ export class SlotBackend implements ToolBackend {
     return this.registry;
   }
 
+  /** image: the trajectory's own image (a worker makes a container of it on demand; see README "Per-trajectory images"). */
   async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number; image?: string } = {}): Promise<Slot> {
-    // Never silently ignored: a trajectory that asks for its task's image must not get another one.
-    if (opts.image !== undefined) throw new InvalidArgsError(`acquire(..., { image: ${JSON.stringify(opts.image)} }): per-trajectory images are not supported yet; run workers with SLOTQ_IMAGE=${opts.image} and acquire without image`);
     this.requireStarted();
-    return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000);
+    return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000, opts.image);
   }
 
   async release(slot: Slot, opts: { resetWorkspace?: boolean } = {}): Promise<void> {
@@ -224,11 +224,9 @@ export class SlotBackend implements ToolBackend {
   }
 
   private onInbox(msg: InboxMessage): void {
-    if (msg.t === 'results') {
-      this.pending.deliver(msg.jobId, msg.results);
-      return;
-    }
-    this.leases?.onGrant(msg.waiterId, msg.slot);
+    if (msg.t === 'results') this.pending.deliver(msg.jobId, msg.results);
+    else if (msg.t === 'refused') this.leases?.onRefused(msg.waiterId, msg.code, msg.message, msg.retryable);
+    else this.leases?.onGrant(msg.waiterId, msg.slot);
   }
 
   /** Fails calls whose worker died or whose deadline passed; nothing waits forever. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { SlotUnavailableError, toError } from '../shared/errors.js';
+import { InvalidArgsError, SlotqError, SlotUnavailableError, toError, type ErrorCode } from '../shared/errors.js';
+import { IMAGE_REF } from '../shared/image-keys.js';
 import { withDeadline } from '../shared/deadline.js';
 import { randomId } from '../shared/ids.js';
 import type { Registry, SlotRecord } from '../shared/registry.js';
@@ -31,30 +32,44 @@ export class SlotLeases {
   private readonly held = new Map<string, Slot>();
   private readonly acquiring = new Map<string, Promise<Slot>>();
   private readonly waiters = new Map<string, Waiter>();
+  /** The image each held or acquiring trajectory asked for ('' = the workers' own pools). */
+  private readonly images = new Map<string, string>();
 
   constructor(
     private readonly registry: Registry,
     private readonly producerId: string,
     private readonly leaseTtlMs: number,
     private readonly log: Logger,
+    /** Asks a worker to create a container of the image for a waiter (a provision job on its queue). */
+    private readonly provision: (workerId: string, image: string, waiterId: string) => Promise<void> = () => Promise.resolve(),
   ) {}
 
-  acquire(trajectoryId: string, timeoutMs: number): Promise<Slot> {
+  /** image: the trajectory's own image (on-demand containers); undefined for the workers' own pools. */
+  acquire(trajectoryId: string, timeoutMs: number, image?: string): Promise<Slot> {
+    if (image !== undefined && !IMAGE_REF.test(image)) return Promise.reject(new InvalidArgsError(`acquire: image ${JSON.stringify(image)} is not an image reference (name[:tag][@digest], no spaces)`));
+    const asked = this.images.get(trajectoryId);
+    if (image !== undefined && asked !== undefined && asked !== image && (this.held.has(trajectoryId) || this.acquiring.has(trajectoryId))) {
+      return Promise.reject(new InvalidArgsError(`trajectory ${trajectoryId} holds a slot of ${asked ? `image ${asked}` : "the workers' own image"} and cannot acquire image ${image} while holding it: release it first`));
+    }
     const mine = this.held.get(trajectoryId);
     if (mine) return Promise.resolve(mine);
     const inFlight = this.acquiring.get(trajectoryId);
     if (inFlight) return inFlight;
-    const p = this.acquireNew(trajectoryId, timeoutMs).finally(() => this.acquiring.delete(trajectoryId));
+    this.images.set(trajectoryId, image ?? '');
+    const p = this.acquireNew(trajectoryId, timeoutMs, image).finally(() => {
+      this.acquiring.delete(trajectoryId);
+      if (!this.held.has(trajectoryId)) this.images.delete(trajectoryId);
+    });
     this.acquiring.set(trajectoryId, p);
     return p;
   }
 
-  private async acquireNew(trajectoryId: string, timeoutMs: number): Promise<Slot> {
+  private async acquireNew(trajectoryId: string, timeoutMs: number, image?: string): Promise<Slot> {
     const waiterId = `${this.producerId}-${randomId(6)}`;
     const granted = new Promise<Slot>((resolve, reject) => this.waiters.set(waiterId, { resolve, reject }));
     granted.catch(() => undefined); // observed below, or rejected by cancelAll after a timeout
     try {
-      const slot = await this.acquireAs(waiterId, granted, trajectoryId, timeoutMs);
+      const slot = await this.acquireAs(waiterId, granted, trajectoryId, timeoutMs, image);
       this.held.set(trajectoryId, slot);
       return slot;
     } finally {
@@ -63,12 +78,25 @@ export class SlotLeases {
     }
   }
 
-  private async acquireAs(waiterId: string, granted: Promise<Slot>, trajectoryId: string, timeoutMs: number): Promise<Slot> {
+  private async acquireAs(waiterId: string, granted: Promise<Slot>, trajectoryId: string, timeoutMs: number, image?: string): Promise<Slot> {
     const leaseId = randomId(8);
     let rec: SlotRecord | null;
+    let why = 'start more workers (SLOTQ_SLOTS) or release slots sooner';
     try {
-      rec = await this.registry.acquire({ trajectoryId, owner: this.producerId, leaseId, ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 });
+      const a = { trajectoryId, owner: this.producerId, leaseId, ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 };
+      if (image === undefined) rec = await this.registry.acquire(a);
+      else {
+        const r = await this.registry.acquireImage({ ...a, image });
+        if ('other' in r) throw new InvalidArgsError(`trajectory ${trajectoryId} holds slot ${r.other['slotId']} of ${r.other['image'] ? `image ${r.other['image']}` : "the workers' own image"} and cannot acquire image ${image} while holding it: release it first`);
+        const wait = 'wait' in r ? r.wait : '';
+        rec = 'slot' in r ? r.slot : null;
+        if (!rec && wait) this.provision(wait, image, waiterId).catch((err: unknown) => this.log.warn({ err: toError(err).message, image }, 'could not ask a worker for a container'));
+        why = wait
+          ? `worker ${wait} was still making a container of image ${image} (pulling or probing it), or it went to an earlier waiter of that image; retry, or allow more time`
+          : `no worker had on-demand capacity left for image ${image} (raise SLOTQ_ONDEMAND_SLOTS, start workers, or release slots of on-demand images sooner)`;
+      }
     } catch (err) {
+      if (err instanceof InvalidArgsError) throw err;
       // The script may have queued the waiter before its reply was lost: withdraw it.
       await this.registry.cancelWaiter(waiterId).catch(() => undefined);
       throw err;
@@ -79,7 +107,7 @@ export class SlotLeases {
     const first = await Promise.race([granted, timedOut]).finally(() => clearTimeout(timer));
     if (first !== 'timeout') return first;
     if (await this.registry.cancelWaiter(waiterId)) {
-      throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: start more workers (SLOTQ_SLOTS) or release slots sooner`);
+      throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: ${why}`);
     }
     // A timeout that lost the race to a grant: the registry has it (even if its inbox message got lost).
     const won = await this.registry.grantedTo(trajectoryId, leaseId);
@@ -100,8 +128,16 @@ export class SlotLeases {
     else waiter.reject(new SlotUnavailableError(`The registry granted a slot record that is not valid (${parsed.error.issues[0]?.message ?? ''}): acquire again`));
   }
 
+  /** An acquire with image that a worker could not serve (image refused or unusable, a pull timed out). */
+  onRefused(waiterId: string, code: ErrorCode, message: string, retryable: boolean): void {
+    this.waiters.get(waiterId)?.reject(new SlotqError(code, message, { retryable }));
+    this.waiters.delete(waiterId);
+  }
+
   forget(slot: Slot): void {
-    if (this.held.get(slot.trajectoryId)?.leaseId === slot.leaseId) this.held.delete(slot.trajectoryId);
+    if (this.held.get(slot.trajectoryId)?.leaseId !== slot.leaseId) return;
+    this.held.delete(slot.trajectoryId);
+    this.images.delete(slot.trajectoryId);
   }
 
   /** Acquires waiting for a grant in this process (bounded: each one ends with a slot, a timeout or an error). */
@@ -123,6 +159,7 @@ export class SlotLeases {
         // Compare the lease too: the trajectory may have re-acquired the same slot meanwhile.
         if (!lost.has(s.slotId) || snapshot.get(s.slotId) !== s.leaseId) continue;
         this.held.delete(tid);
+        this.images.delete(tid);
         this.log.warn({ slotId: s.slotId, trajectoryId: tid }, 'lease lost');
       }
     } catch (err) {

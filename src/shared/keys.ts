@@ -1,3 +1,5 @@
+import { imageKeyList, imageKeys, type ImageKeys } from './image-keys.js';
+
 /**
  * Every Redis key and BullMQ queue name, built here and nowhere else.
  * All live under one hash-tagged prefix (`{slotq}`) so a Redis Cluster keeps them in one slot.
@@ -27,6 +29,8 @@ export interface Keys {
   readonly waiters: string;
   /** Hash: waiterId → JSON (producerId, trajectoryId, leaseId, ttlMs, expMs). */
   readonly waiterInfo: string;
+  /** Per-trajectory images (image-keys.ts describes them): free slots, waiters, requests waiting for capacity, where images are, capacity, counters. */
+  readonly images: ImageKeys;
   /** A worker's info hash; it expires unless heartbeats extend it. */
   worker(workerId: string): string;
   /** Set of a worker's slot IDs. */
@@ -38,9 +42,9 @@ export interface Keys {
   queueName(workerId: string): string;
   /** BullMQ's hash for a job in a worker's queue. */
   job(workerId: string, jobId: string): string;
-  /** KEYS[1..10] of every registry script, in the order registry-lua.ts names them. */
+  /** KEYS[1..16] of every registry script, in the order registry-lua.ts names them. */
   registryKeys(): string[];
-  /** KEYS[11..13] of the scripts about one worker: its info hash, its slot set, its stats hash. */
+  /** KEYS[17..19] of the scripts about one worker: its info hash, its slot set, its stats hash. */
   workerKeys(workerId: string): string[];
 }
 
@@ -62,6 +66,7 @@ export function keysFor(prefix: string): Keys {
     draining: `${root}:draining`,
     waiters: `${root}:waiters`,
     waiterInfo: `${root}:waiterinfo`,
+    images: imageKeys(root),
     worker: (id) => `${root}:worker:${id}`,
     workerSlots: (id) => `${root}:wslots:${id}`,
     inbox: (id) => `${root}:inbox:${id}`,
@@ -71,7 +76,7 @@ export function keysFor(prefix: string): Keys {
   };
   return {
     ...k,
-    registryKeys: () => [k.workers, k.slots, k.trajectories, k.leases, k.freeCount, k.freeSlots, k.heartbeats, k.draining, k.waiters, k.waiterInfo],
+    registryKeys: () => [k.workers, k.slots, k.trajectories, k.leases, k.freeCount, k.freeSlots, k.heartbeats, k.draining, k.waiters, k.waiterInfo, ...imageKeyList(k.images)],
     workerKeys: (id) => [k.worker(id), k.workerSlots(id), k.workerStats(id)],
   };
 }

@@ -1,4 +1,5 @@
 import { FREE_SLOT_SEPARATOR } from './keys.js';
+import { IMAGE_LIB } from './registry-image-lib.js';
 
 /**
  * Lua for the slot registry. Scripts are atomic, so affinity, FIFO waiters and leases never race.
@@ -14,7 +15,7 @@ import { FREE_SLOT_SEPARATOR } from './keys.js';
 const LIB = `
 local K_WORKERS, K_SLOTS, K_TRAJS, K_LEASES, K_FREECOUNT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_FREE, K_HB, K_DRAINING, K_WAITERS, K_WINFO = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_WORKER, K_WSLOTS, K_WSTATS = KEYS[11], KEYS[12], KEYS[13]
+local K_WORKER, K_WSLOTS, K_WSTATS = KEYS[17], KEYS[18], KEYS[19]
 local SEP = '${FREE_SLOT_SEPARATOR}'
 local function clock()
   local t = redis.call('TIME')
@@ -69,7 +70,8 @@ local function with_grants(outcome)
   for _, g in ipairs(grants) do out[#out + 1] = g[1]; out[#out + 1] = g[2]; out[#out + 1] = g[3] end
   return out
 end
--- Hands a slot to the first live waiter, or lists it among its worker's free slots.
+${IMAGE_LIB}
+-- Hands a slot to the first live waiter (of its image, for an on-demand slot), or lists it among the free slots.
 local function make_free(sid, now)
   local s = get_slot(sid)
   if not s then return 'gone' end
@@ -77,6 +79,7 @@ local function make_free(sid, now)
   put_slot(s)
   local wid = s.workerId
   if (not alive(wid)) or draining(wid) then return 'parked' end
+  if has_image(s) then return make_free_image(s, now) end
   while true do
     local w = redis.call('LPOP', K_WAITERS)
     if not w then break end
@@ -104,10 +107,12 @@ local function forget_slot(sid)
   if s then
     untie(s)
     if redis.call('ZREM', K_FREE, s.workerId .. SEP .. sid) == 1 then redis.call('ZINCRBY', K_FREECOUNT, -1, s.workerId) end
+    if has_image(s) then redis.call('ZREM', K_IFREE, ifree_member(s)) end
   end
   redis.call('HDEL', K_SLOTS, sid)
 end
 local function unregister(wid)
+  drop_image_state(wid)
   for _, sid in ipairs(redis.call('SMEMBERS', K_WSLOTS)) do forget_slot(sid) end
   redis.call('DEL', K_WSLOTS, K_WORKER, K_WSTATS)
   drop_free(wid)
@@ -117,7 +122,7 @@ local function unregister(wid)
 end
 `;
 
-const script = (body: string): string => `${LIB}\n${body}`;
+export const script = (body: string): string => `${LIB}\n${body}`;
 
 /** ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId ('' = do not queue), waiterTtlMs. Returns {'slot', json} or {'wait'}. */
 export const ACQUIRE = script(`
@@ -150,7 +155,10 @@ return {'wait'}
 
 /** ARGV: waiterId. Returns 1 when the waiter was still queued (so nothing was granted). */
 export const CANCEL_WAITER = script(`
-local n = redis.call('LREM', K_WAITERS, 0, ARGV[1])
+local raw = redis.call('HGET', K_WINFO, ARGV[1])
+local info = raw and cjson.decode(raw)
+local n = redis.call('LREM', K_WAITERS, 0, ARGV[1]) + ((info and info.member) and iwait_rem(info.member) or 0)
+redis.call('LREM', K_IPEND, 0, ARGV[1])
 redis.call('HDEL', K_WINFO, ARGV[1])
 return n
 `);
@@ -170,7 +178,7 @@ local s = get_slot(sid)
 if not s then return {'gone'} end
 if s.state ~= 'held' or s.leaseId ~= lease then return {'lost'} end
 untie(s)
-if reset == '1' then
+if reset == '1' or has_image(s) then -- an on-demand slot is always reset (or removed) by its worker
   clear_holder(s, 'resetting')
   put_slot(s)
   return {'resetting'}
@@ -226,12 +234,13 @@ redis.call('ZADD', K_HB, clock() + tonumber(ARGV[2]), ARGV[1])
 return 1
 `);
 
-/** Worker keys. ARGV: slotId, workerId, containerId, nowMs. Registers (or re-registers) a ready slot as free. */
+/** Worker keys. ARGV: slotId, workerId, containerId, nowMs, image ('' for the worker's own pool). Registers (or re-registers) a ready slot as free. */
 export const ADD_SLOT = script(`
 local sid, wid, cid, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local s = get_slot(sid) or {slotId = sid}
 untie(s)
 s.slotId, s.workerId, s.containerId = sid, wid, cid
+if (ARGV[5] or '') ~= '' then s.image = ARGV[5] end
 put_slot(s)
 redis.call('SADD', K_WSLOTS, sid)
 return with_grants(make_free(sid, now))
@@ -259,6 +268,7 @@ export const DRAIN_WORKER = script(`
 if redis.call('EXISTS', K_WORKER) == 1 then redis.call('HSET', K_WORKER, 'state', 'draining') end
 redis.call('SADD', K_DRAINING, ARGV[1])
 drop_free(ARGV[1])
+drop_image_state(ARGV[1])
 return 1
 `);
 
@@ -274,20 +284,3 @@ if alive(ARGV[1]) then return 0 end
 unregister(ARGV[1])
 return 1
 `);
-
-/** Each script, and whether it also takes the worker keys (KEYS[11..13]). */
-export const REGISTRY_SCRIPTS = {
-  slotqAcquire: { lua: ACQUIRE, perWorker: false },
-  slotqCancelWaiter: { lua: CANCEL_WAITER, perWorker: false },
-  slotqGrantedTo: { lua: GRANTED_TO, perWorker: false },
-  slotqRelease: { lua: RELEASE, perWorker: false },
-  slotqRenew: { lua: RENEW, perWorker: false },
-  slotqCheckLeases: { lua: CHECK_LEASES, perWorker: false },
-  slotqReapLeases: { lua: REAP_LEASES, perWorker: false },
-  slotqRegisterWorker: { lua: REGISTER_WORKER, perWorker: true },
-  slotqHeartbeat: { lua: HEARTBEAT, perWorker: true },
-  slotqAddSlot: { lua: ADD_SLOT, perWorker: true },
-  slotqDrainWorker: { lua: DRAIN_WORKER, perWorker: true },
-  slotqUnregisterWorker: { lua: UNREGISTER_WORKER, perWorker: true },
-  slotqReapDeadWorker: { lua: REAP_DEAD_WORKER, perWorker: true },
-} as const;

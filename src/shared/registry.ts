@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { REGISTRY_SCRIPTS } from './registry-lua.js';
+import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
 import { INBOX_TTL_MS } from './retention.js';
 
@@ -10,7 +10,7 @@ type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unkno
 export type SlotRecord = Record<string, string>;
 export type ReleaseOutcome = 'gone' | 'lost' | 'resetting' | 'free' | 'granted' | 'parked';
 
-const REGISTRY_KEY_COUNT = 10;
+const REGISTRY_KEY_COUNT = 16;
 const WORKER_KEY_COUNT = 3;
 
 /** JSON slot record → all-string record (cjson may hand numbers back). */
@@ -87,8 +87,34 @@ export class Registry {
   async registerWorker(workerId: string, heartbeatTtlMs: number, info: Record<string, string | number>): Promise<void> {
     await this.run.slotqRegisterWorker(this.forWorker(workerId), workerId, heartbeatTtlMs, ...Object.entries(info).flat());
   }
-  async addSlot(slotId: string, workerId: string, containerId: string): Promise<ReleaseOutcome> {
-    return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now()));
+  /** image: an on-demand slot's image (its first waiter gets it); omitted for the worker's own pool. */
+  async addSlot(slotId: string, workerId: string, containerId: string, image = ''): Promise<ReleaseOutcome> {
+    return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now(), image));
+  }
+  /** Acquire for an image: a slot, the slot of another image the trajectory holds, or queued ({wait}: the worker to create for it, or ''). */
+  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string }> {
+    const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image)) as string[];
+    if (res[0] === 'slot') return { slot: toRecord(res[1]!) };
+    if (res[0] === 'other') return { other: toRecord(res[1]!) };
+    return { wait: res[1] ?? '' };
+  }
+  /** Publishes the images this worker holds locally (and, when given, its on-demand capacity). */
+  async publishImages(workerId: string, images: readonly string[], capacity?: number): Promise<void> {
+    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', ...images);
+  }
+  /** After removing a released on-demand slot's container: refill it, or it is gone (and maybe a request waiting for capacity is next). */
+  async retireImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<{ next: 'refill' | 'removed' } | { next: 'provision'; image: string; waiterId: string }> {
+    const [next, image, waiterId] = (await this.run.slotqRetireImageSlot(this.forWorker(workerId), workerId, slotId, warmPerImage)) as string[];
+    return next === 'provision' ? { next, image: image!, waiterId: waiterId! } : { next: next as 'refill' | 'removed' };
+  }
+  /** Takes a free on-demand slot off the free list when the worker has more warm ones than wanted. */
+  async trimImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<boolean> {
+    return (await this.run.slotqTrimImageSlot(this.forWorker(workerId), workerId, slotId, warmPerImage)) === 1;
+  }
+  /** A container for the waiter could not be made: it leaves the queues (returned, to be told) and the capacity comes back. */
+  async failImageWaiter(workerId: string, image: string, waiterId: string): Promise<{ producerId: string; waiterId: string; next?: { image: string; waiterId: string } }> {
+    const [p, w, nImage, nWaiter] = (await this.run.slotqFailImageWaiter(this.forWorker(workerId), workerId, image, waiterId)) as string[];
+    return { producerId: p ?? '', waiterId: w ?? '', ...(nImage ? { next: { image: nImage, waiterId: nWaiter! } } : {}) };
   }
   async reapLeases(workerId: string): Promise<string[]> {
     return (await this.run.slotqReapLeases(this.all, workerId, Date.now())) as string[];

@@ -135,7 +135,15 @@ export const resetJobSchema = z.object({
   kind: z.literal('reset'),
   slotId: z.string().min(1),
 });
-export const jobPayloadSchema = z.discriminatedUnion('kind', [callsJobSchema, resetJobSchema]);
+/** Create a container of an image for a waiter (acquire with image); its slot goes to the image's first waiter. */
+export const provisionJobSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal('provision'),
+  image: z.string().min(1),
+  waiterId: z.string().min(1),
+});
+export const jobPayloadSchema = z.discriminatedUnion('kind', [callsJobSchema, resetJobSchema, provisionJobSchema]);
+export type ProvisionJob = z.infer<typeof provisionJobSchema>;
 export type CallsJob = z.infer<typeof callsJobSchema>;
 export type ResetJob = z.infer<typeof resetJobSchema>;
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
@@ -144,6 +152,8 @@ export type JobPayload = z.infer<typeof jobPayloadSchema>;
 export const inboxMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('results'), jobId: z.string(), results: z.array(z.tuple([z.number(), executionResultSchema])) }),
   z.object({ t: z.literal('grant'), waiterId: z.string(), slot: z.record(z.string(), z.string()) }),
+  /** An acquire with image that cannot be served (image refused or unusable; a pull timed out). */
+  z.object({ t: z.literal('refused'), waiterId: z.string(), code: z.enum(ERROR_CODES), message: z.string(), retryable: z.boolean() }),
 ]);
 export type InboxMessage = z.infer<typeof inboxMessageSchema>;
 

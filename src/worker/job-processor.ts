@@ -9,6 +9,7 @@ import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type 
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { replyResults } from './reply.js';
+import type { ImageSlots } from './image-slots.js';
 import type { SlotResetter } from './slot-resetter.js';
 import type { SlotRuntime } from './slot-runtime.js';
 import { executeCall } from './tools.js';
@@ -25,6 +26,8 @@ export interface JobProcessorDeps {
   keys: Keys;
   driver: ContainerDriver;
   resetter: SlotResetter<SlotRuntime>;
+  /** On-demand slots (acquire with image): made by provision jobs, retired on reset. */
+  images?: Pick<ImageSlots, 'provision' | 'owns' | 'retire' | 'replaceBroken'>;
   events: EventEmitter<WorkerEventMap>;
   log: Logger;
 }
@@ -41,8 +44,12 @@ export class JobProcessor {
     const parsed = jobPayloadSchema.safeParse(job.data);
     if (!parsed.success) return this.rejectInvalid(job, describeZodError(parsed.error));
     const payload = parsed.data;
+    if (payload.kind === 'provision') {
+      this.d.images?.provision(payload.image, payload.waiterId); // in the background: a pull can take minutes
+      return { provision: payload.image };
+    }
     if (payload.kind === 'reset') {
-      await this.d.resetter.reset(payload.slotId);
+      await (this.d.images?.owns(payload.slotId) ? this.d.images.retire(payload.slotId) : this.d.resetter.reset(payload.slotId));
       return { reset: payload.slotId };
     }
     // A batch always gets one result per call: infrastructure trouble becomes retryable INTERNAL results.
@@ -103,7 +110,7 @@ export class JobProcessor {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});
         // Replace it now, inside the slot's FIFO, so the calls queued behind this one see the new container.
-        if (code === 'SLOT_BROKEN') await this.d.resetter.replaceBroken(slot);
+        if (code === 'SLOT_BROKEN') await (this.d.images?.owns(slot.slotId) ? this.d.images.replaceBroken(slot) : this.d.resetter.replaceBroken(slot));
       }
     }
     this.d.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });

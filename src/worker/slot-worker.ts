@@ -14,7 +14,9 @@ import { ContainerPool } from './container-pool.js';
 import { slotContainerSpec } from './container-spec.js';
 import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
+import { loadImageSettings, type ImageOptions, type ImageSettings } from './image-options.js';
 import { profileImage } from './image-profile.js';
+import { ImageSlots } from './image-slots.js';
 import { JobProcessor } from './job-processor.js';
 import { checkRuntime } from './runtime-check.js';
 import { Liveness } from './liveness.js';
@@ -26,7 +28,7 @@ import { WorkerMetrics } from './worker-metrics.js';
 import type { WorkerPhase } from './worker-phase.js';
 import { WorkerQueue } from './worker-queue.js';
 
-export interface SlotWorkerOptions extends SlotqOptions {
+export interface SlotWorkerOptions extends SlotqOptions, ImageOptions {
   workerId?: string;
   driver?: ContainerDriver;
   logger?: Logger;
@@ -42,6 +44,7 @@ interface Parts {
   resetter?: SlotResetter<SlotRuntime>;
   liveness?: Liveness<SlotRuntime>;
   queue?: WorkerQueue;
+  images?: ImageSlots;
 }
 
 /**
@@ -62,6 +65,8 @@ export class SlotWorker {
   private readonly driver: ContainerDriver;
   private readonly drainTimeoutMs: number;
   private readonly slotSet: SlotSet<SlotRuntime>;
+  /** Per-trajectory images: SLOTQ_IMAGES, SLOTQ_ONDEMAND_SLOTS, SLOTQ_WARM_PER_IMAGE, ... */
+  readonly imageSettings: ImageSettings;
   private phase: WorkerPhase = 'idle';
   /** The image's shells, from its profile at start. */
   private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true };
@@ -71,6 +76,7 @@ export class SlotWorker {
     this.config = loadConfig(opts);
     this.workerId = opts.workerId ?? newWorkerId();
     this.keys = keysFor(this.config.prefix);
+    this.imageSettings = loadImageSettings(this.config.image, opts);
     this.driver = opts.driver ?? new DockerDriver();
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
@@ -91,31 +97,34 @@ export class SlotWorker {
       const p: Parts = (this.parts = { redis, registry: new Registry(redis, this.keys) });
       await verifyRedis(redis, this.config.redisUrl);
       const running = (): boolean => this.phase === 'running';
-      const relist = async (s: SlotRuntime): Promise<void> => void (await p.registry.addSlot(s.slotId, this.workerId, s.containerId));
+      const relist = async (s: SlotRuntime): Promise<void> => void (await p.registry.addSlot(s.slotId, this.workerId, s.containerId, p.images?.imageOf(s.slotId)));
       const reaper = new DeadWorkerReaper({ workerId: this.workerId, prefix: this.config.prefix, registry: p.registry, driver: this.driver, dropQueue: queueDropper(redis, this.keys), log: this.log });
       await reaper.sweep();
       p.pool = new ContainerPool(this.driver, spec, this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, relist, running, log: this.log }));
+      const images = (p.images = new ImageSlots({ workerId: this.workerId, config: this.config, settings: this.imageSettings, driver: this.driver, registry: p.registry, redis, keys: this.keys, slots: this.slots, running, log: this.log }));
+      const resetInBackground = (slotId: string): void => (images.owns(slotId) ? images.retireInBackground(slotId) : resetter.resetInBackground(slotId));
       const heartbeatTtlMs = Math.max(1000, Math.round(this.config.workerLostMs * 0.7));
       const chores = async (): Promise<void> => {
         await reaper.sweepIfDue();
         for (const slotId of await p.registry.reapLeases(this.workerId)) {
           this.log.info({ slotId }, 'lease expired; resetting slot');
-          resetter.resetInBackground(slotId);
+          resetInBackground(slotId);
         }
         await this.metrics.publish(redis, this.keys.workerStats(this.workerId), heartbeatTtlMs * 2, this.slotSet.brokenCount());
       };
-      const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, runtime: runtimeFor(this.config, this.config.image), startedAtMs: t0, state: 'up' });
-      p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, relist, resetInBackground: (id) => resetter.resetInBackground(id), chores, log: this.log });
+      const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, ondemandSlots: this.imageSettings.ondemandSlots, runtime: runtimeFor(this.config, this.config.image), startedAtMs: t0, state: 'up' });
+      p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, relist, resetInBackground, chores, log: this.log });
       await p.liveness.register();
       p.liveness.start(); // heartbeats from here on: creating many containers can take longer than the heartbeat's TTL
       await this.slotSet.createAll(Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`), p.pool);
-      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, registry: p.registry, redis, keys: this.keys, driver: this.driver, resetter, events: this.events, log: this.log });
+      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, registry: p.registry, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log });
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log);
       await p.queue.start((job) => processor.process(job));
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();
       this.phase = 'running';
+      await images.publish(this.imageSettings.ondemandSlots); // from here on, acquires with an image may pick this worker
       this.log.info({ slots: this.slots.size, queue: this.queueName, ms: Date.now() - t0 }, 'worker started');
     } catch (err) {
       this.log.error({ err: toError(err).message }, 'worker failed to start');
@@ -151,6 +160,7 @@ export class SlotWorker {
     await p?.queue?.drain(this.drainTimeoutMs);
     // Let resets and replacements already queued on the slots settle before removing containers.
     await this.slotSet.settle(this.drainTimeoutMs);
+    await p?.images?.drained(this.drainTimeoutMs);
     p?.liveness?.stop();
     await this.slotSet.removeAll();
     await p?.pool?.close().catch(() => undefined);

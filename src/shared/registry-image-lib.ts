@@ -1,0 +1,106 @@
+/**
+ * Lua functions for per-trajectory images, part of the registry's LIB (registry-lua.ts puts them after
+ * `grant` and before `make_free`). Keys K_IFREE..K_IMETA are KEYS[11..16] (image-keys.ts).
+ *
+ * An on-demand slot's record has `image`. Its waiters queue per image (FIFO within the image, so a waiter
+ * for one image never blocks another image's); a waiter that found no worker with capacity also sits in
+ * K_IPEND until capacity comes back. A worker's capacity is reserved when a waiter picks it and given back
+ * when one of its on-demand slots is removed.
+ */
+export const IMAGE_LIB = `
+local K_IFREE, K_IWAIT, K_IPEND, K_ILOC, K_ODCAP, K_IMETA = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local function has_image(s) return s.image ~= nil and s.image ~= '' end
+local function ifree_member(s) return s.image .. SEP .. s.workerId .. SEP .. s.slotId end
+local function irange(prefix) return '[' .. prefix .. SEP, '[' .. prefix .. SEP .. '\\255' end
+local function usable(wid) return alive(wid) and not draining(wid) end
+-- Takes a member off the image waiters; the FIFO counter goes with the last one (no key stays behind).
+local function iwait_rem(m)
+  local n = redis.call('ZREM', K_IWAIT, m)
+  if redis.call('EXISTS', K_IWAIT) == 0 then redis.call('HDEL', K_IMETA, 'seq') end
+  return n
+end
+-- The first live waiter for an image, taken off its queues; nil when there is none.
+local function pop_image_waiter(img)
+  local lo, hi = irange(img)
+  while true do
+    local m = redis.call('ZRANGEBYLEX', K_IWAIT, lo, hi, 'LIMIT', 0, 1)[1]
+    if not m then return nil end
+    iwait_rem(m)
+    local w = string.sub(m, #img + 16 + 2 * #SEP + 1)
+    local raw = redis.call('HGET', K_WINFO, w)
+    redis.call('HDEL', K_WINFO, w)
+    redis.call('LREM', K_IPEND, 0, w)
+    local info = raw and cjson.decode(raw)
+    if info and tonumber(info.expMs) > clock() then
+      info.waiterId = w
+      return info
+    end
+  end
+end
+-- Hands a free on-demand slot to its image's first waiter, or lists it as warm.
+local function make_free_image(s, now)
+  while true do
+    local info = pop_image_waiter(s.image)
+    if not info then break end
+    local existing = redis.call('HGET', K_TRAJS, info.trajectoryId)
+    local rec = existing and redis.call('HGET', K_SLOTS, existing)
+    if rec then
+      grants[#grants + 1] = {info.producerId, info.waiterId, rec}
+    else
+      grant(s, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
+      grants[#grants + 1] = {info.producerId, info.waiterId, cjson.encode(s)}
+      return 'granted'
+    end
+  end
+  redis.call('ZADD', K_IFREE, 'NX', 0, ifree_member(s))
+  return 'free'
+end
+-- Reserves one on-demand container for an image: on a live worker that holds it, else on the one with most room.
+local function reserve(img)
+  local lo, hi = irange(img)
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', K_ILOC, lo, hi, 'LIMIT', 0, 64)) do
+    local wid = string.sub(m, #img + #SEP + 1)
+    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) then
+      redis.call('ZINCRBY', K_ODCAP, -1, wid)
+      return wid
+    end
+  end
+  for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_ODCAP, '+inf', 1, 'LIMIT', 0, 32)) do
+    if usable(wid) then
+      redis.call('ZINCRBY', K_ODCAP, -1, wid)
+      return wid
+    end
+  end
+  return nil
+end
+-- A worker's on-demand capacity came back: the oldest request still waiting for capacity takes it.
+-- Returns {image, waiterId} for the worker to create, or nil.
+local function give_back(wid)
+  if not redis.call('ZSCORE', K_ODCAP, wid) then return nil end
+  redis.call('ZINCRBY', K_ODCAP, 1, wid)
+  if not usable(wid) then return nil end
+  while true do
+    local w = redis.call('LPOP', K_IPEND)
+    if not w then return nil end
+    local raw = redis.call('HGET', K_WINFO, w)
+    local info = raw and cjson.decode(raw)
+    if info and info.image and tonumber(info.expMs) > clock() then
+      redis.call('ZINCRBY', K_ODCAP, -1, wid)
+      return {info.image, w}
+    end
+  end
+end
+-- Forgets what a leaving or draining worker offered for images (its slots' records go with forget_slot).
+local function drop_image_state(wid)
+  for _, sid in ipairs(redis.call('SMEMBERS', K_WSLOTS)) do
+    local s = get_slot(sid)
+    if s and has_image(s) then redis.call('ZREM', K_IFREE, ifree_member(s)) end
+  end
+  local old = redis.call('HGET', K_IMETA, 'w:' .. wid)
+  if old then
+    for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
+  end
+  redis.call('HDEL', K_IMETA, 'w:' .. wid)
+  redis.call('ZREM', K_ODCAP, wid)
+end
+`;

@@ -1,0 +1,126 @@
+import { script } from './registry-lua.js';
+
+/**
+ * The registry's scripts for per-trajectory images (the shared LIB, with IMAGE_LIB, comes first).
+ * Placement: a warm free slot of the image; else a reservation on a worker that holds the image; else on any
+ * worker with on-demand capacity; else the waiter waits for capacity (K_IPEND).
+ */
+
+/**
+ * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId, waiterTtlMs, image.
+ * Returns {'slot', json}; {'other', json} when the trajectory holds a slot of another image; {'wait', workerId}
+ * when queued, workerId being the worker that should create a container for it ('' when none has room).
+ */
+export const ACQUIRE_IMAGE = script(`
+local tid, owner, lease, ttl, now, waiter, img = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
+local existing = redis.call('HGET', K_TRAJS, tid)
+if existing then
+  local s = get_slot(existing)
+  if s and s.state == 'held' then
+    if (s.image or '') ~= img then return {'other', cjson.encode(s)} end
+    return {'slot', cjson.encode(s)}
+  end
+  redis.call('HDEL', K_TRAJS, tid)
+end
+local lo, hi = irange(img)
+for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IFREE, lo, hi, 'LIMIT', 0, 32)) do
+  local rest = string.sub(m, #img + #SEP + 1)
+  local cut = string.find(rest, SEP, 1, true)
+  local wid, sid = string.sub(rest, 1, cut - 1), string.sub(rest, cut + #SEP)
+  if not usable(wid) then
+    if not alive(wid) then redis.call('ZREM', K_IFREE, m) end
+  else
+    redis.call('ZREM', K_IFREE, m)
+    local s = get_slot(sid)
+    if s and s.state == 'free' then
+      grant(s, tid, owner, lease, ttl, now)
+      return {'slot', cjson.encode(s)}
+    end
+  end
+end
+if waiter == '' then return {'wait', ''} end
+local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
+redis.call('ZADD', K_IWAIT, 0, member)
+redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member}))
+local wid = reserve(img)
+if wid then return {'wait', wid} end
+redis.call('RPUSH', K_IPEND, waiter)
+return {'wait', ''}
+`);
+
+/** Worker keys. ARGV: workerId, capacity ('' keeps it), then the images the worker holds locally. */
+export const PUBLISH_IMAGES = script(`
+local wid = ARGV[1]
+local old = redis.call('HGET', K_IMETA, 'w:' .. wid)
+if old then
+  for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
+end
+local imgs = {}
+for i = 3, #ARGV do
+  imgs[#imgs + 1] = ARGV[i]
+  redis.call('ZADD', K_ILOC, 0, ARGV[i] .. SEP .. wid)
+end
+redis.call('HSET', K_IMETA, 'w:' .. wid, cjson.encode(imgs))
+if ARGV[2] ~= '' then redis.call('ZADD', K_ODCAP, tonumber(ARGV[2]), wid) end
+return 1
+`);
+
+/**
+ * Worker keys. ARGV: workerId, slotId, warmPerImage (-1: remove it whatever waits). The worker removed the container of an on-demand slot
+ * that was released (state resetting). Returns {'refill'} when the slot should get a fresh container of its
+ * image (a waiter for it, or fewer warm ones than wanted); else the slot is forgotten, its capacity given
+ * back, and {'provision', image, waiterId} names a request that waited for capacity, or {'removed'}.
+ */
+export const RETIRE_IMAGE_SLOT = script(`
+local wid, sid, warm = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local s = get_slot(sid)
+if warm >= 0 and s and has_image(s) and usable(wid) then
+  local lo, hi = irange(s.image)
+  local wlo, whi = irange(s.image .. SEP .. wid)
+  if #redis.call('ZRANGEBYLEX', K_IWAIT, lo, hi, 'LIMIT', 0, 1) > 0 or redis.call('ZLEXCOUNT', K_IFREE, wlo, whi) < warm then return {'refill'} end
+end
+forget_slot(sid)
+redis.call('SREM', K_WSLOTS, sid)
+local nxt = give_back(wid)
+if nxt then return {'provision', nxt[1], nxt[2]} end
+return {'removed'}
+`);
+
+/**
+ * Worker keys. ARGV: workerId, slotId, warmPerImage. Takes a free on-demand slot back from the free list when
+ * the worker has more warm ones of its image than wanted (then the worker retires it). Returns 1 when taken.
+ */
+export const TRIM_IMAGE_SLOT = script(`
+local wid, sid, warm = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local s = get_slot(sid)
+if not (s and has_image(s) and s.state == 'free') then return 0 end
+local wlo, whi = irange(s.image .. SEP .. wid)
+if redis.call('ZLEXCOUNT', K_IFREE, wlo, whi) <= warm then return 0 end
+redis.call('ZREM', K_IFREE, ifree_member(s))
+clear_holder(s, 'resetting')
+put_slot(s)
+return 1
+`);
+
+/**
+ * Worker keys. ARGV: workerId, image, waiterId. The worker could not create a container of the image for
+ * that waiter: the waiter (or, when it is gone, the image's first waiter) leaves the queues, the capacity
+ * comes back. Returns {producerId, waiterId} of the waiter to tell ('' when none), then the next request
+ * for the freed capacity ({image, waiterId}, or '' '').
+ */
+export const FAIL_IMAGE_WAITER = script(`
+local wid, img, w = ARGV[1], ARGV[2], ARGV[3]
+local raw = redis.call('HGET', K_WINFO, w)
+local victim
+if raw then
+  victim = cjson.decode(raw)
+  victim.waiterId = w
+  redis.call('HDEL', K_WINFO, w)
+  if victim.member then iwait_rem(victim.member) end
+  redis.call('LREM', K_IPEND, 0, w)
+else
+  victim = pop_image_waiter(img)
+end
+local nxt = give_back(wid)
+return {victim and victim.producerId or '', victim and victim.waiterId or '', nxt and nxt[1] or '', nxt and nxt[2] or ''}
+`);

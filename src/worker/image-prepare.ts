@@ -1,0 +1,99 @@
+import type { Logger } from 'pino';
+import type { SlotqConfig } from '../shared/config.js';
+import { ImageUnusableError, SlotUnavailableError, toError } from '../shared/errors.js';
+import type { ContainerDriver, ContainerSpec } from './container-driver.js';
+import { slotContainerSpec } from './container-spec.js';
+import { profileImage } from './image-profile.js';
+import type { SlotTraits } from './slot-runtime.js';
+
+/** What a worker needs to make slot containers of an image: their spec and what the image offers. */
+export interface PreparedImage {
+  image: string;
+  spec: ContainerSpec;
+  traits: SlotTraits;
+  sizeBytes: number;
+}
+
+/**
+ * Gets on-demand images ready on this worker: pulled when missing (one pull per image however many ask at
+ * once), then profiled like the worker's own image. A failure is forgotten, so the next request tries again.
+ */
+export class ImagePreparer {
+  private readonly pending = new Map<string, Promise<PreparedImage>>();
+  /** Images prepared here, with when they were last used (for the cache's LRU). */
+  readonly ready = new Map<string, { prepared: PreparedImage; usedAtMs: number }>();
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly config: SlotqConfig,
+    private readonly workerId: string,
+    private readonly pullTimeoutMs: number,
+    private readonly log: Logger,
+    /** Called once an image is ready (the worker publishes where images are). */
+    private readonly onReady: () => void,
+  ) {}
+
+  prepare(image: string): Promise<PreparedImage> {
+    const ready = this.ready.get(image);
+    if (ready) {
+      ready.usedAtMs = Date.now();
+      return Promise.resolve(ready.prepared);
+    }
+    let p = this.pending.get(image);
+    if (!p) {
+      p = this.load(image).finally(() => this.pending.delete(image));
+      this.pending.set(image, p);
+      p.then(
+        (prepared) => {
+          this.ready.set(image, { prepared, usedAtMs: Date.now() });
+          this.onReady();
+        },
+        () => undefined,
+      );
+    }
+    return p;
+  }
+
+  /** Forgets an image (it was removed from the engine). */
+  forget(image: string): void {
+    this.ready.delete(image);
+  }
+
+  private async load(image: string): Promise<PreparedImage> {
+    const c: SlotqConfig = { ...this.config, image, pull: 'never' };
+    let info = await this.driver.inspectImage(image);
+    if (!info) {
+      await this.pull(image);
+      info = await this.driver.inspectImage(image);
+      if (!info) throw new ImageUnusableError(`image ${image} is still missing after a pull`);
+    }
+    const profile = await profileImage(this.driver, c, slotContainerSpec(c, this.workerId), this.log);
+    const traits: SlotTraits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: c.network === 'none' };
+    return { image, spec: slotContainerSpec(c, this.workerId, profile), traits, sizeBytes: info.sizeBytes };
+  }
+
+  private async pull(image: string): Promise<void> {
+    if (this.config.pull === 'never') {
+      throw new ImageUnusableError(`image ${image} is not on the Docker engine of worker ${this.workerId} and SLOTQ_PULL=never: build or pull it there first`);
+    }
+    const t0 = Date.now();
+    this.log.info({ image }, 'pulling an on-demand image');
+    let last = 0;
+    try {
+      await this.driver.pullImage(image, {
+        timeoutMs: this.pullTimeoutMs,
+        onProgress: (status) => {
+          if (Date.now() - last < 2000) return; // a line every 2 s at most
+          last = Date.now();
+          this.log.info({ image, status }, 'pull progress');
+        },
+      });
+    } catch (err) {
+      if (Date.now() - t0 >= this.pullTimeoutMs - 100) {
+        throw new SlotUnavailableError(`pulling image ${image} did not finish within ${Math.round(this.pullTimeoutMs / 1000)} s (SLOTQ_PULL_TIMEOUT_S) on worker ${this.workerId}: retry later`);
+      }
+      throw new ImageUnusableError(`image ${image} is not on the Docker engine of worker ${this.workerId} and could not be pulled (${toError(err).message}): check its name and registry access`, { cause: err });
+    }
+    this.log.info({ image, ms: Date.now() - t0 }, 'on-demand image pulled');
+  }
+}

@@ -1,0 +1,184 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { SlotqConfig } from '../shared/config.js';
+import { settlesWithin } from '../shared/deadline.js';
+import { ImageUnusableError, SlotqError, SlotUnavailableError, toError } from '../shared/errors.js';
+import type { Keys } from '../shared/keys.js';
+import type { Registry } from '../shared/registry.js';
+import { INBOX_TTL_MS } from '../shared/retention.js';
+import type { InboxMessage } from '../shared/schemas.js';
+import type { ContainerDriver } from './container-driver.js';
+import { Semaphore } from './container-pool.js';
+import { imageAllowed, type ImageSettings } from './image-options.js';
+import { ImagePreparer } from './image-prepare.js';
+import { SlotRuntime } from './slot-runtime.js';
+
+export interface ImageSlotsDeps {
+  workerId: string;
+  config: SlotqConfig;
+  settings: ImageSettings;
+  driver: ContainerDriver;
+  registry: Registry;
+  redis: Redis;
+  keys: Keys;
+  /** The worker's slots: on-demand ones are added and removed here (the job processor runs their calls). */
+  slots: Map<string, SlotRuntime>;
+  running: () => boolean;
+  log: Logger;
+}
+
+/**
+ * A worker's on-demand slots (acquire with `image`): creates a container of the image for a waiter (its
+ * slot goes to the image's first waiter), and on release removes it, refills it for the next waiter of the
+ * image, or keeps it warm (SLOTQ_WARM_PER_IMAGE). Capacity (SLOTQ_ONDEMAND_SLOTS) is accounted in the registry.
+ */
+export class ImageSlots {
+  /** slotId → image, for the slots this class made. */
+  private readonly owned = new Map<string, string>();
+  private readonly work = new Set<Promise<void>>();
+  private readonly sem: Semaphore;
+  readonly images: ImagePreparer;
+  private seq = 0;
+
+  constructor(private readonly d: ImageSlotsDeps) {
+    this.sem = new Semaphore(d.config.maxConcurrentCreates);
+    this.images = new ImagePreparer(d.driver, d.config, d.workerId, d.settings.pullTimeoutS * 1000, d.log, () => void this.publish());
+  }
+
+  owns(slotId: string): boolean {
+    return this.owned.has(slotId);
+  }
+  imageOf(slotId: string): string {
+    return this.owned.get(slotId) ?? '';
+  }
+  /** Images a container of this worker runs (never evicted). */
+  inUse(): Set<string> {
+    return new Set([this.d.config.image, ...this.owned.values()]);
+  }
+
+  /** Tells the registry which images this worker holds (and, when given, its on-demand capacity). */
+  async publish(capacity?: number): Promise<void> {
+    await this.d.registry.publishImages(this.d.workerId, [...new Set([this.d.config.image, ...this.images.ready.keys()])], capacity).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+  }
+
+  /** Creates a container of the image for a waiter, in the background. */
+  provision(image: string, waiterId: string): void {
+    this.track(this.create(image, waiterId));
+  }
+
+  private async create(image: string, waiterId: string): Promise<void> {
+    const slotId = `${this.d.workerId}-i${++this.seq}`;
+    try {
+      if (!imageAllowed(this.d.settings.allow, image)) {
+        throw new ImageUnusableError(`image ${image} is refused by worker ${this.d.workerId}: it is not in SLOTQ_IMAGES (allowed: ${this.d.settings.allow.join(', ')})`);
+      }
+      const containerId = await this.newContainer(image);
+      const slot = new SlotRuntime(slotId, containerId, this.d.driver, (await this.images.prepare(image)).traits, this.d.log.child({ slotId, image }));
+      this.d.slots.set(slotId, slot);
+      this.owned.set(slotId, image);
+      await slot.openSession();
+      this.d.log.info({ slotId, image }, 'on-demand slot ready');
+      await this.offer(slot, image);
+    } catch (err) {
+      const slot = this.d.slots.get(slotId);
+      if (slot) {
+        slot.close();
+        this.d.slots.delete(slotId);
+        this.owned.delete(slotId);
+        await this.d.driver.remove(slot.containerId).catch(() => undefined);
+      }
+      await this.fail(image, waiterId, err);
+    }
+  }
+
+  private async newContainer(image: string): Promise<string> {
+    const prepared = await this.images.prepare(image);
+    if (!this.d.running()) throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
+    const id = await this.sem.use(() => this.d.driver.create(prepared.spec));
+    if (this.d.running()) return id;
+    await this.d.driver.remove(id).catch(() => undefined);
+    throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
+  }
+
+  /** Registers the slot: its image's first waiter gets it; a free one beyond the warm count is retired. */
+  private async offer(slot: SlotRuntime, image: string): Promise<void> {
+    const ready = this.images.ready.get(image);
+    if (ready) ready.usedAtMs = Date.now();
+    const outcome = await this.d.registry.addSlot(slot.slotId, this.d.workerId, slot.containerId, image);
+    if (outcome === 'free' && (await this.d.registry.trimImageSlot(this.d.workerId, slot.slotId, this.d.settings.warmPerImage))) await this.retire(slot.slotId);
+  }
+
+  /** Tells the waiter (or its image's first one) why no container came, and gives the capacity to the next request. */
+  private async fail(image: string, waiterId: string, err: unknown): Promise<void> {
+    const e = err instanceof SlotqError ? err : new SlotUnavailableError(`worker ${this.d.workerId} could not make a container of image ${image} (${toError(err).message}): retry`);
+    this.d.log.warn({ image, waiterId, code: e.code, err: e.message }, 'on-demand slot not made');
+    try {
+      const r = await this.d.registry.failImageWaiter(this.d.workerId, image, waiterId);
+      if (r.producerId) {
+        const msg: InboxMessage = { t: 'refused', waiterId: r.waiterId, code: e.code, message: e.message, retryable: e.retryable };
+        const inbox = this.d.keys.inbox(r.producerId);
+        await this.d.redis.pipeline().rpush(inbox, JSON.stringify(msg)).pexpire(inbox, INBOX_TTL_MS).exec();
+      }
+      if (r.next && this.d.running()) this.provision(r.next.image, r.next.waiterId);
+    } catch (e2) {
+      this.d.log.error({ image, err: toError(e2).message }, 'could not tell a waiter its image failed');
+    }
+  }
+
+  /** A released (or expired) on-demand slot: its container goes; the slot is refilled, kept warm or removed. */
+  async retire(slotId: string, force = false): Promise<void> {
+    const slot = this.d.slots.get(slotId);
+    const image = this.owned.get(slotId);
+    if (!slot || !image) return;
+    const refilled = await slot.enqueue(async () => {
+      slot.close();
+      await this.d.driver.remove(slot.containerId).catch((err: unknown) => this.d.log.warn({ slotId, err: toError(err).message }, 'removing an on-demand container failed'));
+      if (!this.d.running()) return false;
+      const r = await this.d.registry.retireImageSlot(this.d.workerId, slotId, force ? -1 : this.d.settings.warmPerImage);
+      if (r.next === 'refill') {
+        try {
+          await slot.attachContainer(await this.newContainer(image));
+          slot.workspaceLost = false;
+          return true;
+        } catch (err) {
+          this.d.log.error({ slotId, image, err: toError(err).message }, 'refilling an on-demand slot failed; removing it');
+          return 'retry' as const;
+        }
+      }
+      this.d.slots.delete(slotId);
+      this.owned.delete(slotId);
+      if (r.next === 'provision') this.provision(r.image, r.waiterId);
+      return false;
+    });
+    if (refilled === 'retry') await this.retire(slotId, true);
+    else if (refilled && this.d.running()) await this.offer(slot, image);
+  }
+
+  retireInBackground(slotId: string): void {
+    this.track(this.retire(slotId));
+  }
+
+  /** Replaces a dead on-demand container (inside the slot's FIFO); the holder keeps the slot and is told. */
+  async replaceBroken(slot: SlotRuntime): Promise<void> {
+    const image = this.owned.get(slot.slotId);
+    if (!image || slot.brokenReason === undefined || !this.d.running()) return;
+    try {
+      const dead = slot.containerId;
+      await slot.attachContainer(await this.newContainer(image));
+      slot.workspaceLost = true;
+      await this.d.driver.remove(dead).catch(() => undefined);
+    } catch (err) {
+      this.d.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead on-demand container failed');
+    }
+  }
+
+  /** Waits (at most ms) for creations and retirements in flight. */
+  async drained(ms: number): Promise<void> {
+    await settlesWithin(Promise.all([...this.work]), ms);
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.catch((err: unknown) => this.d.log.error({ err: toError(err).message }, 'on-demand slot work failed')).finally(() => this.work.delete(t));
+    this.work.add(t);
+  }
+}
