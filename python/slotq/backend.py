@@ -150,7 +150,11 @@ class SlotqBackend:
 
     async def acquire(self, trajectory_id: Optional[str] = None, *, image: Optional[str] = None) -> Slot:
         """Acquires a slot for a trajectory (the same trajectory gets the same slot). Waits up to
-        ``acquire_timeout_s``, then raises SlotqError(code="NO_SLOT", retryable=True)."""
+        ``acquire_timeout_s``, then raises SlotqError(code="NO_SLOT", retryable=True).
+
+        ``image``: the trajectory's own image (a worker makes a container of it on demand; it must be in the
+        workers' SLOTQ_IMAGES). A refused or unpullable image raises SlotqError(code="INVALID_ARGS",
+        retryable=False) naming it; asking for another image while holding a slot is INVALID_ARGS too."""
         body: Dict[str, Any] = {"timeout_s": self.acquire_timeout_s}
         if trajectory_id is not None:
             body["trajectory_id"] = str(trajectory_id)

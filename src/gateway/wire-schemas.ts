@@ -56,7 +56,7 @@ export const keepaliveSchema = z.object({ ok: z.literal(true), ttl_s: z.number()
 export const acquireBodySchema = z.strictObject({
   trajectory_id: z.string().min(1).max(256).nullish(),
   timeout_s: seconds.positive().nullish().describe('how long to wait for a free slot (default 60, at most 3600)'),
-  image: z.string().min(1).nullish().describe('the image of the slot, where the backend supports per-trajectory images'),
+  image: z.string().min(1).nullish().describe("the trajectory's own image (an on-demand container; must be in the workers' SLOTQ_IMAGES)"),
 });
 export const acquireResponseSchema = z.object({ slot: wireSlotSchema });
 
