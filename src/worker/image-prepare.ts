@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
+import { withDeadline } from '../shared/deadline.js';
 import { ImageUnusableError, SlotUnavailableError, toError } from '../shared/errors.js';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { slotContainerSpec } from './container-spec.js';
@@ -79,8 +80,9 @@ export class ImagePreparer {
     const t0 = Date.now();
     this.log.info({ image }, 'pulling an on-demand image');
     let last = 0;
+    const timedOut = (): SlotUnavailableError => new SlotUnavailableError(`pulling image ${image} did not finish within ${Math.round(this.pullTimeoutMs / 1000)} s (SLOTQ_PULL_TIMEOUT_S) on worker ${this.workerId}: retry later`);
     try {
-      await this.driver.pullImage(image, {
+      const pulling = this.driver.pullImage(image, {
         timeoutMs: this.pullTimeoutMs,
         onProgress: (status) => {
           if (Date.now() - last < 2000) return; // a line every 2 s at most
@@ -88,10 +90,9 @@ export class ImagePreparer {
           this.log.info({ image, status }, 'pull progress');
         },
       });
+      await withDeadline(pulling, this.pullTimeoutMs, timedOut);
     } catch (err) {
-      if (Date.now() - t0 >= this.pullTimeoutMs - 100) {
-        throw new SlotUnavailableError(`pulling image ${image} did not finish within ${Math.round(this.pullTimeoutMs / 1000)} s (SLOTQ_PULL_TIMEOUT_S) on worker ${this.workerId}: retry later`);
-      }
+      if (err instanceof SlotUnavailableError || Date.now() - t0 >= this.pullTimeoutMs - 100) throw timedOut();
       throw new ImageUnusableError(`image ${image} is not on the Docker engine of worker ${this.workerId} and could not be pulled (${toError(err).message}): check its name and registry access`, { cause: err });
     }
     this.log.info({ image, ms: Date.now() - t0 }, 'on-demand image pulled');

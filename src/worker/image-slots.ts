@@ -39,6 +39,10 @@ export class ImageSlots {
   private readonly sem: Semaphore;
   readonly images: ImagePreparer;
   private seq = 0;
+  /** Allowed images (exact names) found on the engine at start: held locally before any request. */
+  private readonly found = new Set<string>();
+  /** Images a container is being made of right now (never evicted). */
+  private readonly making = new Map<string, number>();
 
   constructor(private readonly d: ImageSlotsDeps) {
     this.sem = new Semaphore(d.config.maxConcurrentCreates);
@@ -53,12 +57,26 @@ export class ImageSlots {
   }
   /** Images a container of this worker runs (never evicted). */
   inUse(): Set<string> {
-    return new Set([this.d.config.image, ...this.owned.values()]);
+    return new Set([this.d.config.image, ...this.owned.values(), ...this.making.keys()]);
+  }
+
+  /** The image was removed from the engine (the cache evicted it): no longer published as held. */
+  forgetImage(image: string): void {
+    this.found.delete(image);
+    this.images.forget(image);
+  }
+
+  /** Finds the allowed images (exact names) already on the engine, so placement knows them from the start. */
+  async discover(): Promise<void> {
+    for (const image of this.d.settings.allow) {
+      if (!/[*?]/.test(image) && (await this.d.driver.inspectImage(image).catch(() => undefined))) this.found.add(image);
+    }
   }
 
   /** Tells the registry which images this worker holds (and, when given, its on-demand capacity). */
   async publish(capacity?: number): Promise<void> {
-    await this.d.registry.publishImages(this.d.workerId, [...new Set([this.d.config.image, ...this.images.ready.keys()])], capacity).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+    const held = [this.d.config.image, ...this.found, ...this.images.ready.keys()];
+    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
   }
 
   /** Creates a container of the image for a waiter, in the background. */
@@ -92,6 +110,17 @@ export class ImageSlots {
   }
 
   private async newContainer(image: string): Promise<string> {
+    this.making.set(image, (this.making.get(image) ?? 0) + 1);
+    try {
+      return await this.makeContainer(image);
+    } finally {
+      const n = (this.making.get(image) ?? 1) - 1;
+      if (n > 0) this.making.set(image, n);
+      else this.making.delete(image);
+    }
+  }
+
+  private async makeContainer(image: string): Promise<string> {
     const prepared = await this.images.prepare(image);
     if (!this.d.running()) throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
     const id = await this.sem.use(() => this.d.driver.create(prepared.spec));

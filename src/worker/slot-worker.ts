@@ -124,6 +124,7 @@ export class SlotWorker {
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();
       this.phase = 'running';
+      await images.discover();
       await images.publish(this.imageSettings.ondemandSlots); // from here on, acquires with an image may pick this worker
       this.log.info({ slots: this.slots.size, queue: this.queueName, ms: Date.now() - t0 }, 'worker started');
     } catch (err) {

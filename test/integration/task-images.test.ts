@@ -24,6 +24,18 @@ class TaggingDriver extends DockerDriver {
   }
 }
 
+/** A Docker driver whose pulls hang until the test lets them go (they then fail, as with no registry). */
+class HangingPullDriver extends DockerDriver {
+  private readonly hung: Array<() => void> = [];
+  override async pullImage(image: string): Promise<void> {
+    await new Promise<void>((r) => this.hung.push(r));
+    throw new Error(`no registry for ${image}`);
+  }
+  release(): void {
+    for (const r of this.hung.splice(0)) r();
+  }
+}
+
 const sh = async (b: SlotBackend, slot: Slot, command: string): Promise<string> => {
   const [r] = await b.executeBatch([[slot, 'bash', { command }]]);
   expect(r, command).toMatchObject({ success: true });
@@ -130,6 +142,18 @@ describe('per-trajectory images', () => {
     expect(await sh(b, await other, 'test -x /usr/bin/python3 && echo debian')).toBe('debian');
   });
 
+  it('a pull that outlasts SLOTQ_PULL_TIMEOUT_S is NO_SLOT, retryable, naming the image', async () => {
+    h = harness();
+    const driver = new HangingPullDriver();
+    await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, pullTimeoutS: 1, driver });
+    const b = await h.backend();
+    const image = `slotq-test-slow-${randomId(4)}:latest`;
+    const err = await refusal(b.acquire('s1', { image, timeoutMs: 30_000 }));
+    driver.release();
+    expect(err).toMatchObject({ code: 'NO_SLOT', retryable: true });
+    expect(err.message).toMatch(new RegExp(`pulling image ${image} did not finish within 1 s \\(SLOTQ_PULL_TIMEOUT_S\\)`));
+  });
+
   it('places an image on the worker that holds it', async () => {
     h = harness();
     const a = await h.worker({ slots: 1, warmSpares: 0, images: [BUSYBOX], ondemandSlots: 1 });
@@ -138,8 +162,9 @@ describe('per-trajectory images', () => {
     expect(first.workerId).toBe(a.workerId);
     await b.release(first);
     await waitUntil(async () => (await containersOf(h.prefix, a.workerId)).length === 1, 30_000, 'the first on-demand container removed');
-    // A second worker with more room, which has never served the image: placement still picks the holder.
-    await h.worker({ slots: 1, warmSpares: 0, images: [BUSYBOX], ondemandSlots: 4 });
+    // A second worker with more room, which has never served the image (allowed by a pattern, so it does not
+    // look for it at start): placement still picks the holder.
+    await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-busy*', ondemandSlots: 4 });
     const second = await b.acquire('h2', { image: BUSYBOX, timeoutMs: 60_000 });
     expect(second.workerId).toBe(a.workerId);
   });
