@@ -10,6 +10,8 @@ const statusOf = (err: unknown): number | undefined => (err as { statusCode?: nu
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
+  /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
+  private readonly execStreams = new Map<string, Set<Duplex>>();
   constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
@@ -126,6 +128,7 @@ export class DockerDriver implements ContainerDriver {
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
+      lifeline.once('close', () => this.endExecStreams(container.id));
       this.lifelines.set(container.id, lifeline);
       await container.start();
     } catch (err) {
@@ -192,7 +195,7 @@ export class DockerDriver implements ContainerDriver {
 
   async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number; capBytes?: number } = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
-    const stream: Duplex = await exec.start({ hijack: true, stdin: opts.stdin !== undefined });
+    const stream = this.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
     const [headCap, tailCap] = opts.capBytes === undefined ? [Number.MAX_SAFE_INTEGER, 0] : [opts.capBytes, opts.capBytes];
     const out = new BoundedCapture(headCap, tailCap);
     const err = new BoundedCapture(headCap, tailCap);
@@ -226,6 +229,18 @@ export class DockerDriver implements ContainerDriver {
 
   private async startExec(id: string, argv: string[], stdin: boolean): Promise<Duplex> {
     const exec = await this.getContainerExec(id, argv, stdin);
-    return exec.start({ hijack: true, stdin });
+    return this.track(id, await exec.start({ hijack: true, stdin }));
+  }
+
+  private track(id: string, stream: Duplex): Duplex {
+    const set = this.execStreams.get(id) ?? new Set<Duplex>();
+    this.execStreams.set(id, set.add(stream));
+    stream.once('close', () => set.delete(stream));
+    return stream;
+  }
+
+  private endExecStreams(id: string): void {
+    for (const stream of this.execStreams.get(id) ?? []) stream.destroy(new Error(`container ${id.slice(0, 12)} ended`));
+    this.execStreams.delete(id);
   }
 }
