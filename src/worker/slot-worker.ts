@@ -138,7 +138,8 @@ export class SlotWorker {
   private async containerSpec(): Promise<ContainerSpec> {
     await this.driver.ping();
     const base = slotContainerSpec(this.config, this.workerId);
-    checkRuntime(await this.driver.runtimes(), base.runtime, base.network);
+    const offered = await this.driver.runtimes();
+    for (const runtime of new Set([base.runtime, ...Object.values(this.config.runtimeByImage)])) checkRuntime(offered, runtime, base.network);
     const profile = await profileImage(this.driver, this.config, base, this.log);
     this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
     return slotContainerSpec(this.config, this.workerId, profile);
