@@ -48,7 +48,10 @@ redis.call('RPUSH', K_IPEND, waiter)
 return {'wait', ''}
 `);
 
-/** Worker keys. ARGV: workerId, capacity ('' keeps it), then the images the worker holds locally. */
+/**
+ * Worker keys. ARGV: workerId, capacity ('' keeps it), 'set' or 'missing' (set the capacity only when the
+ * registry has none for the worker: it forgot it, Redis restarted), then the images the worker holds locally.
+ */
 export const PUBLISH_IMAGES = script(`
 local wid = ARGV[1]
 local old = redis.call('HGET', K_IMETA, 'w:' .. wid)
@@ -56,12 +59,12 @@ if old then
   for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
 end
 local imgs = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   imgs[#imgs + 1] = ARGV[i]
   redis.call('ZADD', K_ILOC, 0, ARGV[i] .. SEP .. wid)
 end
 redis.call('HSET', K_IMETA, 'w:' .. wid, cjson.encode(imgs))
-if ARGV[2] ~= '' then redis.call('ZADD', K_ODCAP, tonumber(ARGV[2]), wid) end
+if ARGV[2] ~= '' and (ARGV[3] == 'set' or not redis.call('ZSCORE', K_ODCAP, wid)) then redis.call('ZADD', K_ODCAP, tonumber(ARGV[2]), wid) end
 return 1
 `);
 

@@ -98,9 +98,9 @@ export class Registry {
     if (res[0] === 'other') return { other: toRecord(res[1]!) };
     return { wait: res[1] ?? '' };
   }
-  /** Publishes the images this worker holds locally (and, when given, its on-demand capacity). */
-  async publishImages(workerId: string, images: readonly string[], capacity?: number): Promise<void> {
-    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', ...images);
+  /** Publishes the images this worker holds locally and, when given, its on-demand capacity (onlyIfMissing: when the registry forgot it). */
+  async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false): Promise<void> {
+    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', onlyIfMissing ? 'missing' : 'set', ...images);
   }
   /** After removing a released on-demand slot's container: refill it, or it is gone (and maybe a request waiting for capacity is next). */
   async retireImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<{ next: 'refill' | 'removed' } | { next: 'provision'; image: string; waiterId: string }> {

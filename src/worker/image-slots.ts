@@ -10,6 +10,7 @@ import type { InboxMessage } from '../shared/schemas.js';
 import type { ContainerDriver } from './container-driver.js';
 import { Semaphore } from './container-pool.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
+import { ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
 import { SlotRuntime } from './slot-runtime.js';
 
@@ -27,6 +28,9 @@ export interface ImageSlotsDeps {
   log: Logger;
 }
 
+/** The engine's image removal, when the driver offers it (SLOTQ_IMAGE_CACHE_GB needs it). */
+type WithRemoveImage = { removeImage?: (image: string) => Promise<void> };
+
 /**
  * A worker's on-demand slots (acquire with `image`): creates a container of the image for a waiter (its
  * slot goes to the image's first waiter), and on release removes it, refills it for the next waiter of the
@@ -38,6 +42,7 @@ export class ImageSlots {
   private readonly work = new Set<Promise<void>>();
   private readonly sem: Semaphore;
   readonly images: ImagePreparer;
+  private readonly cache: ImageCache;
   private seq = 0;
   /** Allowed images (exact names) found on the engine at start: held locally before any request. */
   private readonly found = new Set<string>();
@@ -46,7 +51,20 @@ export class ImageSlots {
 
   constructor(private readonly d: ImageSlotsDeps) {
     this.sem = new Semaphore(d.config.maxConcurrentCreates);
-    this.images = new ImagePreparer(d.driver, d.config, d.workerId, d.settings.pullTimeoutS * 1000, d.log, () => void this.publish());
+    this.images = new ImagePreparer(d.driver, d.config, d.workerId, d.settings.pullTimeoutS * 1000, d.log, () => {
+      void this.publish();
+      this.track(this.cache.trim());
+    });
+    const remover = (d.driver as WithRemoveImage).removeImage?.bind(d.driver);
+    if (d.settings.imageCacheGb > 0 && !remover) d.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
+    this.cache = new ImageCache({
+      removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),
+      budgetBytes: remover ? d.settings.imageCacheGb * 1e9 : 0,
+      preparer: this.images,
+      inUse: () => this.inUse(),
+      forget: (image) => this.forgetImage(image),
+      log: d.log,
+    });
   }
 
   owns(slotId: string): boolean {
@@ -64,6 +82,7 @@ export class ImageSlots {
   forgetImage(image: string): void {
     this.found.delete(image);
     this.images.forget(image);
+    void this.publish();
   }
 
   /** Finds the allowed images (exact names) already on the engine, so placement knows them from the start. */
@@ -74,9 +93,14 @@ export class ImageSlots {
   }
 
   /** Tells the registry which images this worker holds (and, when given, its on-demand capacity). */
-  async publish(capacity?: number): Promise<void> {
+  async publish(capacity?: number, onlyIfMissing = false): Promise<void> {
     const held = [this.d.config.image, ...this.found, ...this.images.ready.keys()];
-    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity, onlyIfMissing).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+  }
+
+  /** Every heartbeat round: publishes again, and the free capacity when the registry forgot it (Redis restarted). */
+  async republish(): Promise<void> {
+    await this.publish(Math.max(0, this.d.settings.ondemandSlots - this.owned.size), true);
   }
 
   /** Creates a container of the image for a waiter, in the background. */
@@ -177,6 +201,7 @@ export class ImageSlots {
       this.d.slots.delete(slotId);
       this.owned.delete(slotId);
       if (r.next === 'provision') this.provision(r.image, r.waiterId);
+      this.track(this.cache.trim());
       return false;
     });
     if (refilled === 'retry') await this.retire(slotId, true);

@@ -112,6 +112,7 @@ export class SlotWorker {
           resetInBackground(slotId);
         }
         await this.metrics.publish(redis, this.keys.workerStats(this.workerId), heartbeatTtlMs * 2, this.slotSet.brokenCount());
+        await images.republish();
       };
       const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, ondemandSlots: this.imageSettings.ondemandSlots, runtime: runtimeFor(this.config, this.config.image), startedAtMs: t0, state: 'up' });
       p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, relist, resetInBackground, chores, log: this.log });
