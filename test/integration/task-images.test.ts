@@ -18,9 +18,14 @@ const run = promisify(execFile);
 /** A Docker driver whose "pull" tags the busybox test image under the name asked for, and counts the pulls. */
 class TaggingDriver extends DockerDriver {
   pulls = 0;
+  readonly removed: string[] = [];
   override async pullImage(image: string): Promise<void> {
     this.pulls++;
     await run('docker', ['tag', BUSYBOX, image]);
+  }
+  async removeImage(image: string): Promise<void> {
+    await run('docker', ['rmi', image]);
+    this.removed.push(image);
   }
 }
 
@@ -152,6 +157,25 @@ describe('per-trajectory images', () => {
     driver.release();
     expect(err).toMatchObject({ code: 'NO_SLOT', retryable: true });
     expect(err.message).toMatch(new RegExp(`pulling image ${image} did not finish within 1 s \\(SLOTQ_PULL_TIMEOUT_S\\)`));
+  });
+
+  it('evicts unused on-demand images beyond SLOTQ_IMAGE_CACHE_GB, never one in use', async () => {
+    h = harness();
+    const driver = new TaggingDriver();
+    const [held, freed] = [`slotq-test-evict-a-${randomId(4)}:latest`, `slotq-test-evict-b-${randomId(4)}:latest`];
+    tagged.push(held, freed);
+    await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 2, imageCacheGb: 0.000001, driver });
+    const b = await h.backend();
+    const a = await b.acquire('e1', { image: held, timeoutMs: 60_000 });
+    const c = await b.acquire('e2', { image: freed, timeoutMs: 60_000 });
+    expect(driver.removed).toEqual([]); // both over the budget, both in use
+    await b.release(c);
+    await waitUntil(() => driver.removed.includes(freed), 30_000, 'the released image evicted');
+    expect(driver.removed).not.toContain(held);
+    expect(await driver.inspectImage(held)).toBeDefined();
+    expect(await sh(b, a, 'echo still')).toBe('still');
+    await b.release(a);
+    await waitUntil(() => driver.removed.includes(held), 30_000, 'the other image evicted once released');
   });
 
   it('places an image on the worker that holds it', async () => {
