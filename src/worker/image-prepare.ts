@@ -32,6 +32,8 @@ export class ImagePreparer {
     private readonly log: Logger,
     /** Called once an image is ready (the worker publishes where images are). */
     private readonly onReady: () => void,
+    /** Pull progress (at most every 2 s; undefined when the pull ended), for the board. */
+    private readonly onProgress: (image: string, status: string | undefined) => void = () => undefined,
   ) {}
 
   prepare(image: string): Promise<PreparedImage> {
@@ -88,9 +90,10 @@ export class ImagePreparer {
           if (Date.now() - last < 2000) return; // a line every 2 s at most
           last = Date.now();
           this.log.info({ image, status }, 'pull progress');
+          this.onProgress(image, status);
         },
       });
-      await withDeadline(pulling, this.pullTimeoutMs, timedOut);
+      await withDeadline(pulling, this.pullTimeoutMs, timedOut).finally(() => this.onProgress(image, undefined));
     } catch (err) {
       if (err instanceof SlotUnavailableError || Date.now() - t0 >= this.pullTimeoutMs - 100) throw timedOut();
       throw new ImageUnusableError(`image ${image} is not on the Docker engine of worker ${this.workerId} and could not be pulled (${toError(err).message}): check its name and registry access`, { cause: err });

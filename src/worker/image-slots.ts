@@ -54,7 +54,7 @@ export class ImageSlots {
     this.images = new ImagePreparer(d.driver, d.config, d.workerId, d.settings.pullTimeoutS * 1000, d.log, () => {
       void this.publish();
       this.track(this.cache.trim());
-    });
+    }, (image, status) => void this.showPull(image, status));
     const remover = (d.driver as WithRemoveImage).removeImage?.bind(d.driver);
     if (d.settings.imageCacheGb > 0 && !remover) d.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
     this.cache = new ImageCache({
@@ -101,6 +101,13 @@ export class ImageSlots {
   /** Every heartbeat round: publishes again, and the free capacity when the registry forgot it (Redis restarted). */
   async republish(): Promise<void> {
     await this.publish(Math.max(0, this.d.settings.ondemandSlots - this.owned.size), true);
+  }
+
+  /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
+  private async showPull(image: string, status: string | undefined): Promise<void> {
+    const key = this.d.keys.worker(this.d.workerId);
+    const lua = "if redis.call('EXISTS', KEYS[1]) == 1 then if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end end";
+    await this.d.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
   }
 
   /** Creates a container of the image for a waiter, in the background. */

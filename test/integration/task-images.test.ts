@@ -32,7 +32,8 @@ class TaggingDriver extends DockerDriver {
 /** A Docker driver whose pulls hang until the test lets them go (they then fail, as with no registry). */
 class HangingPullDriver extends DockerDriver {
   private readonly hung: Array<() => void> = [];
-  override async pullImage(image: string): Promise<void> {
+  override async pullImage(image: string, opts: { onProgress?: (status: string) => void }): Promise<void> {
+    opts.onProgress?.('Downloading 1 of 2 layers');
     await new Promise<void>((r) => this.hung.push(r));
     throw new Error(`no registry for ${image}`);
   }
@@ -150,10 +151,15 @@ describe('per-trajectory images', () => {
   it('a pull that outlasts SLOTQ_PULL_TIMEOUT_S is NO_SLOT, retryable, naming the image', async () => {
     h = harness();
     const driver = new HangingPullDriver();
-    await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, pullTimeoutS: 1, driver });
+    const w = await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, pullTimeoutS: 1, driver });
     const b = await h.backend();
     const image = `slotq-test-slow-${randomId(4)}:latest`;
-    const err = await refusal(b.acquire('s1', { image, timeoutMs: 30_000 }));
+    const acquiring = refusal(b.acquire('s1', { image, timeoutMs: 30_000 }));
+    // Pull progress shows in the worker's registry entry (the board's workers table), and goes when the pull ends.
+    const pulling = async (): Promise<string | undefined> => (await h.redis().hget(`{${h.prefix}}:worker:${w.workerId}`, 'pulling')) ?? undefined;
+    await waitUntil(async () => (await pulling()) === `${image}: Downloading 1 of 2 layers`, 10_000, 'pull progress in the worker entry');
+    const err = await acquiring;
+    expect(await pulling()).toBeUndefined();
     driver.release();
     expect(err).toMatchObject({ code: 'NO_SLOT', retryable: true });
     expect(err.message).toMatch(new RegExp(`pulling image ${image} did not finish within 1 s \\(SLOTQ_PULL_TIMEOUT_S\\)`));

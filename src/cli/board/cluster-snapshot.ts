@@ -21,6 +21,8 @@ export interface WorkerView {
   /** The slots' OCI runtime (runc, runsc) and image, as the worker registered them. */
   runtime: string;
   image: string;
+  /** An on-demand image the worker is pulling, and its progress ('' when none). */
+  pulling?: string;
   ageMs: number | undefined;
   slots: SlotView[];
   queue: Record<string, number>;
@@ -55,6 +57,7 @@ export async function clusterSnapshot(redis: Redis, registry: Registry, keys: Ke
         host: info['host'] ?? '',
         runtime: info['runtime'] ?? '',
         image: info['image'] ?? '',
+        pulling: info['pulling'] ?? '',
         ageMs: Number.isFinite(started) && started > 0 ? now - started : undefined,
         slots: slots.map((s) => ({
           slotId: s['slotId'] ?? '',

@@ -21,7 +21,7 @@ function workerSummary(w: WorkerView): string {
   const calls = w.stats.calls.reduce((n, c) => n + c.count, 0);
   const failed = w.stats.calls.filter((c) => c.outcome !== 'ok').reduce((n, c) => n + c.count, 0);
   return (
-    `<tr><td>${esc(w.workerId)}</td><td>${esc(w.host)}</td><td>${esc(w.runtime)}</td><td>${esc(w.image)}</td><td>${esc(w.state)}</td><td>${seconds(w.ageMs)}</td>` +
+    `<tr><td>${esc(w.workerId)}</td><td>${esc(w.host)}</td><td>${esc(w.runtime)}</td><td>${esc(w.image)}${w.pulling ? ` <small>pulling ${esc(w.pulling)}</small>` : ''}</td><td>${esc(w.state)}</td><td>${seconds(w.ageMs)}</td>` +
     `<td>${w.slots.length}</td><td>${w.queue['waiting'] ?? 0}</td><td>${w.queue['active'] ?? 0}</td><td>${calls}</td><td>${failed}</td>` +
     `<td>${w.stats.brokenSlots}</td><td><a href="queues/queue/${encodeURIComponent(`${QUEUE_NAME_PREFIX}${w.workerId}`)}">queue</a></td></tr>`
   );
