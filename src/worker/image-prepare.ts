@@ -96,6 +96,9 @@ export class ImagePreparer {
       await withDeadline(pulling, this.pullTimeoutMs, timedOut).finally(() => this.onProgress(image, undefined));
     } catch (err) {
       if (err instanceof SlotUnavailableError || Date.now() - t0 >= this.pullTimeoutMs - 100) throw timedOut();
+      if (/no space left on device/i.test(toError(err).message)) {
+        throw new SlotUnavailableError(`the disk of worker ${this.workerId} is full: pulling image ${image} failed (${toError(err).message}); lower SLOTQ_IMAGE_CACHE_GB or free space, then retry`);
+      }
       throw new ImageUnusableError(`image ${image} is not on the Docker engine of worker ${this.workerId} and could not be pulled (${toError(err).message}): check its name and registry access`, { cause: err });
     }
     this.log.info({ image, ms: Date.now() - t0 }, 'on-demand image pulled');
