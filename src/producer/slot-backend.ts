@@ -86,8 +86,10 @@ export class SlotBackend implements ToolBackend {
     }
     this.registry = new Registry(this.redis, this.keys);
     this.runId = randomId(3);
-    const provision = async (workerId: string, image: string, waiterId: string): Promise<void> => void (await this.queueFor(workerId).add('provision', { v: 1, kind: 'provision', image, waiterId } satisfies ProvisionJob, { ...JOB_OPTS, jobId: `prov-${waiterId}` }));
-    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log, provision);
+    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log, {
+      provision: async (workerId, image, waiterId) => void (await this.queueFor(workerId).add('provision', { v: 1, kind: 'provision', image, waiterId } satisfies ProvisionJob, { ...JOB_OPTS, jobId: `prov-${waiterId}` })),
+      reset: async (workerId, slotId) => void (await this.queueFor(workerId).add('reset', { v: 1, kind: 'reset', slotId } satisfies ResetJob, { ...JOB_OPTS, jobId: `reset-${slotId}-${randomId(4)}` })),
+    });
     this.inbox = new Inbox(blocking, this.keys.inbox(this.producerId), (m) => this.onInbox(m), this.log);
     this.inbox.start();
     this.timers.push(every(Math.max(500, Math.round(this.config.leaseTtlMs / 3)), () => this.leases?.renew() ?? Promise.resolve()));

@@ -40,8 +40,8 @@ export class SlotLeases {
     private readonly producerId: string,
     private readonly leaseTtlMs: number,
     private readonly log: Logger,
-    /** Asks a worker to create a container of the image for a waiter (a provision job on its queue). */
-    private readonly provision: (workerId: string, image: string, waiterId: string) => Promise<void> = () => Promise.resolve(),
+    /** Asks a worker to create a container of the image for a waiter (a provision job), or to remove a warm one (a reset job). */
+    private readonly workerJobs: { provision(workerId: string, image: string, waiterId: string): Promise<void>; reset(workerId: string, slotId: string): Promise<void> } = { provision: () => Promise.resolve(), reset: () => Promise.resolve() },
   ) {}
 
   /** image: the trajectory's own image (on-demand containers); undefined for the workers' own pools. */
@@ -90,7 +90,8 @@ export class SlotLeases {
         if ('other' in r) throw new InvalidArgsError(`trajectory ${trajectoryId} holds slot ${r.other['slotId']} of ${r.other['image'] ? `image ${r.other['image']}` : "the workers' own image"} and cannot acquire image ${image} while holding it: release it first`);
         const wait = 'wait' in r ? r.wait : '';
         rec = 'slot' in r ? r.slot : null;
-        if (!rec && wait) this.provision(wait, image, waiterId).catch((err: unknown) => this.log.warn({ err: toError(err).message, image }, 'could not ask a worker for a container'));
+        const asked = wait ? this.workerJobs.provision(wait, image, waiterId) : 'evict' in r && r.evict ? this.workerJobs.reset(r.evict.workerId, r.evict.slotId) : undefined;
+        asked?.catch((err: unknown) => this.log.warn({ err: toError(err).message, image }, 'could not ask a worker for a container'));
         why = wait
           ? `worker ${wait} was still making a container of image ${image} (pulling or probing it), or it went to an earlier waiter of that image; retry, or allow more time`
           : `no worker had on-demand capacity left for image ${image} (raise SLOTQ_ONDEMAND_SLOTS, start workers, or release slots of on-demand images sooner)`;

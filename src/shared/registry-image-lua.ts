@@ -9,7 +9,9 @@ import { script } from './registry-lua.js';
 /**
  * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId, waiterTtlMs, image.
  * Returns {'slot', json}; {'other', json} when the trajectory holds a slot of another image; {'wait', workerId}
- * when queued, workerId being the worker that should create a container for it ('' when none has room).
+ * when queued, workerId being the worker that should create a container for it ('' when none has room). With
+ * no room anywhere, a warm container of another image makes room: {'wait', '', slotId, workerId} names it (its
+ * worker removes it, and the capacity goes to the oldest request waiting for capacity).
  */
 export const ACQUIRE_IMAGE = script(`
 local tid, owner, lease, ttl, now, waiter, img = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
@@ -45,6 +47,21 @@ redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectory
 local wid = reserve(img)
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)
+for _, m in ipairs(redis.call('ZRANGE', K_IFREE, 0, 63)) do
+  local a = string.find(m, SEP, 1, true)
+  local b = string.find(m, SEP, a + 1, true)
+  local owid, osid = string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
+  if usable(owid) then
+    redis.call('ZREM', K_IFREE, m)
+    local s = get_slot(osid)
+    if s and s.state == 'free' then
+      clear_holder(s, 'resetting')
+      s.evict = '1'
+      put_slot(s)
+      return {'wait', '', osid, owid}
+    end
+  end
+end
 return {'wait', ''}
 `);
 
@@ -77,7 +94,7 @@ return 1
 export const RETIRE_IMAGE_SLOT = script(`
 local wid, sid, warm = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local s = get_slot(sid)
-if warm >= 0 and s and has_image(s) and usable(wid) then
+if warm >= 0 and s and has_image(s) and s.evict ~= '1' and usable(wid) then
   local lo, hi = irange(s.image)
   local wlo, whi = irange(s.image .. SEP .. wid)
   if #redis.call('ZRANGEBYLEX', K_IWAIT, lo, hi, 'LIMIT', 0, 1) > 0 or redis.call('ZLEXCOUNT', K_IFREE, wlo, whi) < warm then return {'refill'} end

@@ -92,11 +92,11 @@ export class Registry {
     return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now(), image));
   }
   /** Acquire for an image: a slot, the slot of another image the trajectory holds, or queued ({wait}: the worker to create for it, or ''). */
-  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string }> {
+  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string; evict?: { slotId: string; workerId: string } }> {
     const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image)) as string[];
     if (res[0] === 'slot') return { slot: toRecord(res[1]!) };
     if (res[0] === 'other') return { other: toRecord(res[1]!) };
-    return { wait: res[1] ?? '' };
+    return { wait: res[1] ?? '', ...(res[2] ? { evict: { slotId: res[2], workerId: res[3]! } } : {}) };
   }
   /** Publishes the images this worker holds locally and, when given, its on-demand capacity (onlyIfMissing: when the registry forgot it). */
   async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false): Promise<void> {

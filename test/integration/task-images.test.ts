@@ -106,6 +106,17 @@ describe('per-trajectory images', () => {
     await b.release(s2);
   });
 
+  it('a warm container of one image makes room for another image when no worker has room left', async () => {
+    h = harness();
+    await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, warmPerImage: 1 });
+    const b = await h.backend();
+    await b.release(await b.acquire('m1', { image: BUSYBOX, timeoutMs: 60_000 }));
+    await waitUntil(async () => (await h.redis().zcard(`{${h.prefix}}:ifree`)) === 1, 30_000, 'a warm container of busybox');
+    const d = await b.acquire('m2', { image: DEBIAN, timeoutMs: 60_000 });
+    expect(await sh(b, d, 'test -x /usr/bin/python3 && echo debian')).toBe('debian');
+    expect((await containersOf(h.prefix)).length).toBe(2); // the pool's slot and debian's; busybox's warm one is gone
+  });
+
   it('refuses an image outside SLOTQ_IMAGES, and one it cannot pull, non-retryable and naming the image', async () => {
     h = harness();
     await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 2 });
