@@ -12,7 +12,7 @@ import { Semaphore } from './container-pool.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
 import { ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
-import { SlotRuntime } from './slot-runtime.js';
+import { SlotRuntime, type SlotTraits } from './slot-runtime.js';
 
 export interface ImageSlotsDeps {
   workerId: string;
@@ -121,10 +121,12 @@ export class ImageSlots {
       if (!imageAllowed(this.d.settings.allow, image)) {
         throw new ImageUnusableError(`image ${image} is refused by worker ${this.d.workerId}: it is not in SLOTQ_IMAGES (allowed: ${this.d.settings.allow.join(', ')})`);
       }
-      const containerId = await this.newContainer(image);
-      const slot = new SlotRuntime(slotId, containerId, this.d.driver, (await this.images.prepare(image)).traits, this.d.log.child({ slotId, image }));
-      this.d.slots.set(slotId, slot);
-      this.owned.set(slotId, image);
+      await this.newContainer(image, (containerId, traits) => {
+        // Synchronously, while the image still counts as being made: the cache never sees it unused.
+        this.d.slots.set(slotId, new SlotRuntime(slotId, containerId, this.d.driver, traits, this.d.log.child({ slotId, image })));
+        this.owned.set(slotId, image);
+      });
+      const slot = this.d.slots.get(slotId)!;
       await slot.openSession();
       this.d.log.info({ slotId, image }, 'on-demand slot ready');
       await this.offer(slot, image);
@@ -140,10 +142,13 @@ export class ImageSlots {
     }
   }
 
-  private async newContainer(image: string): Promise<string> {
+  /** A container of the image (got is called with it before the image stops counting as being made). */
+  private async newContainer(image: string, got: (containerId: string, traits: SlotTraits) => void = () => undefined): Promise<string> {
     this.making.set(image, (this.making.get(image) ?? 0) + 1);
     try {
-      return await this.makeContainer(image);
+      const made = await this.makeContainer(image);
+      got(made.id, made.traits);
+      return made.id;
     } finally {
       const n = (this.making.get(image) ?? 1) - 1;
       if (n > 0) this.making.set(image, n);
@@ -151,11 +156,11 @@ export class ImageSlots {
     }
   }
 
-  private async makeContainer(image: string): Promise<string> {
+  private async makeContainer(image: string): Promise<{ id: string; traits: SlotTraits }> {
     const prepared = await this.images.prepare(image);
     if (!this.d.running()) throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
     const id = await this.sem.use(() => this.d.driver.create(prepared.spec));
-    if (this.d.running()) return id;
+    if (this.d.running()) return { id, traits: prepared.traits };
     await this.d.driver.remove(id).catch(() => undefined);
     throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
   }
