@@ -75,10 +75,9 @@ local function reserve(img)
 end
 -- A worker's on-demand capacity came back: the oldest request still waiting for capacity takes it.
 -- Returns {image, waiterId} for the worker to create, or nil.
-local function give_back(wid)
-  if not redis.call('ZSCORE', K_ODCAP, wid) then return nil end
-  redis.call('ZINCRBY', K_ODCAP, 1, wid)
-  if not usable(wid) then return nil end
+-- The oldest live request waiting for capacity, now reserved on the worker; nil when none (or no room).
+local function claim_pending(wid)
+  if not (usable(wid) and tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0) then return nil end
   while true do
     local w = redis.call('LPOP', K_IPEND)
     if not w then return nil end
@@ -86,9 +85,16 @@ local function give_back(wid)
     local info = raw and cjson.decode(raw)
     if info and info.image and tonumber(info.expMs) > clock() then
       redis.call('ZINCRBY', K_ODCAP, -1, wid)
+      info.worker = wid
+      redis.call('HSET', K_WINFO, w, cjson.encode(info))
       return {info.image, w}
     end
   end
+end
+local function give_back(wid)
+  if not redis.call('ZSCORE', K_ODCAP, wid) then return nil end
+  redis.call('ZINCRBY', K_ODCAP, 1, wid)
+  return claim_pending(wid)
 end
 -- Forgets what a leaving or draining worker offered for images (its slots' records go with forget_slot).
 local function drop_image_state(wid)
@@ -102,5 +108,15 @@ local function drop_image_state(wid)
   end
   redis.call('HDEL', K_IMETA, 'w:' .. wid)
   redis.call('ZREM', K_ODCAP, wid)
+  -- Requests it was making containers for wait for capacity again (another worker claims them).
+  local all = redis.call('HGETALL', K_WINFO)
+  for i = 1, #all, 2 do
+    local info = cjson.decode(all[i + 1])
+    if info.worker == wid then
+      info.worker = nil
+      redis.call('HSET', K_WINFO, all[i], cjson.encode(info))
+      redis.call('RPUSH', K_IPEND, all[i])
+    end
+  end
 end
 `;

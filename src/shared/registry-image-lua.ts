@@ -43,8 +43,8 @@ end
 if waiter == '' then return {'wait', ''} end
 local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
 redis.call('ZADD', K_IWAIT, 0, member)
-redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member}))
 local wid = reserve(img)
+redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)
 for _, m in ipairs(redis.call('ZRANGE', K_IFREE, 0, 63)) do
@@ -83,6 +83,17 @@ end
 redis.call('HSET', K_IMETA, 'w:' .. wid, cjson.encode(imgs))
 if ARGV[2] ~= '' and (ARGV[3] == 'set' or not redis.call('ZSCORE', K_ODCAP, wid)) then redis.call('ZADD', K_ODCAP, tonumber(ARGV[2]), wid) end
 return 1
+`);
+
+/** Worker keys. ARGV: workerId. Requests waiting for capacity that this worker's free capacity takes: image, waiterId pairs. */
+export const CLAIM_PENDING = script(`
+local out = {}
+while true do
+  local nxt = claim_pending(ARGV[1])
+  if not nxt then return out end
+  out[#out + 1] = nxt[1]
+  out[#out + 1] = nxt[2]
+end
 `);
 
 /**

@@ -1,4 +1,4 @@
-import { ACQUIRE_IMAGE, FAIL_IMAGE_WAITER, PUBLISH_IMAGES, RETIRE_IMAGE_SLOT, TRIM_IMAGE_SLOT } from './registry-image-lua.js';
+import { ACQUIRE_IMAGE, CLAIM_PENDING, FAIL_IMAGE_WAITER, PUBLISH_IMAGES, RETIRE_IMAGE_SLOT, TRIM_IMAGE_SLOT } from './registry-image-lua.js';
 import { ACQUIRE, ADD_SLOT, CANCEL_WAITER, CHECK_LEASES, DRAIN_WORKER, GRANTED_TO, HEARTBEAT, REAP_DEAD_WORKER, REAP_LEASES, REGISTER_WORKER, RELEASE, RENEW, UNREGISTER_WORKER } from './registry-lua.js';
 
 /** Each script, and whether it also takes the worker keys (KEYS[17..19]). */
@@ -21,4 +21,5 @@ export const REGISTRY_SCRIPTS = {
   slotqRetireImageSlot: { lua: RETIRE_IMAGE_SLOT, perWorker: true },
   slotqTrimImageSlot: { lua: TRIM_IMAGE_SLOT, perWorker: true },
   slotqFailImageWaiter: { lua: FAIL_IMAGE_WAITER, perWorker: true },
+  slotqClaimPending: { lua: CLAIM_PENDING, perWorker: true },
 } as const;

@@ -107,6 +107,13 @@ export class Registry {
     const [next, image, waiterId] = (await this.run.slotqRetireImageSlot(this.forWorker(workerId), workerId, slotId, warmPerImage)) as string[];
     return next === 'provision' ? { next, image: image!, waiterId: waiterId! } : { next: next as 'refill' | 'removed' };
   }
+  /** Requests waiting for capacity that this worker's free capacity takes (a worker that joined, or a dead worker's). */
+  async claimPending(workerId: string): Promise<Array<{ image: string; waiterId: string }>> {
+    const r = (await this.run.slotqClaimPending(this.forWorker(workerId), workerId)) as string[];
+    const out: Array<{ image: string; waiterId: string }> = [];
+    for (let i = 0; i + 1 < r.length; i += 2) out.push({ image: r[i]!, waiterId: r[i + 1]! });
+    return out;
+  }
   /** Takes a free on-demand slot off the free list when the worker has more warm ones than wanted. */
   async trimImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<boolean> {
     return (await this.run.slotqTrimImageSlot(this.forWorker(workerId), workerId, slotId, warmPerImage)) === 1;

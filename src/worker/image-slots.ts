@@ -101,6 +101,8 @@ export class ImageSlots {
   /** Every heartbeat round: publishes again, and the free capacity when the registry forgot it (Redis restarted). */
   async republish(): Promise<void> {
     await this.publish(Math.max(0, this.d.settings.ondemandSlots - this.owned.size), true);
+    if (!this.d.running()) return;
+    for (const r of await this.d.registry.claimPending(this.d.workerId)) this.provision(r.image, r.waiterId);
   }
 
   /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
@@ -138,7 +140,9 @@ export class ImageSlots {
         this.owned.delete(slotId);
         await this.d.driver.remove(slot.containerId).catch(() => undefined);
       }
-      await this.fail(image, waiterId, err);
+      // A stopping worker's requests already wait for another worker (the drain gave them back).
+      if (this.d.running()) await this.fail(image, waiterId, err);
+      else this.d.log.info({ image, waiterId }, 'worker stopping: the request goes to another worker');
     }
   }
 

@@ -196,6 +196,36 @@ describe('per-trajectory images', () => {
     await waitUntil(() => driver.removed.includes(held), 30_000, 'the other image evicted once released');
   });
 
+  it('a worker that joins serves the requests waiting for on-demand capacity', async () => {
+    h = harness();
+    await h.worker({ slots: 1, warmSpares: 0, images: [BUSYBOX], ondemandSlots: 0 });
+    const b = await h.backend();
+    const waiting = b.acquire('j1', { image: BUSYBOX, timeoutMs: 60_000 });
+    await waitUntil(async () => (await h.redis().llen(`{${h.prefix}}:ipending`)) === 1, 10_000, 'the request waiting for capacity');
+    const joined = await h.worker({ slots: 1, warmSpares: 0, images: [BUSYBOX], ondemandSlots: 1 });
+    const slot = await waiting;
+    expect(slot.workerId).toBe(joined.workerId);
+    expect(await sh(b, slot, 'test -x /bin/busybox && echo busybox')).toBe('busybox');
+  });
+
+  it('a request a stopping worker was serving goes to another worker', async () => {
+    h = harness();
+    const hanging = new HangingPullDriver();
+    const image = `slotq-test-moved-${randomId(4)}:latest`;
+    tagged.push(image);
+    const first = await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, driver: hanging });
+    const b = await h.backend();
+    const waiting = b.acquire('d1', { image, timeoutMs: 60_000 });
+    await waitUntil(async () => (await h.redis().hget(`{${h.prefix}}:worker:${first.workerId}`, 'pulling')) !== null, 10_000, 'the first worker pulling');
+    const second = await h.worker({ slots: 1, warmSpares: 0, images: 'slotq-test-*', ondemandSlots: 1, driver: new TaggingDriver() });
+    const stopping = first.stop();
+    hanging.release();
+    await stopping;
+    const slot = await waiting;
+    expect(slot.workerId).toBe(second.workerId);
+    expect(await sh(b, slot, 'echo moved')).toBe('moved');
+  });
+
   it('places an image on the worker that holds it', async () => {
     h = harness();
     const a = await h.worker({ slots: 1, warmSpares: 0, images: [BUSYBOX], ondemandSlots: 1 });
