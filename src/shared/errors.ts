@@ -71,7 +71,7 @@ export class ConfigError extends SlotqError {
   }
 }
 export class SlotBrokenError extends SlotqError {
-  constructor(message: string, opts: { cause?: unknown } = {}) {
+  constructor(message: string, opts: { cause?: unknown; retryable?: boolean; details?: Record<string, unknown> } = {}) {
     super('SLOT_BROKEN', message, opts);
   }
 }

@@ -19,8 +19,13 @@ export interface ContainerSpec {
   memoryMb: number;
   cpus: number;
   pids: number;
-  /** Docker's User: a name or uid[:gid]; empty for the image's default. */
+  /** Docker's User for the commands run in it (execs): a name or uid[:gid]; empty for the image's default. */
   user: string;
+  /**
+   * Who the container's main process (the lifeline) runs as, when not `user`: a uid of its own, so that
+   * nothing a command does (kill -9 -1, even as root without CAP_KILL) can end the container.
+   */
+  mainUser?: string;
   /** Added to the image's Env (which is kept). */
   env: string[];
   /** Main process; replaces the image's ENTRYPOINT and CMD. Its death ends the container. */
@@ -70,6 +75,8 @@ export interface ExecOutput {
   stderrCapture: Capture;
 }
 
+export type ContainerDeathCause = 'oom' | 'killed' | 'unknown';
+
 /** The worker's only port to Docker. */
 export interface ContainerDriver {
   ping(): Promise<void>;
@@ -87,6 +94,12 @@ export interface ContainerDriver {
   /** Removes a container; succeeds when it is already gone. */
   remove(id: string): Promise<void>;
   isRunning(id: string): Promise<boolean>;
+  /**
+   * Why a container that is gone died, from the engine's events since sinceMs: 'oom' when the kernel's
+   * OOM killer struck inside it (its own doing), 'killed' when someone outside killed or removed it,
+   * 'unknown' otherwise. Optional: a driver without it reports every death as from outside.
+   */
+  deathCause?(id: string, sinceMs: number): Promise<ContainerDeathCause>;
   listManaged(labelFilters: string[]): Promise<ManagedContainer[]>;
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
   /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */

@@ -9,13 +9,19 @@ import { CONTAINER_MAIN_CMD } from './executor-protocol.js';
 /** The executor's own state: a small tmpfs apart from anything a command can fill. */
 export const EXECUTOR_STATE_DIR = '/run/slotq';
 
+/** The lifeline's uid:gid, distinct from the slot user's uid (65532 is distroless' nonroot). */
+export const lifelineUser = (userUid: number): string => (userUid === 65532 ? '65531:65531' : '65532:65532');
+
 /** What every slot container of a worker is made from: limits, tmpfs caps and labels (contract §7). */
 export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: ImageProfile): ContainerSpec {
   const owner = { uid: profile?.uid ?? 0, gid: profile?.gid ?? 0 };
   return {
     image: c.image,
     entrypoint: CONTAINER_MAIN_CMD,
-    user: profile?.user ?? c.user ?? '',
+    // Explicit, since the container's own User is the lifeline's: the image's default user is its uid:gid.
+    user: profile ? profile.user || `${owner.uid}:${owner.gid}` : (c.user ?? ''),
+    // The lifeline runs as a uid of its own (not the user's, never root): commands cannot signal it.
+    ...(profile ? { mainUser: lifelineUser(owner.uid) } : {}),
     env: profile?.env ?? [],
     network: c.network,
     runtime: runtimeFor(c, c.image),

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { PassThrough, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
+import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
 import { BoundedCapture } from './bounded-capture.js';
@@ -12,6 +12,8 @@ export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
   /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
   private readonly execStreams = new Map<string, Set<Duplex>>();
+  /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
+  private readonly execUsers = new Map<string, string>();
   constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
@@ -44,6 +46,15 @@ export class DockerDriver implements ContainerDriver {
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
+    }
+  }
+
+  /** Removes an image (not forced: the engine refuses one a container uses); gone already is fine. */
+  async removeImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).remove();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
     }
   }
 
@@ -99,7 +110,7 @@ export class DockerDriver implements ContainerDriver {
       ...(spec.name ? { name: spec.name } : {}),
       Entrypoint: spec.entrypoint,
       Cmd: [],
-      User: spec.user,
+      User: spec.mainUser ?? spec.user,
       Env: spec.env,
       Labels: spec.labels,
       WorkingDir: '/workspace',
@@ -131,8 +142,9 @@ export class DockerDriver implements ContainerDriver {
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
-      lifeline.once('close', () => this.endExecStreams(container.id));
+      for (const ev of ['end', 'close']) lifeline.once(ev, () => this.endExecStreams(container.id)); // died by itself, or removed
       this.lifelines.set(container.id, lifeline);
+      if (spec.mainUser !== undefined) this.execUsers.set(container.id, spec.user);
       await container.start();
     } catch (err) {
       await this.remove(container.id);
@@ -144,6 +156,7 @@ export class DockerDriver implements ContainerDriver {
   async remove(id: string): Promise<void> {
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
+    this.execUsers.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true });
     } catch (err) {
@@ -174,6 +187,16 @@ export class DockerDriver implements ContainerDriver {
       if (statusOf(err) === 404) return false;
       throw err;
     }
+  }
+
+  async deathCause(id: string, sinceMs: number): Promise<ContainerDeathCause> {
+    // With `until` the engine answers from its event log and ends the stream.
+    const stream = await this.docker.getEvents({ since: Math.floor(sinceMs / 1000) - 1, until: Math.ceil(Date.now() / 1000) + 1, filters: { container: [id], type: ['container'] } });
+    let text = '';
+    for await (const chunk of stream) text += String(chunk);
+    const actions = text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action?: string }).Action ?? '');
+    if (actions.includes('oom')) return 'oom';
+    return actions.some((a) => a === 'kill' || a === 'destroy' || a.startsWith('kill')) ? 'killed' : 'unknown';
   }
 
   async listManaged(labelFilters: string[]): Promise<ManagedContainer[]> {
@@ -222,7 +245,8 @@ export class DockerDriver implements ContainerDriver {
 
   private async getContainerExec(id: string, argv: string[], stdin: boolean): Promise<Docker.Exec> {
     try {
-      return await this.docker.getContainer(id).exec({ Cmd: argv, AttachStdin: stdin, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: '/workspace' });
+      const user = this.execUsers.get(id);
+      return await this.docker.getContainer(id).exec({ Cmd: argv, AttachStdin: stdin, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: '/workspace', ...(user !== undefined ? { User: user } : {}) });
     } catch (err) {
       const code = statusOf(err);
       if (code === 404 || code === 409) throw new SlotBrokenError(`container ${id.slice(0, 12)} is gone or not running`, { cause: err });

@@ -38,12 +38,24 @@ start_stateful() {
   rm -f "$D/sin" "$D/sout"
   mkfifo "$D/sin" "$D/sout" || return 1
   # The wrapper reports the shell's real exit status (exit N, kill -9 $$) through the same fifo as the
-  # calls, opening it read-write, which never blocks, in case the shell died between calls.
-  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" &
+  # calls, opening it read-write, which never blocks, in case the shell died between calls; its "x" says so.
+  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? x 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" &
   spid=$!
   exec 8<> "$D/sin" 9<> "$D/sout"
   printf 'cd /workspace\n' >&8
 }
+# The slot's cgroup counters of OOM kills and refused forks (v1 or v2 layout): read with builtins only, no
+# fork (a fork bomb may hold every pid). A call that fails while one of them grows is flagged with it.
+counters() {
+  oc=0 pc=0
+  for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
+    [ -r "$f" ] && while read -r k v; do [ "$k" = oom_kill ] && oc=$v; done < "$f"
+  done
+  for f in /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events; do
+    [ -r "$f" ] && while read -r k v; do [ "$k" = max ] && pc=$v; done < "$f"
+  done
+}
+counters; o0=$oc p0=$pc
 printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen; do
@@ -51,16 +63,20 @@ while IFS=' ' read -r op id nonce inlen; do
   # If the state can't be written (directory removed, disk full), exit rather than run a cut-off
   # command: the worker sees the session die and starts a new one.
   [ -d "$D" ] || exit 96
+  fl=
   eval "c=$enc"
   if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i" || exit 95; else : > "$D/i" || exit 95; fi
   if [ "$op" = t ]; then
     if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
     echo "$id $spid" > "$D/pid"
-    printf '%s <%s 2>%s; echo $? >%s\n' "$c" "$D/i" "$D/e" "$D/sout" >&8
+    # stdout goes through fd 7, re-made from the shell's own stdout at every call, so a command that closes
+    # or moves its stdout (exec >&-) does it for itself only: the shell gets its stdout back afterwards.
+    printf 'exec 7>&1; %s >&7 <%s 2>%s; echo $? >%s\n' "$c" "$D/i" "$D/e" "$D/sout" >&8
     # fd 9 stays open (read-write) for the shell's life: no per-call open for a signal to interrupt.
-    rc=
-    while [ -z "$rc" ]; do read -r rc <&9 || break; done
-    if ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fi
+    rc= ex=
+    while [ -z "$rc" ]; do read -r rc ex <&9 || break; done
+    # "<rc> x" comes from the wrapper: the shell itself ended.
+    if [ -n "$ex" ] || ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fl=' exit'; fi
   else
     # Over 128 KiB a command cannot be one argument (E2BIG): run it from a file instead. ${"${#c}"} counts
     # characters in a UTF-8 locale, up to 4 bytes each.
@@ -76,9 +92,14 @@ while IFS=' ' read -r op id nonce inlen; do
     rc=$?
     kill -9 -"$pid"
   fi
+  if [ "$rc" != 0 ]; then
+    counters
+    [ "$oc" != "$o0" ] && fl="$fl oom=$oc" && o0=$oc
+    [ "$pc" != "$p0" ] && fl="$fl pids=$pc" && p0=$pc
+  fi
   es=0
   [ -s "$D/e" ] && es=$(wc -c < "$D/e")
-  printf '%sR %s %s\n' "$nonce" "$rc" "$es"
+  printf '%sR %s %s%s\n' "$nonce" "$rc" "$es" "$fl"
   if [ "$es" -gt $((HB + TB)) ]; then head -c "$HB" "$D/e"; tail -c "$TB" "$D/e"; elif [ "$es" -gt 0 ]; then cat "$D/e"; fi
   : > "$D/e"
 done
@@ -132,13 +153,30 @@ export const parseReady = (text: string): { pid: number; dir: string } | undefin
 };
 
 /** Longest end line the worker waits for before calling the stream broken. */
-export const MAX_END_LINE_BYTES = 64;
+export const MAX_END_LINE_BYTES = 96;
 
-/** The end-of-call line that follows the nonce: "R <exitCode> <stderrBytes>". */
-export function parseEndLine(line: string): { exitCode: number; stderrBytes: number } {
-  const m = /^R (-?\d+) (\d+)$/.exec(line);
+/**
+ * What the supervisor saw happen in the slot during a failed call: the stateful shell ended (`exit`), and
+ * the slot's cgroup counters of OOM kills and refused forks when they grew (their new totals).
+ */
+export interface EndFlags {
+  shellExited?: true;
+  oomKills?: number;
+  pidsRefused?: number;
+}
+
+/** The end-of-call line that follows the nonce: "R <exitCode> <stderrBytes>[ exit][ oom=N][ pids=N]". */
+export function parseEndLine(line: string): { exitCode: number; stderrBytes: number; flags: EndFlags } {
+  const m = /^R (-?\d+) (\d+)((?: [a-z]+(?:=\d+)?)*)$/.exec(line);
   if (!m) throw new InternalError(`executor end line is malformed: ${JSON.stringify(line.slice(0, 80))}`);
-  return { exitCode: Number(m[1]), stderrBytes: Number(m[2]) };
+  const flags: EndFlags = {};
+  for (const f of m[3]!.trim().split(' ').filter(Boolean)) {
+    const [k, v] = f.split('=');
+    if (k === 'exit') flags.shellExited = true;
+    else if (k === 'oom') flags.oomKills = Number(v);
+    else if (k === 'pids') flags.pidsRefused = Number(v);
+  }
+  return { exitCode: Number(m[1]), stderrBytes: Number(m[2]), flags };
 }
 
 /**

@@ -102,7 +102,10 @@ export class JobProcessor {
     if (slot.workspaceLost) {
       // The container died under the previous call and was replaced: say so before running anything.
       slot.workspaceLost = false;
-      result = failure(item, 'SLOT_BROKEN', `This slot's container died and was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true });
+      // When the slot itself killed it (OOM), that is the model's doing too: not retryable.
+      const own = slot.lostCause ? { retryable: false, cause: slot.lostCause } : {};
+      const why = slot.lostCause === 'oom' ? 'was killed by the kernel when the slot exhausted its memory, and' : 'died and';
+      result = failure(item, 'SLOT_BROKEN', `This slot's container ${why} was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true, ...own });
     } else {
       try {
         result = await executeCall(slot, item);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, captureOf, type Capture } from './bounded-capture.js';
-import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, newNonce, parseEndLine, parseReady, supervisorArgv, type Op, type SessionShells } from './executor-protocol.js';
+import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, newNonce, parseEndLine, parseReady, supervisorArgv, type EndFlags, type Op, type SessionShells } from './executor-protocol.js';
 import { withDeadline } from '../shared/deadline.js';
 import { InternalError, SlotqError, toError } from '../shared/errors.js';
 
@@ -19,6 +19,8 @@ export interface RunResult {
   durationMs: number;
   stdout: Capture;
   stderr: Capture;
+  /** What the supervisor saw happen in the slot during a failed call (absent on the fallback path). */
+  flags?: EndFlags;
 }
 
 /** The executor session died (or broke its protocol) during a call. */
@@ -38,7 +40,7 @@ interface Pending {
   out: BoundedCapture;
   scan: MarkerScanner;
   /** After the nonce: the end line, then the stderr body. */
-  tail?: { buf: Buffer; end?: { exitCode: number; stderrBytes: number } };
+  tail?: { buf: Buffer; end?: ReturnType<typeof parseEndLine> };
   resolve: (r: RunResult) => void;
   reject: (e: Error) => void;
 }
@@ -162,6 +164,7 @@ export class SupervisorSession {
       durationMs: Math.round(performance.now() - p.t0),
       stdout: p.out.result(),
       stderr: captureOf(Buffer.from(p.tail.buf.subarray(0, bodyBytes)), end!.stderrBytes),
+      flags: end!.flags,
     });
   }
 

@@ -12,6 +12,9 @@ export interface SlotTraits extends SessionShells {
 }
 import type { ArtifactIo } from './artifact-context.js';
 
+/** Prints the slot cgroup's OOM-kill and refused-fork counters (cgroup v1 or v2 layout). */
+const COUNTERS_SCRIPT = 'cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events 2>/dev/null; true';
+
 /** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
 const ONE_SHOT_SLACK_MS = 10_000;
 
@@ -26,6 +29,12 @@ export class SlotRuntime {
   brokenReason: string | undefined;
   /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
   workspaceLost = false;
+  /** Why the container died when the slot itself did it ('oom'); undefined when it died from outside. */
+  lostCause: string | undefined;
+  /** When the current container was attached (the engine's events about it start there). */
+  private attachedAtMs = Date.now();
+  /** The slot cgroup's OOM-kill and refused-fork totals last reported, to tell a new event from an old one. */
+  private seen = { oom: 0, pids: 0 };
 
   constructor(
     readonly slotId: string,
@@ -64,12 +73,39 @@ export class SlotRuntime {
       }
     }
     try {
-      return await this.session!.run(req);
+      const r = await this.session!.run(req);
+      this.seen = { oom: r.flags?.oomKills ?? this.seen.oom, pids: r.flags?.pidsRefused ?? this.seen.pids };
+      return r;
     } catch (err) {
       if (!(err instanceof SessionDiedError)) throw err;
       await this.checkContainer(err);
-      // The container lives and only this call's session died: the command did it (kill -9 $PPID, say).
-      throw new InsideSlotError(`The command killed slotq's executor session for this slot (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, 'killed_executor_session');
+      // The container lives and only this call's session died: the command did it (kill -9 $PPID, a fork
+      // bomb, memory exhausted); the slot's cgroup counters say which.
+      const cause = await this.sessionDeathCause();
+      const what = cause === 'oom' ? 'exhausted the slot\'s memory: the kernel killed slotq\'s executor session for this slot' : cause === 'pids_exhausted' ? 'exhausted the slot\'s process limit and slotq\'s executor session for this slot died' : 'killed slotq\'s executor session for this slot';
+      throw new InsideSlotError(`The command ${what} (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, cause);
+    }
+  }
+
+  /** Reads the slot cgroup's counters after the session died: which of them grew names the cause. */
+  private async sessionDeathCause(): Promise<string> {
+    try {
+      const out = await this.execInternal(COUNTERS_SCRIPT, 5000);
+      const text = out.stdout.toString();
+      if (!/^(oom_kill|max) /m.test(text)) throw new Error(`no cgroup counters (exit ${out.exitCode})`);
+      const oom = Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+      const pids = Number(/^max (\d+)$/m.exec(text)?.[1] ?? 0);
+      const cause = oom > this.seen.oom ? 'oom' : pids > this.seen.pids ? 'pids_exhausted' : 'killed_executor_session';
+      this.seen = { oom, pids };
+      return cause;
+    } catch (err) {
+      await this.checkContainer(err); // the container may be dying only now (OOM), say so then
+      // No exec starts in it (its memory is full of files, say): the engine's events tell an OOM.
+      for (let i = 0; i < 3; i++) {
+        if ((await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const)) === 'oom') return 'oom';
+        await new Promise((r) => setTimeout(r, 200)); // the engine publishes the event a moment later
+      }
+      return 'killed_executor_session';
     }
   }
 
@@ -109,16 +145,27 @@ export class SlotRuntime {
   /** Throws SLOT_BROKEN when the container is dead. Docker may report a dying container as running for a moment. */
   private async checkContainer(cause: unknown): Promise<void> {
     for (let i = 0; i < 5; i++) {
-      if (!(await this.driver.isRunning(this.containerId).catch(() => false))) return this.markBroken(cause);
+      if (!(await this.driver.isRunning(this.containerId).catch(() => false))) return await this.markBroken(cause);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 
-  private markBroken(cause: unknown): never {
-    this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
+  /**
+   * The container is gone. When the slot's own memory use killed it (the engine saw an OOM in it), the call
+   * is the command's failure (not retryable, cause 'oom'); otherwise someone outside killed it (retryable).
+   */
+  private async markBroken(cause: unknown): Promise<never> {
+    const death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
     this.session?.close();
     this.session = undefined;
-    throw new SlotBrokenError(this.brokenReason, { cause });
+    if (death === 'oom') {
+      this.lostCause = 'oom';
+      this.brokenReason = `the slot's container was killed by the kernel because the slot exhausted its memory (files in /workspace and /tmp count towards it); its workspace is gone and the slot is being replaced`;
+      throw new SlotBrokenError(`The command exhausted the slot's memory and the kernel killed its container (files in /workspace and /tmp count towards the memory limit): the workspace is gone and the slot gets a fresh container`, { cause, retryable: false, details: { cause: 'oom' } });
+    }
+    this.lostCause = undefined;
+    this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
+    throw new SlotBrokenError(this.brokenReason, { cause, details: { cause: death === 'killed' ? 'container_killed' : 'container_died' } });
   }
 
   /** Points the slot at a fresh container (after reset or replacement) and starts its session. */
@@ -127,6 +174,8 @@ export class SlotRuntime {
     this.session = undefined;
     this.containerId = containerId;
     this.brokenReason = undefined;
+    this.attachedAtMs = Date.now();
+    this.seen = { oom: 0, pids: 0 };
     await this.openSession();
   }
 

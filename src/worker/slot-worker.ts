@@ -101,7 +101,8 @@ export class SlotWorker {
       const reaper = new DeadWorkerReaper({ workerId: this.workerId, prefix: this.config.prefix, registry: p.registry, driver: this.driver, dropQueue: queueDropper(redis, this.keys), log: this.log });
       await reaper.sweep();
       p.pool = new ContainerPool(this.driver, spec, this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
-      const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, relist, running, log: this.log }));
+      const registryState = async (slotId: string): Promise<string | null> => (await p.registry.slotStates([slotId])).get(slotId) ?? null;
+      const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, relist, running, registryState, log: this.log }));
       const images = (p.images = new ImageSlots({ workerId: this.workerId, config: this.config, settings: this.imageSettings, driver: this.driver, registry: p.registry, redis, keys: this.keys, slots: this.slots, running, log: this.log }));
       const resetInBackground = (slotId: string): void => (images.owns(slotId) ? images.retireInBackground(slotId) : resetter.resetInBackground(slotId));
       const heartbeatTtlMs = Math.max(1000, Math.round(this.config.workerLostMs * 0.7));
@@ -110,6 +111,12 @@ export class SlotWorker {
         for (const slotId of await p.registry.reapLeases(this.workerId)) {
           this.log.info({ slotId }, 'lease expired; resetting slot');
           resetInBackground(slotId);
+        }
+        // A slot left `resetting` with no reset under way (its producer died before sending the job): reset it.
+        const fixed = [...this.slots.keys()].filter((id) => !images.owns(id));
+        for (const slotId of resetter.stranded(await p.registry.slotStates(fixed))) {
+          this.log.warn({ slotId }, 'slot left resetting with no reset under way; resetting it');
+          resetter.resetInBackground(slotId);
         }
         await this.metrics.publish(redis, this.keys.workerStats(this.workerId), heartbeatTtlMs * 2, this.slotSet.brokenCount());
         await images.republish();

@@ -4,6 +4,7 @@ import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type Ex
 import { executeArtifactCall, type ArtifactIo } from './artifacts.js';
 import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';
+import { insideCause } from './inside-causes.js';
 import type { RunRequest, RunResult } from './session.js';
 import type { SlotTraits } from './slot-runtime.js';
 import { runTmux } from './tmux-tool.js';
@@ -101,7 +102,9 @@ function shellResult(item: JobItem, r: RunResult, timeoutS: number, stateful: bo
     return { success: false, output, error: `Command timed out after ${timeoutS}s and its process group was killed${note}`, executionId: item.executionId, slotId: item.slotId, metadata: { ...metadata, exitCode: -1, timedOut: true, code: 'TIMEOUT', retryable: false } };
   }
   if (r.exitCode !== 0) {
-    return { success: false, output, error: `Exit code: ${r.exitCode}`, executionId: item.executionId, slotId: item.slotId, metadata: { ...metadata, code: 'TOOL_FAILED', retryable: false } };
+    const inside = insideCause(r, output, stateful);
+    const error = `Exit code: ${r.exitCode}${inside ? ` (${inside.note})` : ''}`;
+    return { success: false, output, error, executionId: item.executionId, slotId: item.slotId, metadata: { ...metadata, code: 'TOOL_FAILED', retryable: false, ...(inside ? { cause: inside.cause } : {}) } };
   }
   return { success: true, output, error: '', executionId: item.executionId, slotId: item.slotId, metadata };
 }
@@ -122,7 +125,8 @@ function fileFailure(item: JobItem, r: RunResult, path: string, timeoutS: number
     }
     default: {
       const detail = renderCapture(r.stderr, 2000).text.trim();
-      return failure(item, 'TOOL_FAILED', `File operation failed with exit code ${r.exitCode}${detail ? `: ${detail}` : ''}`, { ...meta, exitCode: r.exitCode });
+      const inside = insideCause(r, detail, false);
+      return failure(item, 'TOOL_FAILED', `File operation failed with exit code ${r.exitCode}${detail ? `: ${detail}` : ''}${inside ? ` (${inside.note})` : ''}`, { ...meta, exitCode: r.exitCode, ...(inside ? { cause: inside.cause } : {}) });
     }
   }
 }

@@ -188,9 +188,14 @@ describe('BoundedCapture', () => {
 
 describe('parseEndLine and captureOf', () => {
   it('parses the end line', () => {
-    expect(parseEndLine('R 0 0')).toEqual({ exitCode: 0, stderrBytes: 0 });
-    expect(parseEndLine('R 137 12')).toEqual({ exitCode: 137, stderrBytes: 12 });
-    expect(parseEndLine('R -1 5')).toEqual({ exitCode: -1, stderrBytes: 5 });
+    expect(parseEndLine('R 0 0')).toEqual({ exitCode: 0, stderrBytes: 0, flags: {} });
+    expect(parseEndLine('R 137 12')).toEqual({ exitCode: 137, stderrBytes: 12, flags: {} });
+    expect(parseEndLine('R -1 5')).toEqual({ exitCode: -1, stderrBytes: 5, flags: {} });
+  });
+
+  it('parses what the supervisor saw happen in the slot', () => {
+    expect(parseEndLine('R 137 0 exit oom=2')).toEqual({ exitCode: 137, stderrBytes: 0, flags: { shellExited: true, oomKills: 2 } });
+    expect(parseEndLine('R 2 9 pids=41')).toEqual({ exitCode: 2, stderrBytes: 9, flags: { pidsRefused: 41 } });
   });
 
   it('throws on anything else', () => {

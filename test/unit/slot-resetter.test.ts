@@ -4,7 +4,7 @@ import { SlotResetter } from '../../src/worker/slot-resetter.js';
 import { FakeDriver, FakeSlot } from '../support/fake-driver.js';
 
 /** A resetter over a fake driver and one fake slot holding container c1. */
-async function setup(running = true) {
+async function setup(running = true, registry = new Map<string, string | null>()) {
   const driver = new FakeDriver();
   const first = await driver.create({ labels: {} });
   const slot = new FakeSlot('s0', first);
@@ -15,9 +15,11 @@ async function setup(running = true) {
     driver,
     relist: (s) => (relisted.push(`${s.slotId}@${s.containerId}`), Promise.resolve()),
     running: () => running,
+    registryState: (id) => Promise.resolve(registry.get(id) ?? null),
+    backoffMs: [1, 1, 1],
     log: silentLogger(),
   });
-  return { driver, slot, first, relisted, resetter };
+  return { driver, slot, first, relisted, resetter, registry };
 }
 
 describe('SlotResetter', () => {
@@ -53,6 +55,43 @@ describe('SlotResetter', () => {
     expect(slot.brokenReason).toMatch(/dockerd is down/);
     expect(relisted).toEqual([]);
     expect(driver.removed).toEqual([first]);
+  });
+
+  it('a reset whose new container fails is tried again with backoff, then succeeds', async () => {
+    const { driver, slot, first, relisted, resetter } = await setup();
+    let failures = 2;
+    const take = driver.create.bind(driver);
+    driver.create = (spec) => (failures-- > 0 ? Promise.reject(new Error('engine busy')) : take(spec));
+    await resetter.reset('s0');
+    await resetter.drained();
+    expect(slot.brokenReason).toBeUndefined();
+    expect(relisted).toEqual([`s0@${slot.containerId}`]);
+    expect(driver.removed).toEqual([first]);
+  });
+
+  it('a reset that keeps failing leaves the slot resetting; the sweep finds it and a later reset brings it back', async () => {
+    const { driver, slot, relisted, resetter, registry } = await setup();
+    registry.set('s0', 'resetting');
+    driver.failCreate = { message: 'dockerd is down', once: false };
+    await resetter.reset('s0');
+    expect(slot.brokenReason).toMatch(/dockerd is down/);
+    expect(resetter.stranded(registry)).toEqual([]); // first sighting: a reset job may be on its way
+    expect(resetter.stranded(registry)).toEqual(['s0']);
+    driver.failCreate = undefined;
+    await resetter.reset('s0');
+    expect(slot.brokenReason).toBeUndefined();
+    expect(relisted).toEqual([`s0@${slot.containerId}`]);
+  });
+
+  it('a reset is idempotent: a slot the registry shows free or held is left alone (a late reset job, a sweep)', async () => {
+    const { slot, first, relisted, resetter, registry } = await setup();
+    for (const state of ['free', 'held']) {
+      registry.set('s0', state);
+      await resetter.reset('s0');
+      expect(slot.containerId).toBe(first);
+      expect(resetter.stranded(registry)).toEqual([]);
+    }
+    expect(relisted).toEqual([]);
   });
 
   it('replaceBroken swaps a dead container for a fresh one and tells the holder its workspace is gone', async () => {
