@@ -3,6 +3,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
+import { LABELS } from '../shared/keys.js';
 import { BoundedCapture } from './bounded-capture.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
@@ -12,6 +13,7 @@ export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
   /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
   private readonly execStreams = new Map<string, Set<Duplex>>();
+  private deathWatch: Promise<void> | undefined;
   /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
   private readonly execUsers = new Map<string, string>();
   constructor(private readonly docker: Docker = new Docker()) {}
@@ -143,6 +145,7 @@ export class DockerDriver implements ContainerDriver {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
       for (const ev of ['end', 'close']) lifeline.once(ev, () => this.endExecStreams(container.id)); // died by itself, or removed
+      if (spec.runtime !== 'runc') this.watchDeaths();
       this.lifelines.set(container.id, lifeline);
       if (spec.mainUser !== undefined) this.execUsers.set(container.id, spec.user);
       await container.start();
@@ -264,6 +267,31 @@ export class DockerDriver implements ContainerDriver {
     this.execStreams.set(id, set.add(stream));
     stream.once('close', () => set.delete(stream));
     return stream;
+  }
+
+  /**
+   * Under gVisor neither an exec's stream nor the lifeline ends when the container is killed: the engine's
+   * `die` events end its exec streams instead. One unref'd events stream per driver, restarted when it ends.
+   */
+  private watchDeaths(): void {
+    this.deathWatch ??= this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.managed}=true`] } }).then(
+      (events) => {
+        (events as { socket?: { unref?: () => void } }).socket?.unref?.();
+        let buf = '';
+        events.on('data', (chunk: Buffer) => {
+          buf += chunk.toString('utf8');
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const id = /"id":"([0-9a-f]{64})"/.exec(buf.slice(0, nl))?.[1];
+            buf = buf.slice(nl + 1);
+            if (id && this.execStreams.has(id)) this.endExecStreams(id);
+          }
+        });
+        const again = (): void => void (this.deathWatch = undefined);
+        events.on('end', again);
+        events.on('error', again);
+      },
+      () => void (this.deathWatch = undefined),
+    );
   }
 
   private endExecStreams(id: string): void {
