@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type SlotWorkerOptions } from '../../src/index.js';
 import { keysFor } from '../../src/shared/keys.js';
+import { Registry } from '../../src/shared/registry.js';
 import { connectRedis } from '../../src/shared/redis.js';
 import { loadConfig, type SlotqOptions } from '../../src/shared/config.js';
 import { containersOf, removeContainers, runsIn } from '../../tools/testkit/docker.js';
@@ -106,6 +107,31 @@ export function redisBehaviour(start: () => Promise<LocalRedis>, redisOptions: (
     expect(fresh.slotId).toBe(s2.slotId);
     const [read] = await b.executeBatch([[fresh, 'read_file', { path: 'f.txt' }]]);
     expect(read!.metadata.code).toBe('NOT_FOUND');
+  });
+
+  it('no slot is lost: an expired lease and a release whose reset job never came both end in a pristine free slot', async () => {
+    prefix = uniquePrefix();
+    const w = await worker({ slots: 1, warmSpares: 0, workerLostMs: 2000 });
+    const b = await backend();
+    const redis = connectRedis(loadConfig(opts()), { name: 'slotq-test' });
+    try {
+      const registry = new Registry(redis, keysFor(prefix));
+      const state = async (id: string): Promise<string | null | undefined> => (await registry.slotStates([id])).get(id);
+      const s = await b.acquire('stranded');
+      await b.executeBatch([[s, 'write_file', { path: 'left.txt', content: 'x' }]]);
+      const before = w.slots.get(s.slotId)!.containerId;
+      expect(await registry.release(s.slotId, s.leaseId, true)).toBe('resetting'); // and no reset job
+      await waitFor(async () => (await state(s.slotId)) === 'free', 30_000, 'the stranded slot to be reset');
+      expect(w.slots.get(s.slotId)!.containerId).not.toBe(before);
+      // A producer that took the slot for a second and died: nobody renews or releases it.
+      const held = await registry.acquire({ trajectoryId: 'dies', owner: 'ghost', leaseId: 'ghost-lease', ttlMs: 1000 });
+      expect(held?.['slotId']).toBe(s.slotId);
+      await waitFor(async () => (await state(s.slotId)) === 'free', 30_000, 'the expired lease to be reaped and the slot reset');
+      const [ls] = await b.executeBatch([[await b.acquire('next'), 'bash', { command: 'ls -A /workspace | wc -l' }]]);
+      expect(ls!.output.trim()).toBe('0');
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('a worker killed with SIGKILL: its calls return WORKER_LOST', async () => {
