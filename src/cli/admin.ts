@@ -1,13 +1,13 @@
 import Table from 'cli-table3';
 import type { SlotqConfig } from '../shared/config.js';
 import { LABELS, keysFor } from '../shared/keys.js';
-import { createRedis, verifyRedis } from '../shared/redis.js';
+import { connectRedis, scanKeys, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import { DockerDriver } from '../worker/docker-driver.js';
 
 /** A table of workers and their slots, from the registry. */
 export async function statusTable(config: SlotqConfig): Promise<string> {
-  const redis = createRedis(config.redisUrl, { name: 'slotq-status' });
+  const redis = connectRedis(config, { name: 'slotq-status' });
   try {
     await verifyRedis(redis, config.redisUrl);
     const registry = new Registry(redis, keysFor(config.prefix));
@@ -29,14 +29,12 @@ export async function statusTable(config: SlotqConfig): Promise<string> {
 
 /** Removes every key and container under a prefix. Returns what was removed. */
 export async function purge(config: SlotqConfig): Promise<{ keys: number; containers: number }> {
-  const redis = createRedis(config.redisUrl, { name: 'slotq-purge' });
+  const redis = connectRedis(config, { name: 'slotq-purge' });
   let keys = 0;
   try {
     await verifyRedis(redis, config.redisUrl);
-    const stream = redis.scanStream({ match: `${keysFor(config.prefix).root}:*`, count: 500 });
-    for await (const batch of stream as AsyncIterable<string[]>) {
-      if (batch.length) keys += await redis.del(...batch);
-    }
+    const found = await scanKeys(redis, `${keysFor(config.prefix).root}:*`, 500); // every master of a Cluster
+    for (let i = 0; i < found.length; i += 500) keys += await redis.del(...found.slice(i, i + 500));
   } finally {
     redis.disconnect();
   }

@@ -4,7 +4,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
 import { toError } from '../shared/errors.js';
-import { createRedis, redactUrl, verifyRedis } from '../shared/redis.js';
+import { connectRedis, redactUrl, verifyRedis } from '../shared/redis.js';
 import { checkListenAddress, makeTokenCheck } from './auth.js';
 import { errorBody, makeErrorHandler } from './http-errors.js';
 import { callRoutes, sessionRoutes } from './routes.js';
@@ -44,7 +44,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayHandle>
   const token = opts.token ?? config.gatewayToken;
   checkListenAddress(host, token);
 
-  const redis = createRedis(config.redisUrl, { name: 'slotq-gateway' });
+  const redis = connectRedis(config, { name: 'slotq-gateway' });
   try {
     await verifyRedis(redis, config.redisUrl);
   } catch (err) {

@@ -91,6 +91,20 @@ function tlsOptions(url: string, caFile: string | undefined): TlsOptions | undef
 
 const envFlag = (v: string | undefined): boolean => /^(1|true|yes|on|y|enabled)$/i.test(v ?? '');
 
+/**
+ * The keys matching `match` (SCAN, so it never blocks Redis). On a Cluster every master is scanned
+ * (SCAN answers for one node only); a prefix's keys share one hash tag, so one node has them all.
+ */
+export async function scanKeys(redis: RedisClient, match: string, count = 1000): Promise<string[]> {
+  if (redis instanceof Cluster) await redis.ping(); // the node list is known once the client is ready
+  const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    for await (const batch of node.scanStream({ match, count }) as AsyncIterable<string[]>) keys.push(...batch);
+  }
+  return keys;
+}
+
 /** PING with a deadline, so start() fails with a clear message instead of hanging. */
 export async function verifyRedis(redis: RedisClient, url: string, timeoutMs = 5000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -7,7 +7,7 @@ import { InternalError, toError } from '../shared/errors.js';
 import { newWorkerId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
-import { createRedis, verifyRedis } from '../shared/redis.js';
+import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { ContainerPool } from './container-pool.js';
@@ -93,7 +93,7 @@ export class SlotWorker {
     const t0 = Date.now();
     try {
       const spec = await this.containerSpec();
-      const redis = createRedis(this.config.redisUrl, { name: `slotq-worker-${this.workerId}` });
+      const redis = connectRedis(this.config, { name: `slotq-worker-${this.workerId}` });
       const p: Parts = (this.parts = { redis, registry: new Registry(redis, this.keys) });
       await verifyRedis(redis, this.config.redisUrl);
       const running = (): boolean => this.phase === 'running';

@@ -5,7 +5,7 @@ import type { SlotqConfig } from '../shared/config.js';
 import { settlesWithin } from '../shared/deadline.js';
 import { toError } from '../shared/errors.js';
 import type { Keys } from '../shared/keys.js';
-import { createRedis } from '../shared/redis.js';
+import { connectRedis } from '../shared/redis.js';
 import { JOB_RETENTION } from '../shared/retention.js';
 import { callsJobSchema, type ExecutionResult } from '../shared/schemas.js';
 import { failure } from './call-result.js';
@@ -33,7 +33,7 @@ export class WorkerQueue {
 
   async start(process: (job: Job) => Promise<unknown>): Promise<void> {
     this.bull = new Worker(this.name, process, {
-      connection: createRedis(this.config.redisUrl, { blocking: true, name: `slotq-worker-${this.workerId}-bull` }),
+      connection: connectRedis(this.config, { blocking: true, name: `slotq-worker-${this.workerId}-bull` }),
       prefix: this.keys.root,
       concurrency: Math.max(32, this.config.slots * 4),
       maxStalledCount: 0,
