@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    // SLOTQ_TEST_REDIS=cluster|tls: the env for that Redis, set in every test worker.
+    setupFiles: ['test/support/redis-env.ts'],
     // Integration files share one Docker engine on a 2-core machine: run them one at a time.
     fileParallelism: false,
     testTimeout: 90_000,

@@ -95,11 +95,12 @@ describe('faults survived', () => {
       .withPullPolicy({ shouldPull: () => false })
       .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
       .start();
+    // A Redis of its own (it restarts it), plain standalone even when the suite runs on a Cluster or TLS.
     const url = `redis://127.0.0.1:${port}`;
     const prefix = uniquePrefix();
     const log = createLogger({ level: 'silent' });
-    const w = new SlotWorker({ redisUrl: url, prefix, slots: 2, warmSpares: 0, workerLostMs: 3000, logger: log });
-    const b = new SlotBackend({ redisUrl: url, prefix, workerLostMs: 3000, logger: log });
+    const w = new SlotWorker({ redisUrl: url, redisCluster: false, prefix, slots: 2, warmSpares: 0, workerLostMs: 3000, logger: log });
+    const b = new SlotBackend({ redisUrl: url, redisCluster: false, prefix, workerLostMs: 3000, logger: log });
     await w.start();
     await b.start();
     try {

@@ -1,7 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type SlotWorkerOptions } from '../../src/index.js';
+import { loadConfig } from '../../src/shared/config.js';
 import { randomId } from '../../src/shared/ids.js';
+import { connectRedis } from '../../src/shared/redis.js';
 import { containersOf, removeContainers } from '../../tools/testkit/docker.js';
 import { describeLeaks, findLeaks, isClean, keysUnder, processesSince } from '../../tools/testkit/leaks.js';
 import { waitUntil } from '../../tools/testkit/wait.js';
@@ -9,6 +11,8 @@ import { waitUntil } from '../../tools/testkit/wait.js';
 export { containersOf } from '../../tools/testkit/docker.js';
 
 export const redisUrl = (): string => inject('redisUrl');
+/** A connection to the suite's Redis as slotq makes it (a Cluster, TLS: SLOTQ_TEST_REDIS, see global-setup.ts). */
+export const connectTestRedis = (name = 'slotq-test'): Redis => connectRedis(loadConfig({ redisUrl: redisUrl() }), { name });
 export const uniquePrefix = (): string => `t${randomId(4)}`;
 const log = createLogger({ level: process.env['SLOTQ_TEST_LOG_LEVEL'] ?? 'silent' });
 /** How long close() lets leftovers go away by themselves (a killed worker's containers end a moment later). */
@@ -51,7 +55,7 @@ export function harness(): Harness {
       return b;
     },
     redis() {
-      const r = new Redis(redisUrl());
+      const r = connectTestRedis();
       conns.push(r);
       return r;
     },
@@ -72,7 +76,7 @@ export function harness(): Harness {
 async function cleanUp(prefix: string, processes: ReturnType<typeof processesSince>): Promise<void> {
   for (const p of processes()) await p.kill();
   await removeContainers(await containersOf(prefix));
-  const redis = new Redis(redisUrl());
+  const redis = connectTestRedis('slotq-test-cleanup');
   try {
     const keys = await keysUnder(redis, prefix);
     if (keys.length) await redis.unlink(...keys);

@@ -49,9 +49,12 @@ export function redisBehaviour(start: () => Promise<LocalRedis>, redisOptions: (
   beforeAll(async () => {
     target = await start();
     // In-process workers read these like a deployed worker would (the user's switch is the env).
-    for (const [k, v] of Object.entries(target.env)) {
+    // Both switches, so the suite's own mode (SLOTQ_TEST_REDIS) does not leak into this Redis.
+    for (const k of ['SLOTQ_REDIS_CLUSTER', 'SLOTQ_REDIS_TLS_CA']) {
       saved[k] = process.env[k];
-      process.env[k] = v;
+      const v = target.env[k];
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
     }
   }, 120_000);
   afterAll(async () => {

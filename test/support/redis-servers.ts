@@ -4,7 +4,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { waitFor } from './harness.js';
+import { waitUntil } from '../../tools/testkit/wait.js';
+
+// Not harness.js's waitFor: global-setup.ts (outside any test) starts these servers too.
+const waitFor = (fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> => waitUntil(fn, timeoutMs, what, 100);
 
 const run = promisify(execFile);
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { keysFor } from '../../src/shared/keys.js';
-import { createRedis } from '../../src/shared/redis.js';
+import { createRedis, scanKeys } from '../../src/shared/redis.js';
 import { containersOf } from './docker.js';
 import { liveProcesses, type ManagedProcess } from './processes.js';
 import { waitUntil } from './wait.js';
@@ -23,11 +23,9 @@ export interface LeakCheckOptions {
   processes?: () => ManagedProcess[];
 }
 
-/** Keys under the prefix (sorted); with persistentOnly, only those without a TTL. */
+/** Keys under the prefix (sorted), on a standalone Redis or a Cluster; with persistentOnly, only those without a TTL. */
 export async function keysUnder(redis: Redis, prefix: string, persistentOnly = false): Promise<string[]> {
-  const keys: string[] = [];
-  const stream = redis.scanStream({ match: `${keysFor(prefix).root}:*`, count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>) keys.push(...batch);
+  const keys = await scanKeys(redis, `${keysFor(prefix).root}:*`); // every master of a Cluster
   if (!persistentOnly || keys.length === 0) return keys.sort();
   const ttls = (await redis.pipeline(keys.map((k) => ['pttl', k])).exec()) ?? [];
   return keys.filter((_, i) => ttls[i]?.[1] === -1).sort();
