@@ -44,6 +44,11 @@ const fields = {
   leaseTtlMs: { env: 'SLOTQ_LEASE_TTL_MS', schema: intIn(1000, 86_400_000).default(60_000) },
   workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
   warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },
+  /** How calls reach a slot's executor: the attached exec stream, or FIFOs on a shared directory (dockerd copies no call byte). */
+  channel: { env: 'SLOTQ_CHANNEL', schema: z.enum(['stream', 'fifo']).default('stream') },
+  /** SLOTQ_CHANNEL=fifo: this process's path of the channel directories, and the engine's path of it when they differ (compose). */
+  channelDir: { env: 'SLOTQ_CHANNEL_DIR', schema: z.string().regex(/^\/\S*$/, 'an absolute path').default('/tmp/slotq-channels') },
+  channelHostDir: { env: 'SLOTQ_CHANNEL_HOST_DIR', schema: z.string().regex(/^\/\S*$/, 'an absolute path').optional() },
   maxConcurrentCreates: { env: 'SLOTQ_MAX_CONCURRENT_CREATES', schema: intIn(1, 64).default(4) },
   /** Who commands run as: a name or uid[:gid]; unset means the image's own Config.User (root when it has none). */
   user: { env: 'SLOTQ_USER', schema: z.string().regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid, optionally :group or :gid').optional() },

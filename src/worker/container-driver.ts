@@ -35,6 +35,11 @@ export interface ContainerSpec {
   /** Named volumes (slotq's helper, mounted read-only). */
   volumes: Array<{ name: string; target: string; readOnly: boolean }>;
   readOnlyRootfs: boolean;
+  /**
+   * The FIFO channel (fifo-channel.ts): each container gets a directory of its own under localDir (this
+   * process's view) mounted from hostDir (the engine's view of the same directory), owned by uid:gid.
+   */
+  channel?: { localDir: string; hostDir: string; uid: number; gid: number };
 }
 
 /** What slotq reads from an image. */
@@ -102,6 +107,8 @@ export interface ContainerDriver {
   deathCause?(id: string, sinceMs: number): Promise<ContainerDeathCause>;
   listManaged(labelFilters: string[]): Promise<ManagedContainer[]>;
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
+  /** This process's path of the container's channel directory, when it has one (ContainerSpec.channel). */
+  channelDir?(id: string): string | undefined;
   /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */
   /** capBytes: keep only the first and last capBytes of each stream (bounded memory). */
   exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number; capBytes?: number }): Promise<ExecOutput>;

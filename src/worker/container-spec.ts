@@ -33,6 +33,7 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     },
     volumes: profile ? [{ name: profile.helperVolume, target: HELPER_DIR, readOnly: true }] : [],
     readOnlyRootfs: c.readOnlyRootfs,
+    ...(profile && c.channel === 'fifo' ? { channel: { localDir: c.channelDir, hostDir: c.channelHostDir ?? c.channelDir, ...owner } } : {}),
     cpus: c.cpus,
     pids: c.pids,
     labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: workerId, [LABELS.host]: hostname() },

@@ -5,12 +5,15 @@ import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
 import { BoundedCapture } from './bounded-capture.js';
+import { CHANNEL_TARGET, makeChannelDir, removeChannelDir } from './fifo-channel.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
+  /** Container id → this process's path of its channel directory. */
+  private readonly channels = new Map<string, string>();
   /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
   private readonly execStreams = new Map<string, Set<Duplex>>();
   private deathWatch: Promise<void> | undefined;
@@ -107,6 +110,7 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async create(spec: ContainerSpec): Promise<string> {
+    const channel = spec.channel && (await makeChannelDir(spec.channel));
     const container = await this.docker.createContainer({
       Image: spec.image,
       ...(spec.name ? { name: spec.name } : {}),
@@ -134,6 +138,8 @@ export class DockerDriver implements ContainerDriver {
         SecurityOpt: ['no-new-privileges'],
         PidsLimit: spec.pids,
         ReadonlyRootfs: spec.readOnlyRootfs,
+        // Binds (not Mounts): a host path the engine does not have is made, not refused, and the handshake falls back.
+        ...(channel ? { Binds: [`${channel.host}:${CHANNEL_TARGET}`] } : {}),
         Mounts: spec.volumes.map((v) => ({ Type: 'volume' as const, Source: v.name, Target: v.target, ReadOnly: v.readOnly })),
         Tmpfs: Object.fromEntries(Object.entries(spec.tmpfs).map(([path, t]) => [path, `rw,exec,nosuid,nodev,size=${t.sizeMb}m,uid=${t.uid},gid=${t.gid},mode=0755`])),
         Memory: spec.memoryMb * 1024 * 1024,
@@ -141,6 +147,7 @@ export class DockerDriver implements ContainerDriver {
         NanoCpus: Math.round(spec.cpus * 1e9),
       },
     });
+    if (channel) this.channels.set(container.id, channel.local);
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
@@ -156,10 +163,16 @@ export class DockerDriver implements ContainerDriver {
     return container.id;
   }
 
+  channelDir(id: string): string | undefined {
+    return this.channels.get(id);
+  }
+
   async remove(id: string): Promise<void> {
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
     this.execUsers.delete(id);
+    await removeChannelDir(this.channels.get(id));
+    this.channels.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true });
     } catch (err) {

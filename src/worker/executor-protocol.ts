@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { InternalError } from '../shared/errors.js';
 import { CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES } from './bounded-capture.js';
+import { FIFO_SWITCH_SH } from './fifo-channel.js';
 import { HELPER_BIN, HELPER_SH } from './helper-bundle.js';
 
 /**
@@ -60,6 +61,8 @@ printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen; do
   IFS= read -r enc || break
+  # op f: move to the FIFO channel (fifo-channel.ts).
+  [ "$op" = f ] && { ${FIFO_SWITCH_SH}; continue; }
   # If the state can't be written (directory removed, disk full), exit rather than run a cut-off
   # command: the worker sees the session die and starts a new one.
   [ -d "$D" ] || exit 96

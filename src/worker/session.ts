@@ -1,7 +1,9 @@
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, captureOf, type Capture } from './bounded-capture.js';
 import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, newNonce, parseEndLine, parseReady, supervisorArgv, type EndFlags, type Op, type SessionShells } from './executor-protocol.js';
+import { FIFO_HANDSHAKE_MS, FIFO_REQUEST, channelFailedOn, connectFifos, killPidArgv, markChannelFailed, type FifoChannel } from './fifo-channel.js';
 import { withDeadline } from '../shared/deadline.js';
 import { InternalError, SlotqError, toError } from '../shared/errors.js';
 
@@ -62,6 +64,12 @@ export class SupervisorSession {
   private dir = '';
   private onReady: (() => void) | undefined;
   private onStartFailure: ((reason: string) => void) | undefined;
+  /** Where requests go: the stream's stdin, or the FIFO channel once it is up (fifo-channel.ts). */
+  private input: Writable;
+  private channel: FifoChannel | undefined;
+  /** The supervisor's pid (READY), for killing one stuck in a failed channel handshake. */
+  private pid = 0;
+  private onAnnounce: ((fifo: boolean) => void) | undefined;
 
   private constructor(
     private readonly driver: ContainerDriver,
@@ -69,14 +77,35 @@ export class SupervisorSession {
     private readonly proc: AttachedProcess,
     private readonly log: Logger,
   ) {
+    this.input = proc.stdin;
     proc.stdout.on('data', (chunk: Buffer) => this.guard(() => this.onStdout(chunk)));
     proc.stderr.on('data', (chunk: Buffer) => (this.diagnostics = (this.diagnostics + chunk.toString()).slice(-1000)));
     proc.stdout.on('end', () => this.die('executor session ended'));
     proc.stdout.on('error', (err: Error) => this.die(`executor stream failed: ${err.message}`));
   }
 
-  /** Starts a supervisor in the container and waits until it says READY. */
+  /**
+   * Starts a supervisor in the container and waits until it says READY; then moves its calls to the FIFO
+   * channel when the driver gives the container one, else (or when that fails) keeps the stream.
+   */
   static async open(driver: ContainerDriver, containerId: string, shells: SessionShells, log: Logger): Promise<SupervisorSession> {
+    const session = await SupervisorSession.start(driver, containerId, shells, log);
+    const dir = driver.channelDir?.(containerId);
+    if (!dir || channelFailedOn(driver)) return session;
+    try {
+      await session.useFifos(dir);
+      return session;
+    } catch (err) {
+      // A supervisor stuck in the handshake is killed; the next one stays on the stream, as do this engine's later ones.
+      markChannelFailed(driver);
+      log.warn({ err: toError(err).message }, "the executor's FIFO channel is not available here; calls use the attached stream");
+      session.close();
+      if (session.pid) void driver.exec(containerId, killPidArgv(session.pid), { timeoutMs: KILL_ANSWER_MS }).catch(() => undefined);
+      return SupervisorSession.start(driver, containerId, shells, log);
+    }
+  }
+
+  private static async start(driver: ContainerDriver, containerId: string, shells: SessionShells, log: Logger): Promise<SupervisorSession> {
     const attaching = driver.attach(containerId, supervisorArgv(shells));
     const proc = await withDeadline(attaching, READY_TIMEOUT_MS, () => {
       attaching.then((late) => late.close(), () => undefined); // an attach that arrives after the deadline
@@ -93,6 +122,27 @@ export class SupervisorSession {
     });
     opened.onStartFailure = undefined;
     return opened;
+  }
+
+  /** The handshake of fifo-channel.ts; resolves with the session still on the stream when the supervisor says NOFIFO. */
+  private async useFifos(dir: string): Promise<void> {
+    const announced = new Promise<boolean>((resolve) => (this.onAnnounce = resolve));
+    this.proc.stdin.write(FIFO_REQUEST);
+    const fifo = await withDeadline(announced, FIFO_HANDSHAKE_MS, () => new InternalError(`the supervisor did not answer the FIFO request within ${FIFO_HANDSHAKE_MS} ms`));
+    if (!fifo) return this.log.debug('the supervisor cannot make FIFOs here; calls use the attached stream');
+    const ch = await connectFifos(dir, FIFO_HANDSHAKE_MS);
+    if (this.deadReason !== undefined) return ch.close();
+    this.channel = ch;
+    this.input = ch.input;
+    ch.output.on('data', (chunk: Buffer) => this.guard(() => this.onStdout(chunk)));
+    ch.output.on('end', () => this.die('executor channel ended'));
+    ch.output.on('error', (err: Error) => this.die(`executor channel failed: ${err.message}`));
+    ch.output.resume();
+  }
+
+  /** Whether calls travel over the FIFO channel (else over the attached stream). */
+  get onFifos(): boolean {
+    return this.channel !== undefined;
   }
 
   get alive(): boolean {
@@ -118,7 +168,7 @@ export class SupervisorSession {
         reject,
       };
       this.pending = p;
-      this.proc.stdin.write(encodeRequest(req.mode, id, nonce, req.command, stdin));
+      this.input.write(encodeRequest(req.mode, id, nonce, req.command, stdin));
     });
   }
 
@@ -171,9 +221,19 @@ export class SupervisorSession {
   /** Between calls only READY is expected; anything else is output of an escaped background process. */
   private onIdle(chunk: Buffer): void {
     this.idle = (this.idle + chunk.toString('latin1')).slice(-2000);
+    if (this.onAnnounce) {
+      const m = /(NO)?FIFO\n/.exec(this.idle);
+      if (m) {
+        const announce = this.onAnnounce;
+        this.idle = '';
+        this.onAnnounce = undefined;
+        announce(m[1] === undefined);
+      }
+    }
     const ready = parseReady(this.idle);
     if (ready && this.onReady) {
       this.dir = ready.dir;
+      this.pid = ready.pid;
       this.idle = '';
       this.onReady();
       this.onReady = undefined;
@@ -220,6 +280,7 @@ export class SupervisorSession {
         p.reject(new SessionDiedError(`executor session died during the call: ${this.deadReason}`));
       }
     }
+    this.channel?.close();
     this.proc.close();
   }
 }
