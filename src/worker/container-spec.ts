@@ -12,9 +12,16 @@ export const EXECUTOR_STATE_DIR = '/run/slotq';
 /** The lifeline's uid:gid, distinct from the slot user's uid (65532 is distroless' nonroot). */
 export const lifelineUser = (userUid: number): string => (userUid === 65532 ? '65531:65531' : '65532:65532');
 
+/**
+ * Under gVisor the pids limit also counts the sandbox's own host threads (about 60 idle, more with every exec
+ * and under load); at the limit the Sentry cannot start a thread and the whole container dies (exit 2).
+ */
+export const GVISOR_PIDS_HEADROOM = 512;
+
 /** What every slot container of a worker is made from: limits, tmpfs caps and labels (contract §7). */
 export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: ImageProfile): ContainerSpec {
   const owner = { uid: profile?.uid ?? 0, gid: profile?.gid ?? 0 };
+  const runtime = runtimeFor(c, c.image);
   return {
     image: c.image,
     entrypoint: CONTAINER_MAIN_CMD,
@@ -24,7 +31,7 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     ...(profile ? { mainUser: lifelineUser(owner.uid) } : {}),
     env: profile?.env ?? [],
     network: c.network,
-    runtime: runtimeFor(c, c.image),
+    runtime,
     memoryMb: c.memoryMb,
     tmpfs: {
       [EXECUTOR_STATE_DIR]: { sizeMb: 32, ...owner },
@@ -35,7 +42,7 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     readOnlyRootfs: c.readOnlyRootfs,
     ...(profile && c.channel === 'fifo' ? { channel: { localDir: c.channelDir, hostDir: c.channelHostDir ?? c.channelDir, ...owner } } : {}),
     cpus: c.cpus,
-    pids: c.pids,
+    pids: runtime === 'runsc' ? c.pids + GVISOR_PIDS_HEADROOM : c.pids,
     labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: workerId, [LABELS.host]: hostname() },
   };
 }
