@@ -90,6 +90,8 @@ export interface ContainerDriver {
   imageExists(image: string): Promise<boolean>;
   /** The image's config, or undefined when it is not on this engine. */
   inspectImage(image: string): Promise<ImageConfig | undefined>;
+  /** Removes an image, not forced (the engine refuses one a container uses); optional: SLOTQ_IMAGE_CACHE_GB needs it. */
+  removeImage?(image: string): Promise<void>;
   /** Pulls an image, reporting progress; rejects on any error event or past the deadline. */
   pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void>;
   /** Makes sure a named volume exists and holds the tar's files (checked by the marker file). */

@@ -28,8 +28,6 @@ export interface ImageSlotsDeps {
   log: Logger;
 }
 
-/** The engine's image removal, when the driver offers it (SLOTQ_IMAGE_CACHE_GB needs it). */
-type WithRemoveImage = { removeImage?: (image: string) => Promise<void> };
 
 /**
  * A worker's on-demand slots (acquire with `image`): creates a container of the image for a waiter (its
@@ -55,7 +53,7 @@ export class ImageSlots {
       void this.publish();
       this.track(this.cache.trim());
     }, (image, status) => void this.showPull(image, status));
-    const remover = (d.driver as WithRemoveImage).removeImage?.bind(d.driver);
+    const remover = d.driver.removeImage?.bind(d.driver);
     if (d.settings.imageCacheGb > 0 && !remover) d.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
     this.cache = new ImageCache({
       removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),

@@ -23,10 +23,9 @@ class TaggingDriver extends DockerDriver {
     this.pulls++;
     await run('docker', ['tag', BUSYBOX, image]);
   }
-  constructor() {
-    super();
-    // The engine's image removal (what SLOTQ_IMAGE_CACHE_GB uses), recorded.
-    Object.assign(this, { removeImage: async (image: string) => void (await run('docker', ['rmi', image]), this.removed.push(image)) });
+  override async removeImage(image: string): Promise<void> {
+    await super.removeImage(image);
+    this.removed.push(image);
   }
 }
 
