@@ -14,8 +14,6 @@ export interface ContractImage {
   bash: boolean;
   tmux: boolean;
   runtime?: string;
-  /** Parts of the contract left out (default: none); runsc.test.ts names the gVisor gaps it leaves out and why. */
-  without?: ReadonlyArray<'tmux' | 'archive' | 'reset'>;
 }
 
 /** slotq's internals must never show in what a command prints. */
@@ -38,9 +36,9 @@ async function untar(content: string): Promise<Map<string, string>> {
 /**
  * The contract on one image (call it inside a describe): the tool matrix as the image's user, long commands,
  * bash_stateful, timeouts with group kills, path escapes, artifacts, tmux where the image has it, and reset.
- * Used by images.test.ts (runc, four images) and runsc.test.ts (gVisor).
+ * Used by images.test.ts (runc, four images) and runsc.test.ts (gVisor, two images).
  */
-export function imageContract({ image, uid, bash, tmux, runtime = 'runc', without = [] }: ContractImage): void {
+export function imageContract({ image, uid, bash, tmux, runtime = 'runc' }: ContractImage): void {
   let h: Harness;
   let b: SlotBackend;
   let s: Slot;
@@ -123,7 +121,7 @@ export function imageContract({ image, uid, bash, tmux, runtime = 'runc', withou
     expect(missing!.metadata.code).toBe('NOT_FOUND');
   });
 
-  it(`reads, lists${without.includes('archive') ? '' : ' and archives'} artifacts with the whole-file sha256 and the limits`, async () => {
+  it('reads, lists and archives artifacts with the whole-file sha256 and the limits', async () => {
     const body = 'x'.repeat(5000) + '\nend\n';
     await run(['write_file', { path: 'art/a.txt', content: body }], ['write_file', { path: 'art/sub/b.txt', content: 'bee\n' }]);
     const read = await b.readArtifact(s, 'art/a.txt', { includeSha256: true, maxBytes: 100 });
@@ -136,7 +134,6 @@ export function imageContract({ image, uid, bash, tmux, runtime = 'runc', withou
     ]);
     expect(list).toMatchObject({ truncated: false });
     expect(await b.listArtifacts(s, 'art', { recursive: true, maxEntries: 2 })).toMatchObject({ success: true, truncated: true });
-    if (without.includes('archive')) return;
     const arc = await b.archiveArtifacts(s, 'art');
     expect(arc).toMatchObject({ success: true, entryCount: 2, truncated: false, format: 'tar.gz' });
     if (!arc.success) throw new Error(arc.error);
@@ -144,7 +141,7 @@ export function imageContract({ image, uid, bash, tmux, runtime = 'runc', withou
     expect(await b.archiveArtifacts(s, 'art', { maxBytes: 10 })).toMatchObject({ success: false, code: 'TOO_LARGE' });
   });
 
-  if (!without.includes('tmux')) it(`offers tmux only where the image has it${tmux ? '' : ' (a typed result says it is missing)'}`, async () => {
+  it(`offers tmux only where the image has it${tmux ? '' : ' (a typed result says it is missing)'}`, async () => {
     const [start, keys, screen, stream, stop] = await run(
       ['tmux', { action: 'start' }],
       ['tmux', { action: 'send_keys', keys: 'echo tmux-$((6 * 7))', block: true, max_wait_s: 20 }],
@@ -164,7 +161,7 @@ export function imageContract({ image, uid, bash, tmux, runtime = 'runc', withou
     expect(stop!.output).toBe('stopped');
   });
 
-  if (!without.includes('reset')) it('hands the next holder a pristine slot after release with reset: no file, no process', async () => {
+  it('hands the next holder a pristine slot after release with reset: no file, no process', async () => {
     await sh('echo secret > /workspace/left.txt; echo x > /tmp/left.txt; echo y > "$HOME/left.txt"; (sleep 300 &) ; true');
     await b.release(s, { resetWorkspace: true });
     s = await b.acquire('traj-images-2');
