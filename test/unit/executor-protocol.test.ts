@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BoundedCapture, captureOf } from '../../src/worker/bounded-capture.js';
-import { MarkerScanner, parseEndLine } from '../../src/worker/executor-protocol.js';
+import { BODY_MIN_BYTES, MarkerScanner, encodeRequest, parseEndLine } from '../../src/worker/executor-protocol.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -206,5 +206,16 @@ describe('parseEndLine and captureOf', () => {
     expect(captureOf(Buffer.from('abc'), 3, 4, 4)).toEqual({ head: Buffer.from('abc'), tail: Buffer.alloc(0), totalBytes: 3 });
     const c = captureOf(Buffer.from('headTAIL'), 1000, 4, 4);
     expect([c.head.toString(), c.tail.toString(), c.totalBytes]).toEqual(['head', 'TAIL', 1000]);
+  });
+});
+
+describe('encodeRequest', () => {
+  it('sends a short command quoted on one line, and a long op s or i command as raw bytes after a length', () => {
+    expect(encodeRequest('s', 7, '@n@', 'echo hi', Buffer.from('in'))).toEqual(Buffer.from("s 7 @n@ 2\n$'echo hi'\nin"));
+    const long = `echo ${'é'.repeat(BODY_MIN_BYTES)}`;
+    const bytes = Buffer.byteLength(long);
+    expect(encodeRequest('i', 8, '@n@', long, Buffer.alloc(0))).toEqual(Buffer.from(`i 8 @n@ 0 ${bytes}\n${long}`));
+    // The persistent shell's statement always travels quoted (it is written into that shell's input).
+    expect(String(encodeRequest('t', 9, '@n@', long, Buffer.alloc(0)))).toMatch(/^t 9 @n@ 0\n\$'eval /);
   });
 });
