@@ -35,6 +35,7 @@ export async function setup(project: TestProject): Promise<void> {
   for (const image of [SANDBOX_IMAGE, ...(process.env['REDIS_URL'] ? [] : [REDIS_IMAGE])]) {
     if (!(await docker.imageExists(image))) throw new Error(`Image ${image} is missing. Run \`bash scripts/build-images.sh\` to build it.`);
   }
+  process.env['TESTCONTAINERS_RYUK_DISABLED'] ??= 'true'; // the Ryuk image cannot be pulled without a registry (test workers inherit this)
   if (MODE) {
     local = MODE === 'cluster' ? await startRedisCluster() : await startTlsRedis('slotq-suite-password');
     // Set here too, for anything global setup's process starts; test workers get it through redis-env.ts.
@@ -48,7 +49,6 @@ export async function setup(project: TestProject): Promise<void> {
     project.provide('redisUrl', process.env['REDIS_URL']);
     return;
   }
-  process.env['TESTCONTAINERS_RYUK_DISABLED'] ??= 'true'; // the Ryuk image cannot be pulled without a registry
   redis = await new GenericContainer(REDIS_IMAGE)
     .withExposedPorts(6379)
     .withPullPolicy({ shouldPull: () => false })

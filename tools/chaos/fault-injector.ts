@@ -64,7 +64,7 @@ export class FaultInjector {
 
   /** docker kill of the container of a random held slot (the registry says which container serves it). */
   private async killSlotContainer(): Promise<void> {
-    const redis = createRedis(this.s.redisUrl, { name: 'slotq-chaos-faults' });
+    const redis = createRedis(this.s.redisUrl, { name: 'slotq-chaos-faults', ...this.s.clusterOpt() });
     try {
       const registry = new Registry(redis, keysFor(this.s.prefix));
       const held = (await Promise.all(this.workers.map((w) => registry.workerSlots(w.workerId)))).flat().filter((x) => x['state'] === 'held' && x['containerId']);

@@ -98,6 +98,18 @@ export class Scenario {
     return this.opts.workerLostMs;
   }
 
+  /**
+   * Connection options for this scenario's Redis: its own Redis is a plain standalone one, even when the
+   * rest runs on a Cluster (SLOTQ_REDIS_CLUSTER=true, e.g. `npm run test:cluster`).
+   */
+  clusterOpt(): { cluster?: boolean } {
+    return this.ownRedis ? { cluster: false } : {};
+  }
+
+  private clusterEnv(): Record<string, string> {
+    return this.ownRedis ? { SLOTQ_REDIS_CLUSTER: 'false' } : {};
+  }
+
   /** Runs this scenario on a Redis of its own (a container it can restart). */
   async useOwnRedis(): Promise<OwnRedis> {
     this.ownRedis = await OwnRedis.start(this.opts.runId);
@@ -112,7 +124,7 @@ export class Scenario {
   async startWorker(slots: number, env: Record<string, string> = {}): Promise<WorkerHandle> {
     for (let attempt = 1; ; attempt++) {
       const workerId = `${this.prefix}-w${++this.workerSeq}`;
-      const fullEnv = { REDIS_URL: this.redisUrl, SLOTQ_PREFIX: this.prefix, SLOTQ_SLOTS: String(slots), SLOTQ_WORKER_LOST_MS: String(this.workerLostMs), SLOTQ_WARM_SPARES: '1', SLOTQ_LOG_LEVEL: 'info', ...env };
+      const fullEnv = { REDIS_URL: this.redisUrl, ...this.clusterEnv(), SLOTQ_PREFIX: this.prefix, SLOTQ_SLOTS: String(slots), SLOTQ_WORKER_LOST_MS: String(this.workerLostMs), SLOTQ_WARM_SPARES: '1', SLOTQ_LOG_LEVEL: 'info', ...env };
       try {
         const proc = await startWorkerProcess(`worker ${workerId}`, fullEnv, ['--worker-id', workerId]);
         this.procs.push(proc);
@@ -127,13 +139,13 @@ export class Scenario {
 
   /** Starts a producer process holding `count` slots (to be killed). */
   async startSlotHolder(name: string, count: number, env: Record<string, string>): Promise<ManagedProcess> {
-    const proc = await startSlotHolder(name, count, { REDIS_URL: this.redisUrl, SLOTQ_PREFIX: this.prefix, ...env });
+    const proc = await startSlotHolder(name, count, { REDIS_URL: this.redisUrl, ...this.clusterEnv(), SLOTQ_PREFIX: this.prefix, ...env });
     this.procs.push(proc);
     return proc;
   }
 
   async backend(opts: SlotBackendOptions = {}): Promise<SlotBackend> {
-    const b = new SlotBackend({ redisUrl: this.redisUrl, prefix: this.prefix, workerLostMs: this.workerLostMs, logger: this.log, ...opts });
+    const b = new SlotBackend({ redisUrl: this.redisUrl, ...(this.ownRedis ? { redisCluster: false } : {}), prefix: this.prefix, workerLostMs: this.workerLostMs, logger: this.log, ...opts });
     await b.start();
     this.backends.push(b);
     return b;
@@ -150,7 +162,7 @@ export class Scenario {
   }
 
   private async query<T>(fn: (redis: Redis) => Promise<T>): Promise<T> {
-    const redis = createRedis(this.redisUrl, { name: 'slotq-chaos' });
+    const redis = createRedis(this.redisUrl, { name: 'slotq-chaos', ...this.clusterOpt() });
     try {
       return await fn(redis);
     } finally {
@@ -172,10 +184,10 @@ export class Scenario {
     }
     await this.saveLogs();
     try {
-      const leaks = await findLeaks(this.redisUrl, this.prefix, { settleMs: 30_000, processes: () => this.procs });
+      const leaks = await findLeaks(this.redisUrl, this.prefix, { settleMs: 30_000, processes: () => this.procs, ...this.clusterOpt() });
       const leaked = leakCount(leaks);
       if (leaked) this.notes.push(`left behind: ${describeLeaks(leaks)}`);
-      await purge(loadConfig({ redisUrl: this.redisUrl, prefix: this.prefix }));
+      await purge(loadConfig({ redisUrl: this.redisUrl, prefix: this.prefix, ...(this.ownRedis ? { redisCluster: false } : {}) }));
       return leaked;
     } finally {
       await this.ownRedis?.remove();

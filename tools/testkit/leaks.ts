@@ -21,6 +21,8 @@ export interface LeakCheckOptions {
   persistentKeysOnly?: boolean;
   /** Processes that count (default none). */
   processes?: () => ManagedProcess[];
+  /** A Redis Cluster or not; unset: SLOTQ_REDIS_CLUSTER decides. */
+  cluster?: boolean;
 }
 
 /** Keys under the prefix (sorted), on a standalone Redis or a Cluster; with persistentOnly, only those without a TTL. */
@@ -33,7 +35,7 @@ export async function keysUnder(redis: Redis, prefix: string, persistentOnly = f
 
 /** What a test or a run left behind once everything stopped: slot containers, Redis keys and processes. */
 export async function findLeaks(redisUrl: string, prefix: string, opts: LeakCheckOptions = {}): Promise<Leaks> {
-  const redis = createRedis(redisUrl, { name: 'slotq-leak-check' });
+  const redis = createRedis(redisUrl, { name: 'slotq-leak-check', ...(opts.cluster === undefined ? {} : { cluster: opts.cluster }) });
   const look = async (): Promise<Leaks> => ({
     containers: (await containersOf(prefix)).map((id) => id.slice(0, 12)),
     keys: await keysUnder(redis, prefix, opts.persistentKeysOnly ?? false),
