@@ -1,4 +1,6 @@
 import Docker from 'dockerode';
+import { Agent } from 'node:http';
+import { slotCreateOptions } from './create-options.js';
 import { PassThrough, type Duplex } from 'node:stream';
 import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
@@ -19,7 +21,8 @@ export class DockerDriver implements ContainerDriver {
   private deathWatch: Promise<void> | undefined;
   /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
   private readonly execUsers = new Map<string, string>();
-  constructor(private readonly docker: Docker = new Docker()) {}
+  // No keep-alive: an idle pooled socket to dockerd would keep a process that stopped its workers alive.
+  constructor(private readonly docker: Docker = new Docker({ agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions)) {}
 
   async ping(): Promise<void> {
     try {
@@ -111,42 +114,7 @@ export class DockerDriver implements ContainerDriver {
 
   async create(spec: ContainerSpec): Promise<string> {
     const channel = spec.channel && (await makeChannelDir(spec.channel));
-    const container = await this.docker.createContainer({
-      Image: spec.image,
-      ...(spec.name ? { name: spec.name } : {}),
-      Entrypoint: spec.entrypoint,
-      Cmd: [],
-      User: spec.mainUser ?? spec.user,
-      Env: spec.env,
-      Labels: spec.labels,
-      WorkingDir: '/workspace',
-      Tty: false,
-      // The main process reads this stdin, attached by this worker: when the worker dies, for any reason,
-      // dockerd closes it, the main process exits and the container removes itself (AutoRemove).
-      OpenStdin: true,
-      StdinOnce: true,
-      AttachStdin: true,
-      // No network: also no libnetwork sandbox, whose prestart hook (a re-exec of dockerd per container) was
-      // about half of a container start's CPU here. runc still brings up loopback in the new namespace.
-      ...(spec.network === 'none' ? { NetworkDisabled: true } : {}),
-      HostConfig: {
-        Init: true,
-        AutoRemove: true,
-        NetworkMode: spec.network,
-        Runtime: spec.runtime,
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        PidsLimit: spec.pids,
-        ReadonlyRootfs: spec.readOnlyRootfs,
-        // Binds (not Mounts): a host path the engine does not have is made, not refused, and the handshake falls back.
-        ...(channel ? { Binds: [`${channel.host}:${CHANNEL_TARGET}`] } : {}),
-        Mounts: spec.volumes.map((v) => ({ Type: 'volume' as const, Source: v.name, Target: v.target, ReadOnly: v.readOnly })),
-        Tmpfs: Object.fromEntries(Object.entries(spec.tmpfs).map(([path, t]) => [path, `rw,exec,nosuid,nodev,size=${t.sizeMb}m,uid=${t.uid},gid=${t.gid},mode=0755`])),
-        Memory: spec.memoryMb * 1024 * 1024,
-        MemorySwap: spec.memoryMb * 1024 * 1024,
-        NanoCpus: Math.round(spec.cpus * 1e9),
-      },
-    });
+    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}` : undefined));
     if (channel) this.channels.set(container.id, channel.local);
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
