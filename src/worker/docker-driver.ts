@@ -175,7 +175,7 @@ export class DockerDriver implements ContainerDriver {
 
   async deathCause(id: string, sinceMs: number): Promise<ContainerDeathCause> {
     // With `until` the engine answers from its event log and ends the stream.
-    const stream = await this.docker.getEvents({ since: Math.floor(sinceMs / 1000) - 1, until: Math.ceil(Date.now() / 1000) + 1, filters: { container: [id], type: ['container'] } });
+    const stream = await this.docker.getEvents({ since: Math.floor(sinceMs / 1000) - 1, until: (Date.now() / 1000).toFixed(3) as unknown as number, filters: { container: [id], type: ['container'] } });
     let text = '';
     for await (const chunk of stream) text += String(chunk);
     const actions = text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action?: string }).Action ?? '');
