@@ -11,10 +11,7 @@ afterEach(async () => {
 const marker = (bytes: number): string => `\n... [output truncated: ${bytes} bytes omitted] ...\n`;
 
 /** One call, one result. */
-const call = async (b: SlotBackend, s: Slot, tool: string, args: Record<string, unknown>): Promise<ExecutionResult> => {
-  const [r] = await b.executeBatch([[s, tool, args]]);
-  return r!;
-};
+const call = async (b: SlotBackend, s: Slot, tool: string, args: Record<string, unknown>): Promise<ExecutionResult> => (await b.executeBatch([[s, tool, args]]))[0]!;
 
 /** A worker with `slots` slots, a backend, and `slots` held slots. */
 const setup = async (slots = 1): Promise<{ b: SlotBackend; s: Slot[] }> => {
@@ -289,15 +286,12 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
     expect(await call(b, slot, 'bash', { command: 'wc -c < w2' })).toMatchObject({ output: '100000\n' });
   });
   it('starts and uses the stateful shell reliably right after calls that leave killed children behind', async () => {
-    h = harness();
-    await h.worker({ slots: 1 });
-    const b = await h.backend();
-    const s = await b.acquire();
+    const { b, s: [s] } = await setup(1);
     for (let round = 0; round < 15; round++) {
       const res = await b.executeBatch([
-        [s, 'bash', { command: 'sleep 30 & sleep 30 & echo spawned' }],
-        [s, 'bash_stateful', { command: `N=${round}; echo "$N"` }],
-        [s, 'bash_stateful', { command: 'echo "again $N"; exit 0' }], // the next round starts a new shell
+        [s!, 'bash', { command: 'sleep 30 & sleep 30 & echo spawned' }],
+        [s!, 'bash_stateful', { command: `N=${round}; echo "$N"` }],
+        [s!, 'bash_stateful', { command: 'echo "again $N"; exit 0' }], // the next round starts a new shell
       ]);
       expect(res.map((r) => r.output)).toEqual(['spawned\n', `${round}\n`, `again ${round}\n`]);
     }
