@@ -1,5 +1,4 @@
 import Docker from 'dockerode';
-import { Agent } from 'node:http';
 import { slotCreateOptions } from './create-options.js';
 import { PassThrough, type Duplex } from 'node:stream';
 import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
@@ -21,8 +20,7 @@ export class DockerDriver implements ContainerDriver {
   private deathWatch: Promise<void> | undefined;
   /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
   private readonly execUsers = new Map<string, string>();
-  // No keep-alive: an idle pooled socket to dockerd would keep a process that stopped its workers alive.
-  constructor(private readonly docker: Docker = new Docker({ agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions)) {}
+  constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
     try {
@@ -101,7 +99,9 @@ export class DockerDriver implements ContainerDriver {
     try {
       let has = true;
       try {
-        await c.infoArchive({ path: `/v/${marker}` });
+        // getArchive, read to its end: a HEAD (infoArchive) left its socket open and the process alive.
+        const tar = await c.getArchive({ path: `/v/${marker}` });
+        for await (const chunk of tar) void chunk;
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
         has = false;
