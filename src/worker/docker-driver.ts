@@ -179,8 +179,10 @@ export class DockerDriver implements ContainerDriver {
     let text = '';
     for await (const chunk of stream) text += String(chunk);
     const actions = text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action?: string }).Action ?? '');
+    // A kill (docker kill, rm -f, stop) is from outside, even after an OOM that only took one process.
+    if (actions.some((a) => a === 'kill' || a.startsWith('kill'))) return 'killed';
     if (actions.includes('oom')) return 'oom';
-    return actions.some((a) => a === 'kill' || a === 'destroy' || a.startsWith('kill')) ? 'killed' : 'unknown';
+    return actions.some((a) => a === 'die' || a === 'destroy') ? 'killed' : 'unknown';
   }
 
   async listManaged(labelFilters: string[]): Promise<ManagedContainer[]> {

@@ -198,6 +198,10 @@ export class ImageSlots {
     const image = this.owned.get(slotId);
     if (!slot || !image) return;
     const refilled = await slot.enqueue(async () => {
+      // Idempotent: a late duplicate (a re-delivered reset job, the sweep) finds the slot served meanwhile.
+      if (!this.owned.has(slotId)) return false; // retired and removed by an earlier one
+      const state = (await this.d.registry.slotStates([slotId])).get(slotId);
+      if (state === 'free' || state === 'held') return false;
       slot.close();
       await this.d.driver.remove(slot.containerId).catch((err: unknown) => this.d.log.warn({ slotId, err: toError(err).message }, 'removing an on-demand container failed'));
       if (!this.d.running()) return false;

@@ -155,7 +155,11 @@ export class SlotRuntime {
    * is the command's failure (not retryable, cause 'oom'); otherwise someone outside killed it (retryable).
    */
   private async markBroken(cause: unknown): Promise<never> {
-    const death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
+    let death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
+    for (let i = 0; i < 3 && death === 'unknown'; i++) {
+      await new Promise((r) => setTimeout(r, 200)); // the engine publishes its events a moment later
+      death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
+    }
     this.session?.close();
     this.session = undefined;
     if (death === 'oom') {

@@ -112,11 +112,11 @@ export class SlotWorker {
           this.log.info({ slotId }, 'lease expired; resetting slot');
           resetInBackground(slotId);
         }
-        // A slot left `resetting` with no reset under way (its producer died before sending the job): reset it.
-        const fixed = [...this.slots.keys()].filter((id) => !images.owns(id));
-        for (const slotId of resetter.stranded(await p.registry.slotStates(fixed))) {
+        // A slot left `resetting` with no reset under way (its producer died before sending the job): reset
+        // it (an on-demand one is retired). Both are idempotent, so a reset job still on its way does no harm.
+        for (const slotId of resetter.stranded(await p.registry.slotStates([...this.slots.keys()]))) {
           this.log.warn({ slotId }, 'slot left resetting with no reset under way; resetting it');
-          resetter.resetInBackground(slotId);
+          resetInBackground(slotId);
         }
         await this.metrics.publish(redis, this.keys.workerStats(this.workerId), heartbeatTtlMs * 2, this.slotSet.brokenCount());
         await images.republish();
