@@ -73,6 +73,8 @@ describe('causes outside the slot are masked (retryable)', () => {
   it('a container killed from outside: SLOT_BROKEN, retryable, cause container_killed', async () => {
     const { w, b, s } = await setup();
     await one(b, s, 'write_file', { path: 'keep.txt', content: 'x' });
+    // An OOM earlier in the container (one process killed, scored) does not make the outside kill its own.
+    expect((await one(b, s, 'bash', { command: 'head -c 400000000 /dev/zero | tail -n 1 >/dev/null', timeout: 60 })).metadata).toMatchObject(scored('oom'));
     execFileSync('docker', ['kill', w.slots.get(s.slotId)!.containerId]);
     const r = await one(b, s, 'bash', { command: 'echo hi' });
     expect(r.metadata).toMatchObject({ code: 'SLOT_BROKEN', retryable: true, cause: 'container_killed' });
