@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { afterEach, expect, it } from 'vitest';
 import { inboxMessageSchema } from '../../src/shared/schemas.js';
+import { runsIn } from '../../tools/testkit/docker.js';
 import { harness, waitFor, type Harness } from '../support/harness.js';
 
 /**
@@ -50,7 +51,8 @@ it('never starts a call that cannot end before its caller gives it up, and never
 
   // A call waiting behind a slow one when its slot is released: its lease is checked again when it starts.
   await queue.add('calls', { v: 1, kind: 'calls', batchId: 'slow', producerId: 'p-slow', items: [call(0, 'sleep 3', 5)] }, { jobId: 'slow' });
-  await waitFor(async () => (await queue.getJobState('slow')) === 'active', 10_000, 'the slow call to start');
+  // Running in the slot, not only active in BullMQ: its lease check is behind it.
+  await waitFor(() => runsIn(w.slots.get(s.slotId)!.containerId, 'sleep 3'), 10_000, 'the slow call to run in the slot');
   await queue.add('calls', { v: 1, kind: 'calls', batchId: 'after', producerId: 'p-after', items: [call(0, 'echo after >> /workspace/log', 1)] }, { jobId: 'after' });
   await waitFor(async () => (await queue.getJobState('after')) === 'active', 10_000, 'the second call to wait on the slot');
   await b.release(s); // no reset: the workspace stays for the check below
