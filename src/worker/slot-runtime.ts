@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AttachedProcess, ContainerDriver, ExecOutput } from './container-driver.js';
+import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ExecOutput } from './container-driver.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from './session.js';
 import { InsideSlotError, SlotBrokenError, toError } from '../shared/errors.js';
 import { CAPTURE_HEAD_BYTES } from './bounded-capture.js';
@@ -101,11 +101,7 @@ export class SlotRuntime {
     } catch (err) {
       await this.checkContainer(err); // the container may be dying only now (OOM), say so then
       // No exec starts in it (its memory is full of files, say): the engine's events tell an OOM.
-      for (let i = 0; i < 3; i++) {
-        if ((await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const)) === 'oom') return 'oom';
-        await new Promise((r) => setTimeout(r, 200)); // the engine publishes the event a moment later
-      }
-      return 'killed_executor_session';
+      return (await this.engineVerdict()) === 'oom' ? 'oom' : 'killed_executor_session';
     }
   }
 
@@ -150,16 +146,21 @@ export class SlotRuntime {
     }
   }
 
+  /** The engine's events about this container since it was attached, asked again while they say nothing yet. */
+  private async engineVerdict(): Promise<ContainerDeathCause> {
+    for (let i = 0; ; i++) {
+      const v = (await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const)) ?? 'unknown';
+      if (v !== 'unknown' || i === 3) return v;
+      await new Promise((r) => setTimeout(r, 200)); // the engine publishes its events a moment later
+    }
+  }
+
   /**
    * The container is gone. When the slot's own memory use killed it (the engine saw an OOM in it), the call
    * is the command's failure (not retryable, cause 'oom'); otherwise someone outside killed it (retryable).
    */
   private async markBroken(cause: unknown): Promise<never> {
-    let death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
-    for (let i = 0; i < 3 && death === 'unknown'; i++) {
-      await new Promise((r) => setTimeout(r, 200)); // the engine publishes its events a moment later
-      death = await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const);
-    }
+    const death = await this.engineVerdict();
     this.session?.close();
     this.session = undefined;
     if (death === 'oom') {
