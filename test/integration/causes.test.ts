@@ -65,7 +65,11 @@ describe('causes inside the slot are scored, never retryable', () => {
       expect(next.metadata, JSON.stringify(next)).toMatchObject({ retryable: false });
       next = await one(b, s, 'bash', { command: 'rm -f /workspace/fill; echo ok' });
     }
-    expect(next).toMatchObject({ success: true, output: 'ok\n' });
+    if (!next.success) expect(next.metadata, JSON.stringify(next)).toMatchObject({ retryable: false });
+    // A slot so full that even rm cannot start stays the trajectory's problem; a release with reset ends it.
+    await b.release(s, { resetWorkspace: true });
+    const fresh = await b.acquire('after-fill');
+    expect(await one(b, fresh, 'bash', { command: 'ls -A /workspace | wc -l' })).toMatchObject({ success: true, output: '0\n' });
   });
 });
 
