@@ -98,6 +98,18 @@ else
   die "slotq needs a static busybox on this machine (Debian/Ubuntu: apt-get install busybox-static; or set SLOTQ_HELPER_BUSYBOX)"
 fi
 
+# b3. A C compiler with a static libc: slotq builds its call launcher (native/slotq-spawn.c) with it, once per
+# machine. Without one every call still works, through the shell's fork and exec, at about twice the CPU.
+has_static_cc() { command -v cc >/dev/null && case "$(cc -print-file-name=libc.a 2>/dev/null)" in /*) true ;; *) false ;; esac; }
+if has_static_cc; then
+  log "cc with a static libc: present"
+elif can_apt; then
+  log "cc with a static libc: installing Debian's gcc and libc6-dev"
+  apt_install gcc libc6-dev
+else
+  log "cc with a static libc: missing (apt-get install gcc libc6-dev); slotq's calls will cost more CPU"
+fi
+
 # c. Headless Chromium for the board's browser test (test/integration/board.test.ts), driven by playwright-core
 if [ -x /usr/bin/chromium ]; then
   log "chromium: present"

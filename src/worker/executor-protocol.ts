@@ -42,10 +42,25 @@ start_stateful() {
   mkfifo "$D/sin" "$D/sout" || return 1
   # The wrapper reports the shell's real exit status (exit N, kill -9 $$) through the same fifo as the
   # calls, opening it read-write, which never blocks, in case the shell died between calls; its "x" says so.
-  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? x 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" &
+  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? x 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" 5>&- 6<&- &
   spid=$!
   exec 8<> "$D/sin" 9<> "$D/sout"
   printf 'cd /workspace\n' >&8
+}
+# The launcher (native/slotq-spawn.c), when the helper has one: a call's command costs one posix_spawn instead
+# of a fork and two execs (setsid, sh). Started at the first call, after any switch of stdout to the FIFO
+# channel, which it hands to every command; it also writes each call's end line and stderr (no fork of wc and
+# cat). Requests go on fd 5, its replies come on fd 6; its "ok" says it runs. If it dies later, the next write
+# or read fails and the session ends (the worker starts another).
+sp=
+start_spawner() {
+  sp=-
+  [ -x ${HELPER_BIN}/slotq-spawn ] || return 0
+  rm -f "$D/sq" "$D/sr"
+  mkfifo "$D/sq" "$D/sr" || return 0
+  ${HELPER_BIN}/slotq-spawn "$D" "$SH" "$U" ${HELPER_SH} ${HELPER_BIN} "$HB" "$TB" < "$D/sq" 4> "$D/sr" 8>&- 9>&- &
+  exec 5> "$D/sq" 6< "$D/sr"
+  if read -r ok <&6 && [ "$ok" = ok ]; then sp=$!; else exec 5>&- 6<&-; fi
 }
 # The slot's cgroup counters of OOM kills and refused forks (v1 or v2 layout): read with builtins only, no
 # fork (a fork bomb may hold every pid). A call that fails while one of them grows is flagged with it.
@@ -69,7 +84,8 @@ while IFS=' ' read -r op id nonce inlen clen; do
   # command: the worker sees the session die and starts a new one.
   [ -d "$D" ] || exit 96
   fl=
-  eval "c=$enc"
+  [ -z "$sp" ] && start_spawner
+  if [ "$op" = t ] || [ "$sp" = - ]; then eval "c=$enc"; fi
   if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i" || exit 95; else : > "$D/i" || exit 95; fi
   if [ "$op" = t ]; then
     if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
@@ -82,6 +98,10 @@ while IFS=' ' read -r op id nonce inlen clen; do
     while [ -z "$rc" ]; do read -r rc ex <&9 || break; done
     # "<rc> x" comes from the wrapper: the shell itself ended.
     if [ -n "$ex" ] || ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fl=' exit'; fi
+  elif [ "$sp" != - ]; then
+    # The launcher runs it: from the file when it came in bulk, else its quoted form decoded there.
+    if [ "${'${clen:-0}'}" -gt 0 ]; then printf '%s %s f\n\n' "$op" "$id" >&5; else printf '%s %s c\n%s\n' "$op" "$id" "$enc" >&5; fi
+    read -r rc <&6 || exit 94
   else
     # Over 128 KiB a command cannot be one argument (E2BIG): run it from a file instead. ${"${#c}"} counts
     # characters in a UTF-8 locale, up to 4 bytes each.
@@ -102,8 +122,15 @@ while IFS=' ' read -r op id nonce inlen clen; do
     [ "$oc" != "$o0" ] && fl="$fl oom=$oc" && o0=$oc
     [ "$pc" != "$p0" ] && fl="$fl pids=$pc" && p0=$pc
   fi
+  if [ "$sp" != - ]; then
+    printf 'e 0 -\n%sR %s|%s\n' "$nonce" "$rc" "$fl" >&5
+    read -r ok <&6 || exit 94
+    continue
+  fi
   es=0
   [ -s "$D/e" ] && es=$(wc -c < "$D/e")
+  # A failed fork (the slot's pids used up) must not break the end line.
+  [ -n "$es" ] || es=0
   printf '%sR %s %s%s\n' "$nonce" "$rc" "$es" "$fl"
   if [ "$es" -gt $((HB + TB)) ]; then head -c "$HB" "$D/e"; tail -c "$TB" "$D/e"; elif [ "$es" -gt 0 ]; then cat "$D/e"; fi
   : > "$D/e"

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pack } from 'tar-stream';
 import { ImageUnusableError } from '../shared/errors.js';
+import { nativeSpawn } from './native-spawn.js';
 
 /**
  * slotq's own machinery in every slot needs nothing from the image: a static busybox, mounted read-only
@@ -24,6 +25,8 @@ export interface HelperBundle {
   /** tar of bin/busybox, one symlink per applet, and the marker. */
   tar: Buffer;
   applets: number;
+  /** Why the bundle has no launcher (native-spawn.ts): calls then fork and exec from the shell, slower. */
+  noSpawn?: string;
 }
 
 /** True when an ELF binary has no program interpreter (PT_INTERP), i.e. it runs with no libc in the image. */
@@ -81,10 +84,14 @@ export async function helperBundle(explicitPath = process.env['SLOTQ_HELPER_BUSY
   p.entry({ name: 'bin', type: 'directory', mode: 0o755, mtime });
   p.entry({ name: 'bin/busybox', mode: 0o755, mtime }, bin);
   for (const a of applets) p.entry({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777, mtime });
+  const spawn = await nativeSpawn();
+  const spawnBin = spawn.bin && isStaticElf(spawn.bin) ? spawn.bin : undefined;
+  if (spawnBin) p.entry({ name: 'bin/slotq-spawn', mode: 0o755, mtime }, spawnBin);
   p.entry({ name: HELPER_MARKER, mode: 0o644, mtime }, 'slotq helper\n');
   p.finalize();
   await done;
-  const digest = createHash('sha256').update(bin).update(applets.join(',')).digest('hex').slice(0, 16);
-  cached = { volume: `slotq-helper-${digest}`, tar: Buffer.concat(chunks), applets: applets.length };
+  const digest = createHash('sha256').update(bin).update(applets.join(',')).update(spawnBin ?? '').digest('hex').slice(0, 16);
+  const noSpawn = spawnBin ? undefined : (spawn.reason ?? 'the launcher binary is not statically linked');
+  cached = { volume: `slotq-helper-${digest}`, tar: Buffer.concat(chunks), applets: applets.length, ...(noSpawn ? { noSpawn } : {}) };
   return cached;
 }

@@ -73,6 +73,8 @@ function parseProbe(text: string): Map<string, string> {
   return out;
 }
 
+let warnedNoSpawn = false;
+
 /**
  * Pulls the image if needed, puts slotq's helper in its volume, and probes the image as the slots' user.
  * Fails with one clear line naming the image when it cannot be used.
@@ -80,6 +82,10 @@ function parseProbe(text: string): Map<string, string> {
 export async function profileImage(driver: ContainerDriver, c: SlotqConfig, baseSpec: ContainerSpec, log: Logger): Promise<ImageProfile> {
   const { user: imageUser } = await ensureImage(driver, c, log);
   const helper = await helperBundle();
+  if (helper.noSpawn && !warnedNoSpawn) {
+    warnedNoSpawn = true;
+    log.warn({ reason: helper.noSpawn }, "slotq's call launcher is not available: calls work, through the shell's fork and exec, but cost more CPU");
+  }
   await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
   const user = c.user ?? imageUser;
   // No worker label: this worker is not registered yet, and other workers' reapers remove containers of

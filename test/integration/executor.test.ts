@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import { harness, type Harness } from '../support/harness.js';
+import { helperBundle } from '../../src/worker/helper-bundle.js';
 
 let h: Harness;
 afterEach(async () => {
@@ -295,5 +296,16 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
       ]);
       expect(res.map((r) => r.output)).toEqual(['spawned\n', `${round}\n`, `again ${round}\n`]);
     }
+  });
+
+  // executor-no-launcher.test.ts runs this file again with SLOTQ_HELPER_SPAWN=off.
+  const launcher = process.env['SLOTQ_HELPER_SPAWN'] !== 'off';
+  it(launcher ? 'starts each command from its launcher (one posix_spawn), with no signal left ignored, as the slot user' : 'starts each command from the shell when there is no launcher', async () => {
+    // Built from native/slotq-spawn.c on this machine; without it calls work but cost more.
+    expect((await helperBundle()).noSpawn).toBe(launcher ? undefined : 'SLOTQ_HELPER_SPAWN=off');
+    const { b, s } = await setup(1);
+    const r = await call(b, s[0]!, 'bash', { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; id -u' });
+    expect(r.success, r.error).toBe(true);
+    expect(r.output).toMatch(launcher ? /^\/\.slotq\/bin\/slotq-spawn .*\n1000\n$/ : /^\/\.slotq\/bin\/sh -c [^]*\n1000\n$/);
   });
 });

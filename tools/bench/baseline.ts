@@ -1,4 +1,5 @@
 import type { ContainerDriver } from '../../src/worker/container-driver.js';
+import { cpuPerCallUs, cpuSnapshot, type CpuSnapshot } from './cpu.js';
 import { expectedOutput, round } from './stats.js';
 
 /**
@@ -38,6 +39,8 @@ export interface ThroughputRun {
   failures: number;
   /** slotq only: median time a call spent inside its slot (metadata.durationMs). */
   inSlotP50Ms?: number;
+  /** µs of CPU per call by component over the run (cpu.ts). */
+  cpuUs?: CpuSnapshot;
 }
 
 /** One lane per container, each running `callsPerLane` calls back to back: total calls/s. */
@@ -46,9 +49,11 @@ export async function baselineConcurrent(docker: ContainerDriver, containerIds: 
   const lane = async (id: string): Promise<void> => {
     for (let i = 0; i < callsPerLane; i++) if (!(await dockerExecOnce(docker, id, command))) failures++;
   };
+  const cpu0 = cpuSnapshot();
   const t0 = performance.now();
   await Promise.all(containerIds.map(lane));
   const seconds = (performance.now() - t0) / 1000;
   const calls = containerIds.length * callsPerLane;
-  return { inFlight: containerIds.length, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures };
+  const cpuUs = cpuPerCallUs(cpu0, cpuSnapshot(), calls);
+  return { inFlight: containerIds.length, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures, cpuUs };
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import type { ThroughputRun } from './baseline.js';
+import { cpuPerCallUs, cpuSnapshot } from './cpu.js';
 import { commandCalls, expectedOutput, round, runLanes, summarize } from './stats.js';
 
 export interface FailureLog {
@@ -49,14 +50,16 @@ export async function e2eBatches(backend: SlotBackend, slots: readonly Slot[], c
   const expected = expectedOutput(command);
   const before = log.count;
   log.inSlotMs = [];
+  const cpu0 = cpuSnapshot();
   const t0 = performance.now();
   await runLanes(inFlight, batches, async () => checkResults(await backend.executeBatch(requests), expected, log));
   const seconds = (performance.now() - t0) / 1000;
   const calls = batches * slots.length;
+  const cpuUs = cpuPerCallUs(cpu0, cpuSnapshot(), calls);
   const failures = log.count - before;
   const inSlotP50Ms = summarize(log.inSlotMs).p50Ms;
   delete log.inSlotMs;
-  return { inFlight, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures, inSlotP50Ms };
+  return { inFlight, calls, seconds: round(seconds), callsPerS: round((calls - failures) / seconds, 1), failures, inSlotP50Ms, cpuUs };
 }
 
 /**
