@@ -3,12 +3,16 @@ import type { Logger } from 'pino';
 import { toError } from '../shared/errors.js';
 import { inboxMessageSchema, type InboxMessage } from '../shared/schemas.js';
 
+/** The most messages taken from the inbox at once. */
+const BATCH = 512;
+
 /**
  * The one listener per backend: a loop that pops this producer's inbox list (results and slot grants)
  * on a dedicated blocking connection. The list survives a producer's reconnect, unlike pub/sub.
  */
 export class Inbox {
   private running = false;
+  private blmpop = true;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -26,17 +30,37 @@ export class Inbox {
   private async run(): Promise<void> {
     while (this.running) {
       try {
-        const first = await this.redis.blpop(this.key, 1);
-        if (!first) continue;
-        this.handle(first[1]);
-        const more = await this.redis.lpop(this.key, 512);
-        for (const raw of more ?? []) this.handle(raw);
+        const messages = await this.pop();
+        for (const raw of messages) this.handle(raw);
+        // Let the callers woken by these messages run (and send their next calls) before the next read.
+        if (messages.length > 0) await new Promise((r) => setImmediate(r));
       } catch (err) {
         if (!this.running) break;
         this.log.warn({ err: toError(err).message }, 'inbox read failed; retrying');
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+  }
+
+  /**
+   * Waits up to a second for messages and takes up to BATCH of them: one BLMPOP (Redis 7), so a
+   * result costs one command and one wake-up; BLPOP then LPOP on a Redis without BLMPOP.
+   */
+  private async pop(): Promise<string[]> {
+    if (this.blmpop) {
+      try {
+        const res = await this.redis.blmpop(1, 1, this.key, 'LEFT', 'COUNT', BATCH);
+        return res?.[1] ?? [];
+      } catch (err) {
+        if (!/unknown command/i.test(toError(err).message)) throw err;
+        this.blmpop = false;
+        this.log.info('this Redis has no BLMPOP (Redis < 7): reading the inbox with BLPOP and LPOP');
+      }
+    }
+    const first = await this.redis.blpop(this.key, 1);
+    if (!first) return [];
+    const more = await this.redis.lpop(this.key, BATCH - 1);
+    return [first[1], ...(more ?? [])];
   }
 
   private handle(raw: string): void {

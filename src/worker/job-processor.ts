@@ -8,6 +8,7 @@ import type { Registry } from '../shared/registry.js';
 import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
+import { leasePairs, type FetchProbes } from './fetch-probe.js';
 import { replyResults } from './reply.js';
 import type { ImageSlots } from './image-slots.js';
 import type { SlotResetter } from './slot-resetter.js';
@@ -30,6 +31,8 @@ export interface JobProcessorDeps {
   images?: Pick<ImageSlots, 'provision' | 'owns' | 'retire' | 'replaceBroken'>;
   events: EventEmitter<WorkerEventMap>;
   log: Logger;
+  /** Lease checks already made when the job was handed out (else the processor makes its own). */
+  probes?: Pick<FetchProbes, 'take'>;
 }
 
 /**
@@ -61,9 +64,9 @@ export class JobProcessor {
   }
 
   private async runCalls(job: CallsJob, jobId: string): Promise<Array<[number, ExecutionResult]>> {
-    const pairs = [...new Map(job.items.map((i) => [i.slotId, i.leaseId] as const)).entries()];
+    const pairs = leasePairs(job.items);
     const current = new Map(pairs.map(([s], i) => [s, i]));
-    const valid = await this.d.registry.checkLeases(pairs);
+    const valid = await (this.d.probes?.take(jobId, pairs) ?? this.d.registry.checkLeases(pairs));
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
       const slot = this.d.slots.get(item.slotId);

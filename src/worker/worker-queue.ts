@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, type Job, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
@@ -9,6 +9,8 @@ import { connectRedis } from '../shared/redis.js';
 import { JOB_RETENTION } from '../shared/retention.js';
 import { callsJobSchema, type ExecutionResult } from '../shared/schemas.js';
 import { failure } from './call-result.js';
+import { FetchProbes } from './fetch-probe.js';
+import { ProbingWorker } from './probing-worker.js';
 import { replyResults } from './reply.js';
 
 /**
@@ -18,6 +20,8 @@ import { replyResults } from './reply.js';
  */
 export class WorkerQueue {
   private bull: Worker | undefined;
+  /** Each job's lease check, made the moment BullMQ hands the job out (the job processor takes it). */
+  readonly probes: FetchProbes;
 
   constructor(
     private readonly workerId: string,
@@ -25,22 +29,26 @@ export class WorkerQueue {
     private readonly keys: Keys,
     private readonly redis: Redis,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.probes = new FetchProbes(redis, keys.slots, log);
+  }
 
   get name(): string {
     return this.keys.queueName(this.workerId);
   }
 
   async start(process: (job: Job) => Promise<unknown>): Promise<void> {
-    this.bull = new Worker(this.name, process, {
+    this.bull = new ProbingWorker(this.name, process, {
       connection: connectRedis(this.config, { blocking: true, name: `slotq-worker-${this.workerId}-bull` }),
       prefix: this.keys.root,
       concurrency: Math.max(32, this.config.slots * 4),
       maxStalledCount: 0,
       ...JOB_RETENTION, // jobs carry their own (the same); this covers a job added without
-    });
+    }, this.probes);
     this.bull.on('error', (err) => this.log.warn({ err: err.message }, 'queue worker error'));
-    await this.bull.waitUntilReady();
+    const bull = this.bull;
+    bull.run().catch((err: unknown) => bull.emit('error', toError(err)));
+    await bull.waitUntilReady();
   }
 
   /** Stops taking jobs; lets those running finish up to drainTimeoutMs (then abandons them); fails the rest. */
