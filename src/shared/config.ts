@@ -45,7 +45,7 @@ const fields = {
   workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
   warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },
   /** How calls reach a slot's executor: the attached exec stream, or FIFOs on a shared directory (dockerd copies no call byte). */
-  channel: { env: 'SLOTQ_CHANNEL', schema: z.enum(['stream', 'fifo']).default('stream') },
+  channel: { env: 'SLOTQ_CHANNEL', schema: z.enum(['stream', 'fifo']).default('fifo') },
   /** SLOTQ_CHANNEL=fifo: this process's path of the channel directories, and the engine's path of it when they differ (compose). */
   channelDir: { env: 'SLOTQ_CHANNEL_DIR', schema: z.string().regex(/^\/\S*$/, 'an absolute path').default('/tmp/slotq-channels') },
   channelHostDir: { env: 'SLOTQ_CHANNEL_HOST_DIR', schema: z.string().regex(/^\/\S*$/, 'an absolute path').optional() },

@@ -40,7 +40,8 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     },
     volumes: profile ? [{ name: profile.helperVolume, target: HELPER_DIR, readOnly: true }] : [],
     readOnlyRootfs: c.readOnlyRootfs,
-    ...(profile && c.channel === 'fifo' ? { channel: { localDir: c.channelDir, hostDir: c.channelHostDir ?? c.channelDir, ...owner } } : {}),
+    // The FIFO channel needs the host's kernel to join the two ends: not under gVisor (its own kernel).
+    ...(profile && c.channel === 'fifo' && runtime === 'runc' ? { channel: { localDir: c.channelDir, hostDir: c.channelHostDir ?? c.channelDir, ...owner } } : {}),
     cpus: c.cpus,
     pids: runtime === 'runsc' ? c.pids + GVISOR_PIDS_HEADROOM : c.pids,
     labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: workerId, [LABELS.host]: hostname() },

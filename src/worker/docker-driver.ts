@@ -114,7 +114,10 @@ export class DockerDriver implements ContainerDriver {
 
   async create(spec: ContainerSpec): Promise<string> {
     const channel = spec.channel && (await makeChannelDir(spec.channel));
-    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}` : undefined));
+    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}` : undefined)).catch(async (err: unknown) => {
+      await removeChannelDir(channel ? channel.local : undefined);
+      throw err;
+    });
     if (channel) this.channels.set(container.id, channel.local);
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;

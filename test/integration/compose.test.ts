@@ -45,6 +45,10 @@ describe('docker-compose.yml', () => {
     expect(worker?.ports).toBeUndefined();
     expect(worker?.command).toEqual(['worker']);
     expect(worker?.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
+    // The FIFO channel: the worker's channel directory is a host directory at the same path for the engine.
+    const channelDir = worker?.environment?.['SLOTQ_CHANNEL_DIR'];
+    expect(channelDir).toBeTruthy();
+    expect(worker?.volumes).toContain(`${channelDir}:${channelDir}`);
     expect(worker?.environment?.['REDIS_URL']).toBe('redis://redis:6379');
     expect(worker?.depends_on).toHaveProperty('redis');
 
