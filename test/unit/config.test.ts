@@ -131,9 +131,9 @@ describe('loadConfig', () => {
   });
 
   it('reads the call channel (SLOTQ_CHANNEL, SLOTQ_CHANNEL_DIR, SLOTQ_CHANNEL_HOST_DIR)', () => {
-    expect(loadConfig({}, {})).toMatchObject({ channel: 'stream', channelDir: '/tmp/slotq-channels' });
+    expect(loadConfig({}, {})).toMatchObject({ channel: 'fifo', channelDir: '/tmp/slotq-channels' });
     expect(loadConfig({}, {}).channelHostDir).toBeUndefined();
-    expect(loadConfig({}, { SLOTQ_CHANNEL: 'fifo', SLOTQ_CHANNEL_DIR: '/run/ch', SLOTQ_CHANNEL_HOST_DIR: '/var/lib/ch' })).toMatchObject({ channel: 'fifo', channelDir: '/run/ch', channelHostDir: '/var/lib/ch' });
+    expect(loadConfig({}, { SLOTQ_CHANNEL: 'stream', SLOTQ_CHANNEL_DIR: '/run/ch', SLOTQ_CHANNEL_HOST_DIR: '/var/lib/ch' })).toMatchObject({ channel: 'stream', channelDir: '/run/ch', channelHostDir: '/var/lib/ch' });
     expect(configError(() => loadConfig({}, { SLOTQ_CHANNEL: 'socket' })).message).toContain('SLOTQ_CHANNEL');
     expect(configError(() => loadConfig({}, { SLOTQ_CHANNEL_DIR: 'relative/dir' })).message).toContain('SLOTQ_CHANNEL_DIR');
   });
