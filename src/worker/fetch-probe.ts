@@ -56,16 +56,16 @@ const MAX_PROBES = 1024;
 /**
  * What the worker asks Redis the moment BullMQ hands it a calls job, in one round trip: are the job's
  * leases still valid (the at-most-once check, contract §3), and is the queue now empty. The job
- * processor takes the lease answer instead of asking again; the queue's fetch loop skips the fetch it
- * would make right after a job when the queue was empty (BullMQ's own marker would otherwise wake it
- * for a second, empty fetch).
+ * processor takes the lease answer instead of asking again; the queue's fetch loop (probing-worker.ts)
+ * skips the fetch it would make right after a job when the queue was empty (BullMQ's own marker would
+ * otherwise wake it for a second, empty fetch).
  */
 export class FetchProbes {
   private readonly probes = new Map<string, Probe>();
   private readonly redis: ProbeRedis;
   private keys: ProbeKeys | undefined;
-  /** The queue was empty after the last job handed out (undefined: not known, fetch normally). */
-  private lastIdle: Promise<boolean> | undefined;
+  /** The last job probed, and whether the queue was empty once it was handed out. */
+  private last: { jobId: string; idle: Promise<boolean> } | undefined;
 
   constructor(redis: Redis, private readonly slotsKey: string, private readonly log: Logger) {
     this.redis = redis as ProbeRedis;
@@ -79,7 +79,7 @@ export class FetchProbes {
 
   /** Starts the probe of a job just handed out (a calls job; other kinds are not probed). */
   start(jobId: string | undefined, data: unknown): void {
-    this.lastIdle = undefined;
+    this.last = undefined;
     const parsed = callsJobSchema.safeParse(data);
     if (!jobId || !parsed.success || !this.keys) return;
     const pairs = leasePairs(parsed.data.items);
@@ -87,13 +87,14 @@ export class FetchProbes {
     const reply = this.redis.slotqFetchProbe(k.slots, k.wait, k.prioritized, k.marker, ...pairs.flat());
     const valid = reply.then(([, ok]) => ok.map((n) => n === 1));
     valid.catch(() => undefined); // the processor sees the error when it takes the probe
-    this.lastIdle = reply.then(
-      ([idle]) => idle === 1,
+    const idle = reply.then(
+      ([empty]) => empty === 1,
       (err: unknown) => {
         this.log.debug({ err: toError(err).message }, 'fetch probe failed');
         return false;
       },
     );
+    this.last = { jobId, idle };
     this.probes.set(jobId, { pairs: JSON.stringify(pairs), valid });
     if (this.probes.size > MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
   }
@@ -106,10 +107,8 @@ export class FetchProbes {
     return probe.pairs === JSON.stringify(pairs) ? probe.valid : undefined;
   }
 
-  /** True when the last job handed out left the queue empty (and its marker removed); asked once. */
-  async queueIdle(): Promise<boolean> {
-    const idle = this.lastIdle;
-    this.lastIdle = undefined;
-    return idle ? await idle : false;
+  /** Resolves true when the queue was empty right after this job was handed out (its marker then removed). */
+  idleAfter(jobId: string | undefined): Promise<boolean> | undefined {
+    return this.last && this.last.jobId === jobId ? this.last.idle : undefined;
   }
 }

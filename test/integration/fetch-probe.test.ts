@@ -25,10 +25,12 @@ async function setup(concurrency: number) {
   const probes = new FetchProbes(redis, keys.slots, silentLogger());
   const seen: Array<{ id: string; valid: boolean[] | undefined }> = [];
   let gate: Promise<void> = Promise.resolve();
+  let onSeen = (): void => undefined;
   const process = async (job: Job): Promise<void> => {
     const data = job.data as CallsJob;
     const answer = probes.take(job.id!, leasePairs(data.items));
     seen.push({ id: job.id!, valid: answer ? await answer : undefined });
+    onSeen();
     await gate;
   };
   // A blocking wait far longer than any test: a job is picked up only because something woke the worker.
@@ -56,7 +58,7 @@ async function setup(concurrency: number) {
     if (left.length > 0) await redis.del(...left);
     for (const c of conns) c.disconnect();
   };
-  return { start, add, seen, marker, hold, close };
+  return { start, add, seen, marker, hold, close, onSeen: (fn: () => void) => (onSeen = fn) };
 }
 
 let cleanup: (() => Promise<void>) | undefined;
@@ -93,5 +95,17 @@ describe('fetch probe', () => {
     expect(t.seen.map((s) => s.id)).toEqual(['c1', 'c2', 'c3', 'c4']);
     // Jobs handed out by a job's completion are not probed: their processor checks the leases itself.
     for (const s of t.seen) expect(s.valid === undefined || s.valid[0] === true).toBe(true);
+  });
+
+  it('never leaves a job waiting when each is added the moment the previous one ran (its completion races the next pickup)', async () => {
+    const t = await setup(4);
+    cleanup = t.close;
+    await t.start();
+    const total = 300;
+    t.onSeen(() => {
+      if (t.seen.length < total) void t.add(`r${t.seen.length}`, [['s1', 'L1']]);
+    });
+    await t.add('r0', [['s1', 'L1']]);
+    await waitFor(() => t.seen.length === total, 60_000, `all ${total} jobs to be processed (a lost wake-up leaves one waiting 300 s)`);
   });
 });
