@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from '../shared/errors.js';
-import { callsJobSchema, type JobItem } from '../shared/schemas.js';
+import type { JobItem } from '../shared/schemas.js';
 
-/** [slotId, leaseId] of each slot a job's calls use, in first-use order. */
+/** [slotId, leaseId] of each slot a job's calls use, in first-use order (a slot's last leaseId wins). */
 export type LeasePairs = Array<readonly [slotId: string, leaseId: string]>;
 
 export function leasePairs(items: ReadonlyArray<Pick<JobItem, 'slotId' | 'leaseId'>>): LeasePairs {
@@ -11,104 +11,122 @@ export function leasePairs(items: ReadonlyArray<Pick<JobItem, 'slotId' | 'leaseI
 }
 
 /**
- * KEYS: the registry's slots hash, the queue's wait list, its prioritized set, its marker set.
- * ARGV: slotId, leaseId pairs. Returns {idle, {1|0 per pair}}: a lease is valid while its slot is
- * held under it (the registry's CHECK_LEASES). idle = 1 when no job waits in the queue; the marker
- * BullMQ set when it handed out the job is then removed, so the worker's next BZPOPMIN blocks until a
- * producer adds a job (an add sets the marker again) instead of waking for nothing.
+ * KEYS: the queue's active list, wait list, prioritized set and marker set, the registry's slots hash.
+ * ARGV: the queue's job key prefix, the largest job payload (bytes) worth decoding here.
+ * Sent on BullMQ's own connection right behind its fetch (moveToActive), so it runs just after it and
+ * finds the job it handed out at the head of the active list. Returns {jobId, idle, {slotId, leaseId,
+ * 1|0, ...}}: the leases of that job's calls (valid while the slot is held under it, as the registry's
+ * CHECK_LEASES says; the pairs as leasePairs() makes them), and idle = 1 when no job waits: then the
+ * marker BullMQ set when it handed the job out is removed, so the worker's next BZPOPMIN blocks until
+ * a producer adds a job (an add sets the marker again) instead of waking for an empty fetch.
+ * The job's key is built here from the prefix, as BullMQ's own scripts build it (same hash tag).
  */
 const FETCH_PROBE = `
-local out = {}
-for i = 1, #ARGV, 2 do
-  local j = redis.call('HGET', KEYS[1], ARGV[i])
-  local ok = 0
-  if j then
-    local s = cjson.decode(j)
-    if s.leaseId == ARGV[i + 1] and s.state == 'held' then ok = 1 end
-  end
-  out[#out + 1] = ok
-end
 local idle = 0
 if redis.call('LLEN', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
   redis.call('ZREM', KEYS[4], '0')
   idle = 1
 end
-return {idle, out}
+local id = redis.call('LINDEX', KEYS[1], 0)
+if not id then return {'', idle, {}} end
+local data = redis.call('HGET', ARGV[1] .. id, 'data')
+if not data or #data > tonumber(ARGV[2]) then return {id, idle, {}} end
+local ok, job = pcall(cjson.decode, data)
+if not ok or type(job) ~= 'table' or job.kind ~= 'calls' or type(job.items) ~= 'table' then return {id, idle, {}} end
+local order, lease = {}, {}
+for _, it in ipairs(job.items) do
+  if type(it) ~= 'table' or type(it.slotId) ~= 'string' or type(it.leaseId) ~= 'string' then return {id, idle, {}} end
+  if lease[it.slotId] == nil then order[#order + 1] = it.slotId end
+  lease[it.slotId] = it.leaseId
+end
+local out = {}
+for _, sid in ipairs(order) do
+  local j = redis.call('HGET', KEYS[5], sid)
+  local valid = 0
+  if j then
+    local s = cjson.decode(j)
+    if s.leaseId == lease[sid] and s.state == 'held' then valid = 1 end
+  end
+  out[#out + 1] = sid
+  out[#out + 1] = lease[sid]
+  out[#out + 1] = valid
+end
+return {id, idle, out}
 `;
 
-export interface ProbeKeys {
-  slots: string;
-  wait: string;
-  prioritized: string;
-  marker: string;
-}
-
-interface Probe {
-  pairs: string;
-  valid: Promise<boolean[]>;
-}
-
-type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Promise<[number, number[]]> };
-
+/** Payloads above this are not decoded inside Redis (it would block it): their processor checks the leases. */
+const MAX_PROBED_DATA_BYTES = 64 * 1024;
 /** Probes older than this many jobs are dropped (a job fetched but never processed, e.g. at close). */
 const MAX_PROBES = 1024;
 
+export interface ProbeKeys {
+  active: string;
+  wait: string;
+  prioritized: string;
+  marker: string;
+  /** The prefix of the queue's job hashes (BullMQ's `keys['']`). */
+  jobPrefix: string;
+}
+
+export interface ProbeReply {
+  /** The job at the head of the active list when the probe ran ('' when none). */
+  jobId: string;
+  idle: boolean;
+  pairs: LeasePairs;
+  valid: boolean[];
+}
+
+type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Promise<[string, number, Array<string | number>]> };
+
 /**
- * What the worker asks Redis the moment BullMQ hands it a calls job, in one round trip: are the job's
- * leases still valid (the at-most-once check, contract §3), and is the queue now empty. The job
- * processor takes the lease answer instead of asking again; the queue's fetch loop (probing-worker.ts)
- * skips the fetch it would make right after a job when the queue was empty (BullMQ's own marker would
- * otherwise wake it for a second, empty fetch).
+ * The lease check of a job the worker is handed (the at-most-once check, contract §3), made in the same
+ * round trip as BullMQ's fetch instead of one after it; and whether the queue was then empty (see
+ * probing-worker.ts). The job processor takes the answer when it is for its job and its pairs, and
+ * asks the registry itself otherwise.
  */
 export class FetchProbes {
-  private readonly probes = new Map<string, Probe>();
-  private readonly redis: ProbeRedis;
-  private keys: ProbeKeys | undefined;
-  /** The last job probed, and whether the queue was empty once it was handed out. */
-  private last: { jobId: string; idle: Promise<boolean> } | undefined;
+  private readonly probes = new Map<string, Promise<ProbeReply>>();
+  private bound: { redis: ProbeRedis; keys: ProbeKeys } | undefined;
 
-  constructor(redis: Redis, private readonly slotsKey: string, private readonly log: Logger) {
-    this.redis = redis as ProbeRedis;
-    if (typeof this.redis.slotqFetchProbe !== 'function') this.redis.defineCommand('slotqFetchProbe', { lua: FETCH_PROBE, numberOfKeys: 4 });
+  constructor(private readonly slotsKey: string, private readonly log: Logger) {}
+
+  /** The connection BullMQ fetches on, and the queue's keys (known once its BullMQ worker exists). */
+  bind(redis: Redis, keys: ProbeKeys): void {
+    const r = redis as ProbeRedis;
+    if (typeof r.slotqFetchProbe !== 'function') r.defineCommand('slotqFetchProbe', { lua: FETCH_PROBE, numberOfKeys: 5 });
+    this.bound = { redis: r, keys };
   }
 
-  /** The queue's keys (known once its BullMQ worker exists). */
-  bind(keys: Omit<ProbeKeys, 'slots'>): void {
-    this.keys = { ...keys, slots: this.slotsKey };
+  /** Sends a probe on the fetching connection (call it once the fetch is on the wire). */
+  async send(): Promise<ProbeReply> {
+    if (!this.bound) throw new Error('fetch probe: no connection bound');
+    const { redis, keys: k } = this.bound;
+    const [jobId, idle, flat] = await redis.slotqFetchProbe(k.active, k.wait, k.prioritized, k.marker, this.slotsKey, k.jobPrefix, MAX_PROBED_DATA_BYTES);
+    const pairs: Array<[string, string]> = [];
+    const valid: boolean[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      pairs.push([String(flat[i]), String(flat[i + 1])]);
+      valid.push(Number(flat[i + 2]) === 1);
+    }
+    return { jobId: String(jobId), idle: Number(idle) === 1, pairs, valid };
   }
 
-  /** Starts the probe of a job just handed out (a calls job; other kinds are not probed). */
-  start(jobId: string | undefined, data: unknown): void {
-    this.last = undefined;
-    const parsed = callsJobSchema.safeParse(data);
-    if (!jobId || !parsed.success || !this.keys) return;
-    const pairs = leasePairs(parsed.data.items);
-    const k = this.keys;
-    const reply = this.redis.slotqFetchProbe(k.slots, k.wait, k.prioritized, k.marker, ...pairs.flat());
-    const valid = reply.then(([, ok]) => ok.map((n) => n === 1));
-    valid.catch(() => undefined); // the processor sees the error when it takes the probe
-    const idle = reply.then(
-      ([empty]) => empty === 1,
-      (err: unknown) => {
-        this.log.debug({ err: toError(err).message }, 'fetch probe failed');
-        return false;
-      },
-    );
-    this.last = { jobId, idle };
-    this.probes.set(jobId, { pairs: JSON.stringify(pairs), valid });
+  /** Keeps a probe for the job the fetch handed out (the processor takes it). */
+  attach(jobId: string, reply: Promise<ProbeReply>): void {
+    reply.catch((err: unknown) => this.log.debug({ err: toError(err).message, jobId }, 'fetch probe failed'));
+    this.probes.set(jobId, reply);
     if (this.probes.size > MAX_PROBES) this.probes.delete(this.probes.keys().next().value!);
   }
 
-  /** The lease answer of a probed job for exactly these pairs, once; undefined when there is none. */
-  take(jobId: string, pairs: LeasePairs): Promise<boolean[]> | undefined {
+  /**
+   * The lease answer for a job, once: undefined when it was not probed, or the probe found another job
+   * or other pairs, or the probe failed (then the caller checks the leases itself).
+   */
+  async take(jobId: string, pairs: LeasePairs): Promise<boolean[] | undefined> {
     const probe = this.probes.get(jobId);
     if (!probe) return undefined;
     this.probes.delete(jobId);
-    return probe.pairs === JSON.stringify(pairs) ? probe.valid : undefined;
-  }
-
-  /** Resolves true when the queue was empty right after this job was handed out (its marker then removed). */
-  idleAfter(jobId: string | undefined): Promise<boolean> | undefined {
-    return this.last && this.last.jobId === jobId ? this.last.idle : undefined;
+    const reply = await probe.catch(() => undefined);
+    return reply && reply.jobId === jobId && JSON.stringify(reply.pairs) === JSON.stringify(pairs) ? reply.valid : undefined;
   }
 }

@@ -66,7 +66,7 @@ export class JobProcessor {
   private async runCalls(job: CallsJob, jobId: string): Promise<Array<[number, ExecutionResult]>> {
     const pairs = leasePairs(job.items);
     const current = new Map(pairs.map(([s], i) => [s, i]));
-    const valid = await (this.d.probes?.take(jobId, pairs) ?? this.d.registry.checkLeases(pairs));
+    const valid = (await this.d.probes?.take(jobId, pairs)) ?? (await this.d.registry.checkLeases(pairs));
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
       const slot = this.d.slots.get(item.slotId);

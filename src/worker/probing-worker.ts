@@ -1,14 +1,16 @@
-import { Worker, type Job, type JobJson, type Processor, type WorkerOptions } from 'bullmq';
-import type { FetchProbes } from './fetch-probe.js';
+import { Worker, type Job, type Processor, type Span, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FetchProbes, ProbeReply } from './fetch-probe.js';
 
 /** BullMQ's blocking wait for a job (BZPOPMIN on the queue's marker): private in its typings. */
 type BlockingWait = (blockUntil: number) => Promise<number>;
 
 /**
- * BullMQ's Worker, with the one round trip the worker needs per job started the moment BullMQ hands a
- * job out (fetch-probe.ts): the job's lease check, and whether the queue is now empty (then the marker
- * BullMQ set for the job is removed). When it was empty, the fetch BullMQ makes right after that job is
- * skipped and the loop goes straight to its blocking wait, which a producer's next add ends.
+ * BullMQ's Worker, with the one more thing the worker needs per job asked of Redis in the same round
+ * trip as the fetch: right behind each fetch, on the same connection, a probe (fetch-probe.ts) checks
+ * the leases of the job it handed out and says whether the queue is now empty (then the marker BullMQ
+ * set for that job is removed). When it was empty, the fetch BullMQ makes right after a job is skipped
+ * and the loop goes straight to its blocking wait, which a producer's next add ends.
  *
  * Skipping is safe only while no marker was consumed since that job was handed out: a blocking wait
  * that popped one must be followed by a real fetch. So a skip is armed only by a job this class fetched,
@@ -20,10 +22,12 @@ export class ProbingWorker extends Worker {
   private armed: Promise<boolean> | undefined;
   private readonly canSkip: boolean;
 
-  constructor(name: string, processor: Processor, opts: WorkerOptions, probes: FetchProbes) {
+  /** connection: a Redis client (not options): BullMQ fetches on it, and so does the probe. */
+  constructor(name: string, processor: Processor, opts: WorkerOptions & { connection: Redis }, probes: FetchProbes) {
     super(name, processor, { ...opts, autorun: false });
     this.probes = probes;
-    probes.bind({ wait: this.keys['wait']!, prioritized: this.keys['prioritized']!, marker: this.keys['marker']! });
+    const k = (type: string): string => this.keys[type]!;
+    probes.bind(opts.connection, { active: k('active'), wait: k('wait'), prioritized: k('prioritized'), marker: k('marker'), jobPrefix: k('') });
     const self = this as unknown as { waitForJob?: BlockingWait };
     const wait = self.waitForJob?.bind(this);
     this.canSkip = typeof wait === 'function';
@@ -35,18 +39,31 @@ export class ProbingWorker extends Worker {
     }
   }
 
-  protected override createJob(data: JobJson, jobId: string): Job {
-    const job = super.createJob(data, jobId);
-    this.probes?.start(job.id, job.data);
-    return job;
+  /**
+   * A completed job does not fetch the next one (BullMQ's default does, in the same script): every job
+   * is then handed out by moveToActive above, with its probe. Otherwise a producer that adds its next
+   * job the moment it has the previous result races the completion: the job comes unprobed, and the
+   * add's wake-up ends in an empty fetch.
+   */
+  protected override handleCompleted(result: unknown, job: Job, token: string, _fetchNext?: () => boolean, span?: Span): Promise<Job> {
+    return super.handleCompleted(result, job, token, () => false, span);
   }
 
   protected override async moveToActive(token: string, name?: string): Promise<Job> {
     const armed = this.armed;
     this.armed = undefined;
     if (armed && (await armed)) return this.nextJobFromJobData(undefined, undefined, token);
-    const job = await super.moveToActive(token, name);
-    if (job && this.canSkip) this.armed = this.probes?.idleAfter(job.id);
+    const fetch = super.moveToActive(token, name);
+    const probes = this.probes;
+    // Once the fetch is written (its client is awaited first): the probe then runs right after it.
+    const probe = probes ? new Promise<void>((r) => setImmediate(r)).then(() => probes.send()) : undefined;
+    const job = await fetch;
+    if (job?.id && probe && probes) {
+      probes.attach(job.id, probe);
+      if (this.canSkip) this.armed = probe.then((p: ProbeReply) => p.jobId === job.id && p.idle, () => false);
+    } else {
+      probe?.catch(() => undefined);
+    }
     return job;
   }
 }

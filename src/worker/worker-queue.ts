@@ -30,7 +30,7 @@ export class WorkerQueue {
     private readonly redis: Redis,
     private readonly log: Logger,
   ) {
-    this.probes = new FetchProbes(redis, keys.slots, log);
+    this.probes = new FetchProbes(keys.slots, log);
   }
 
   get name(): string {

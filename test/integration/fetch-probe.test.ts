@@ -22,14 +22,13 @@ async function setup(concurrency: number) {
   };
   const slot = (state: string, leaseId: string) => JSON.stringify({ slotId: 'x', workerId: 'w', containerId: 'c', state, trajectoryId: 't', owner: 'p', leaseId, leaseExpMs: '0', heldAtMs: '0' });
   await redis.hset(keys.slots, 's1', slot('held', 'L1'), 's2', slot('free', ''));
-  const probes = new FetchProbes(redis, keys.slots, silentLogger());
+  const probes = new FetchProbes(keys.slots, silentLogger());
   const seen: Array<{ id: string; valid: boolean[] | undefined }> = [];
   let gate: Promise<void> = Promise.resolve();
   let onSeen = (): void => undefined;
   const process = async (job: Job): Promise<void> => {
     const data = job.data as CallsJob;
-    const answer = probes.take(job.id!, leasePairs(data.items));
-    seen.push({ id: job.id!, valid: answer ? await answer : undefined });
+    seen.push({ id: job.id!, valid: await probes.take(job.id!, leasePairs(data.items)) });
     onSeen();
     await gate;
   };
@@ -93,8 +92,8 @@ describe('fetch probe', () => {
     open();
     await waitFor(() => t.seen.length === 4, 20_000, 'every queued job to be processed');
     expect(t.seen.map((s) => s.id)).toEqual(['c1', 'c2', 'c3', 'c4']);
-    // Jobs handed out by a job's completion are not probed: their processor checks the leases itself.
-    for (const s of t.seen) expect(s.valid === undefined || s.valid[0] === true).toBe(true);
+    // Every job is handed out by a fetch with its probe (a completion does not fetch the next job).
+    expect(t.seen.map((s) => s.valid)).toEqual([[true], [true], [true], [true]]);
   });
 
   it('never leaves a job waiting when each is added the moment the previous one ran (its completion races the next pickup)', async () => {
