@@ -14,13 +14,15 @@ type BlockingWait = (blockUntil: number) => Promise<number>;
  *
  * Skipping is safe only while no marker was consumed since that job was handed out: a blocking wait
  * that popped one must be followed by a real fetch. So a skip is armed only by a job this class fetched,
- * is used by the very next fetch, and is disarmed by any blocking wait. The queue, its jobs, locks and
+ * is used by the very next fetch, and is disarmed by any blocking wait (and not armed while one is in flight). The queue, its jobs, locks and
  * events are BullMQ's own (Bull Board shows them as before). Autorun is off: call run() after the constructor.
  */
 export class ProbingWorker extends Worker {
   private probes: FetchProbes | undefined;
   private armed: Promise<boolean> | undefined;
   private readonly canSkip: boolean;
+  /** Blocking waits in flight (a fetch made while one is may not arm a skip: the wait may pop a marker). */
+  private blockingWaits = 0;
 
   /** connection: a Redis client (not options): BullMQ fetches on it, and so does the probe. */
   constructor(name: string, processor: Processor, opts: WorkerOptions & { connection: Redis }, probes: FetchProbes) {
@@ -32,9 +34,14 @@ export class ProbingWorker extends Worker {
     const wait = self.waitForJob?.bind(this);
     this.canSkip = typeof wait === 'function';
     if (wait) {
-      self.waitForJob = (blockUntil) => {
+      self.waitForJob = async (blockUntil) => {
         this.armed = undefined;
-        return wait(blockUntil);
+        this.blockingWaits++;
+        try {
+          return await wait(blockUntil);
+        } finally {
+          this.blockingWaits--;
+        }
       };
     }
   }
@@ -60,7 +67,7 @@ export class ProbingWorker extends Worker {
     const job = await fetch;
     if (job?.id && probe && probes) {
       probes.attach(job.id, probe);
-      if (this.canSkip) this.armed = probe.then((p: ProbeReply) => p.jobId === job.id && p.idle, () => false);
+      if (this.canSkip && this.blockingWaits === 0) this.armed = probe.then((p: ProbeReply) => p.jobId === job.id && p.idle, () => false);
     } else {
       probe?.catch(() => undefined);
     }
