@@ -21,6 +21,8 @@ export class ProbingWorker extends Worker {
   private probes: FetchProbes | undefined;
   private armed: Promise<boolean> | undefined;
   private readonly canSkip: boolean;
+  /** The probe of the last job fetched, while it may still be on its way. */
+  private lastProbe: Promise<unknown> | undefined;
   /** Blocking waits in flight (a fetch made while one is may not arm a skip: the wait may pop a marker). */
   private blockingWaits = 0;
 
@@ -38,6 +40,10 @@ export class ProbingWorker extends Worker {
         this.armed = undefined;
         this.blockingWaits++;
         try {
+          // Let the last job's probe remove its marker first, or this wait would wake at once for it.
+          const probe = this.lastProbe;
+          this.lastProbe = undefined;
+          await probe?.catch(() => undefined);
           return await wait(blockUntil);
         } finally {
           this.blockingWaits--;
@@ -67,6 +73,7 @@ export class ProbingWorker extends Worker {
     const job = await fetch;
     if (job?.id && probe && probes) {
       probes.attach(job.id, probe);
+      this.lastProbe = probe;
       if (this.canSkip && this.blockingWaits === 0) this.armed = probe.then((p: ProbeReply) => p.jobId === job.id && p.idle, () => false);
     } else {
       probe?.catch(() => undefined);
