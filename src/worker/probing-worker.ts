@@ -66,11 +66,9 @@ export class ProbingWorker extends Worker {
     const armed = this.armed;
     this.armed = undefined;
     if (armed && (await armed)) return this.nextJobFromJobData(undefined, undefined, token);
-    const fetch = super.moveToActive(token, name);
     const probes = this.probes;
-    // Once the fetch is written (its client is awaited first): the probe then runs right after it.
-    const probe = probes ? new Promise<void>((r) => setImmediate(r)).then(() => probes.send()) : undefined;
-    const job = await fetch;
+    const probe = probes?.probeAfterNextCommand(); // goes out right behind the fetch
+    const job = await super.moveToActive(token, name);
     if (job?.id && probe && probes) {
       probes.attach(job.id, probe);
       this.lastProbe = probe;

@@ -92,8 +92,10 @@ describe('fetch probe', () => {
     open();
     await waitFor(() => t.seen.length === 4, 20_000, 'every queued job to be processed');
     expect(t.seen.map((s) => s.id)).toEqual(['c1', 'c2', 'c3', 'c4']);
-    // Every job is handed out by a fetch with its probe (a completion does not fetch the next job).
-    expect(t.seen.map((s) => s.valid)).toEqual([[true], [true], [true], [true]]);
+    // Every job is handed out by a fetch with its probe (a completion does not fetch the next job); the
+    // very first fetch on a connection may load BullMQ's script first and leave its probe unused.
+    expect([undefined, [true]]).toContainEqual(t.seen[0]!.valid);
+    expect(t.seen.slice(1).map((s) => s.valid)).toEqual([[true], [true], [true]]);
   });
 
   it('never leaves a job waiting when each is added the moment the previous one ran (its completion races the next pickup)', async () => {
