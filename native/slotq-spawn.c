@@ -1,26 +1,31 @@
 /*
- * slotq-spawn: the executor's process launcher, one per supervisor session (src/worker/executor-protocol.ts).
+ * slotq-spawn: the executor's front, one per supervisor session (src/worker/executor-protocol.ts).
  *
- * Starting a call's command from the supervisor's busybox shell costs a fork, an exec of setsid and an exec
- * of the image's sh; on a VM where an exec costs ~0.5 ms, that was most of a call's CPU. This launcher,
- * started once per session, does it with one posix_spawn (vfork-like clone, new session, one exec).
+ * The supervisor is a busybox shell script: it reads a request a byte at a time (two syscalls a byte), and
+ * starting a command costs it a fork, an exec of setsid and an exec of the image's sh; on a VM where an exec
+ * costs ~0.5 ms, that was most of a call's CPU. At its first request the supervisor hands its input to this
+ * program, which from then on reads every request (buffered), runs op s and op i commands itself with one
+ * posix_spawn (vfork-like clone, new session, one exec), forwards op t (the persistent shell) to the
+ * supervisor, and writes every call's end line and stderr.
  *
  * argv: <state dir> <image sh> <image PATH> <helper sh> <helper PATH> <stderr head bytes> <stderr tail bytes>
- * stdin: requests, two lines each: "<op> <id> <form>\n<payload>\n"
+ * fd 0: the requests, as the worker sends them (executor-protocol.ts, encodeRequest): a header line
+ *   "<op> <id> <nonce> <stdinBytes> [<cmdBytes>]", then the command ($'…'-quoted on one line, or cmdBytes raw
+ *   bytes), then the stdin bytes.
  *   op s: a user command in the image's sh with the image's PATH; op i: slotq's script in the helper's sh;
- *     form c: payload is the command, $'…'-quoted (\\ \' \n \r escapes), run as `sh -c <command> sh`;
- *     form f: the command is in <dir>/c, run as `sh <dir>/c` (payload ignored).
- *     The command's stdin is <dir>/i, its stderr <dir>/e; its stdout is this process's stdout (the
- *     supervisor's). "<id> <pid>" goes to <dir>/pid while it runs, for the worker's out-of-band kill (pid =
- *     process group, as the command leads a session of its own). Reply: "<exit status>" (128+N for signal N),
- *     once the command ended and the rest of its process group was killed.
- *   op e: the end of a call, payload "<before>|<after>": writes "<before> <stderr bytes><after>\n" to stdout,
- *     then <dir>/e (its first and last bytes only, when over head+tail), and empties <dir>/e. Reply: "0".
- *     (The shell would fork wc and cat for that.)
- * fd 4: replies, one line per request.
- * It dies with its parent (PR_SET_PDEATHSIG) and ends on EOF. It puts itself, the supervisor and so every
- * command under SCHED_BATCH: a call waking up does not preempt the worker (or a training loop beside it) on
- * its core, and commands still get their fair share of CPU. (Here: ~20% more calls/s on 2 cores.)
+ *     run as `sh -c <command> sh`, or `sh <dir>/c` for a raw command. stdin <dir>/i, stderr <dir>/e, stdout
+ *     this process's (the channel). "<id> <pid>" is in <dir>/pid while it runs, for the worker's out-of-band
+ *     kill (pid = process group: the command leads a session of its own). After it, the rest of its process
+ *     group is killed.
+ *   op t: forwarded as it came on fd 3; the supervisor answers "<status>|<flags>" on fd 5.
+ * fd 1: per call, the command's stdout, then "<nonce>R <status> <stderrBytes>[ flags]\n" and the stderr
+ *   (its first and last bytes only when over head+tail). Flags: the supervisor's (" exit"), then " oom=N" /
+ *   " pids=N" when the slot cgroup's OOM-kill or refused-fork counters grew during a failed call.
+ * First it writes "ok\n" on fd 3, then reads the header of the first request, which the supervisor has read
+ * already, on fd 5 (not in argv: /proc shows argv to the commands, and the header holds the call's nonce). It ends on EOF (the supervisor, reading fd 3, then ends too), exits when its
+ * state directory is gone (the worker starts a new session), and dies with the supervisor (PR_SET_PDEATHSIG).
+ * It puts itself, the supervisor and so every command under SCHED_BATCH: a call waking up does not preempt
+ * the worker (or a training loop beside it) on its core; commands still get their fair share of CPU.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,11 +43,11 @@
 
 extern char **environ;
 
-#define MAX_CMD (256 * 1024)
-
-static char *dir, *img_sh, *img_path, *hlp_sh, *hlp_path;
-static long head_bytes, tail_bytes;
+static char *dir, *img_sh, *hlp_sh;
 static char **env_img, **env_hlp;
+static long head_bytes, tail_bytes, oom0, pids0;
+static char p_in[4096], p_err[4096], p_cmd[4096], p_pid[4096];
+static FILE *from_sup;
 
 /* environ with PATH replaced by path */
 static char **env_with_path(const char *path) {
@@ -52,26 +57,42 @@ static char **env_with_path(const char *path) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
     if (strncmp(environ[i], "PATH=", 5) != 0) e[k++] = environ[i];
-  size_t len = strlen(path) + 6;
-  e[k] = malloc(len);
-  snprintf(e[k], len, "PATH=%s", path);
+  if (asprintf(&e[k], "PATH=%s", path) < 0) exit(10);
   return e;
 }
 
-/* one line from stdin, without the newline; NULL on EOF */
-static char *read_line(char *buf, size_t cap) {
-  size_t n = 0;
-  for (;;) {
-    int c = getchar();
-    if (c == EOF) return NULL;
-    if (c == '\n') break;
-    if (n + 1 < cap) buf[n++] = (char)c;
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w, n -= (size_t)w;
   }
-  buf[n] = 0;
-  return buf;
+  return 0;
 }
 
-/* $'…' → bytes (in place); returns the decoded string */
+/* n bytes of stdin to fd (or dropped when fd < 0); -1 on EOF or a failed write */
+static int copy_in(size_t n, int fd) {
+  static char buf[65536];
+  while (n > 0) {
+    size_t r = fread(buf, 1, n < sizeof buf ? n : sizeof buf, stdin);
+    if (r == 0) return -1;
+    if (fd >= 0 && write_all(fd, buf, r) < 0) return -1;
+    n -= r;
+  }
+  return 0;
+}
+
+/* stdin bytes into a fresh file; exits when the state directory is gone (as the shell supervisor did) */
+static void stdin_to_file(const char *path, size_t n) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) exit(96);
+  int rc = copy_in(n, fd);
+  close(fd);
+  if (rc < 0) exit(95);
+}
+
+/* $'…' → bytes (in place), the inverse of encodeCommand() */
 static char *decode(char *s) {
   size_t len = strlen(s);
   if (len < 3 || s[0] != '$' || s[1] != '\'' || s[len - 1] != '\'') return s[0] == '\'' && len >= 2 && s[len - 1] == '\'' ? (s[len - 1] = 0, s + 1) : s;
@@ -89,28 +110,36 @@ static char *decode(char *s) {
   return s;
 }
 
-static void path_of(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
-
-static int run(char op, const char *id, char form, char *cmd) {
-  char in_path[4096], err_path[4096], file_path[4096], pid_path[4096];
-  path_of(in_path, sizeof in_path, "i");
-  path_of(err_path, sizeof err_path, "e");
-  path_of(file_path, sizeof file_path, "c");
-  path_of(pid_path, sizeof pid_path, "pid");
-  char *sh = op == 'i' ? hlp_sh : img_sh;
-  char *argv[5] = {sh, NULL, NULL, NULL, NULL};
-  if (form == 'f') {
-    argv[1] = file_path;
-  } else {
-    argv[1] = "-c";
-    argv[2] = cmd;
-    argv[3] = "sh";
+/* one value from a cgroup v1 or v2 file of "key value" lines, or -1 */
+static long counter(const char *v1, const char *v2, const char *key) {
+  const char *paths[2] = {v1, v2};
+  for (int i = 0; i < 2; i++) {
+    FILE *f = fopen(paths[i], "re");
+    if (!f) continue;
+    char k[64];
+    long v;
+    while (fscanf(f, "%63s %ld", k, &v) == 2)
+      if (strcmp(k, key) == 0) {
+        fclose(f);
+        return v;
+      }
+    fclose(f);
   }
+  return -1;
+}
+static long oom_kills(void) { return counter("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events", "oom_kill"); }
+static long pids_refused(void) { return counter("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events", "max"); }
+
+/* runs one command; its exit status (128+N for signal N) */
+static int run(char op, const char *id, int from_file, char *cmd) {
+  char *sh = op == 'i' ? hlp_sh : img_sh;
+  char *argv[5] = {sh, "-c", cmd, "sh", NULL};
+  if (from_file) argv[1] = p_cmd, argv[2] = NULL;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 0, p_in, O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, p_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawnattr_init(&at);
   sigset_t none, all;
   sigemptyset(&none);
@@ -123,101 +152,127 @@ static int run(char op, const char *id, char form, char *cmd) {
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   if (err != 0) {
-    fprintf(stderr, "slotq-spawn: %s: %s\n", sh, strerror(err));
+    FILE *ef = fopen(p_err, "we");
+    if (ef) fprintf(ef, "slotq: cannot start %s: %s\n", sh, strerror(err)), fclose(ef);
     return err == ENOENT ? 127 : 126;
   }
-  FILE *pf = fopen(pid_path, "w");
-  if (pf) {
-    fprintf(pf, "%s %d\n", id, (int)pid);
-    fclose(pf);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  FILE *pf = fopen(p_pid, "we");
+  if (pf) fprintf(pf, "%s %d\n", id, (int)pid), fclose(pf);
+  int status = 0, w;
+  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
   kill(-pid, SIGKILL); /* what the command left running in its group */
+  if (w < 0) return 255;
   return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w, n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* copies n bytes of fd from off to stdout */
+/* copies n bytes of fd from off to stdout; a file that shrank leaves the worker short of bytes: it times out */
 static int copy_out(int fd, off_t off, off_t n) {
   static char buf[65536];
   while (n > 0) {
     ssize_t r = pread(fd, buf, n < (off_t)sizeof buf ? (size_t)n : sizeof buf, off);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return 0; /* shorter than it was: the worker waits for bytes that will not come, and times out */
+    if (r <= 0) return 0;
     if (write_all(1, buf, (size_t)r) < 0) return -1;
     off += r, n -= r;
   }
   return 0;
 }
 
-static int end_of_call(char *payload) {
-  char err_path[4096];
-  path_of(err_path, sizeof err_path, "e");
-  char *after = strchr(payload, '|');
-  if (after) *after++ = 0;
-  int fd = open(err_path, O_RDONLY | O_CLOEXEC);
+/* the end line and the stderr; exits when stdout is gone */
+static void end_of_call(const char *nonce, int status, const char *flags) {
+  char fl[128] = "";
+  snprintf(fl, sizeof fl, "%s", flags);
+  if (status != 0) {
+    long o = oom_kills(), p = pids_refused();
+    size_t at = strlen(fl);
+    if (o != oom0) at += (size_t)snprintf(fl + at, sizeof fl - at, " oom=%ld", o), oom0 = o;
+    if (p != pids0) snprintf(fl + at, sizeof fl - at, " pids=%ld", p), pids0 = p;
+  }
+  int fd = open(p_err, O_RDONLY | O_CLOEXEC);
   struct stat st;
   off_t size = fd >= 0 && fstat(fd, &st) == 0 ? st.st_size : 0;
-  char line[512];
-  int n = snprintf(line, sizeof line, "%s %lld%s\n", payload, (long long)size, after ? after : "");
-  int rc = n > 0 && n < (int)sizeof line ? write_all(1, line, (size_t)n) : -1;
+  char line[256];
+  int n = snprintf(line, sizeof line, "%sR %d %lld%s\n", nonce, status, (long long)size, fl);
+  int rc = write_all(1, line, (size_t)n);
   if (rc == 0 && size > 0) {
     if (size > head_bytes + tail_bytes) rc = copy_out(fd, 0, head_bytes) < 0 || copy_out(fd, size - tail_bytes, tail_bytes) < 0 ? -1 : 0;
     else rc = copy_out(fd, 0, size);
   }
   if (fd >= 0) close(fd);
-  if (size > 0) truncate(err_path, 0);
-  return rc;
+  if (size > 0 && truncate(p_err, 0) < 0) exit(96);
+  if (rc < 0) exit(6);
+}
+
+/* one request whose header is parsed; returns -1 on EOF */
+static int request(const char *op, const char *id, const char *nonce, size_t inlen, size_t clen) {
+  static char *line;
+  static size_t cap;
+  char *cmd = NULL;
+  if (clen > 0) {
+    if (op[0] == 't') return -1; /* never sent: the stateful shell reads its statement as one line */
+    stdin_to_file(p_cmd, clen);
+  } else {
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n <= 0) return -1;
+    if (line[n - 1] == '\n') line[n - 1] = 0;
+    cmd = line;
+  }
+  if (op[0] == 't') {
+    /* as it came, for the supervisor's loop; its answer: "<status>|<flags>" */
+    if (dprintf(3, "%s %s %s %zu\n%s\n", op, id, nonce, inlen, cmd) < 0 || copy_in(inlen, 3) < 0) return -1;
+    static char *ans;
+    static size_t acap;
+    if (getline(&ans, &acap, from_sup) <= 0) return -1;
+    char *bar = strchr(ans, '|');
+    if (!bar) return -1;
+    *bar++ = 0;
+    bar[strcspn(bar, "\n")] = 0;
+    end_of_call(nonce, atoi(ans), bar);
+    return 0;
+  }
+  stdin_to_file(p_in, inlen);
+  int status = run(op[0], id, clen > 0, clen > 0 ? NULL : decode(cmd));
+  end_of_call(nonce, status, "");
+  return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc != 8) {
-    fprintf(stderr, "usage: slotq-spawn <dir> <image sh> <image PATH> <helper sh> <helper PATH> <head bytes> <tail bytes>\n");
+    fprintf(stderr, "usage: slotq-spawn <dir> <image sh> <image PATH> <helper sh> <helper PATH> <head> <tail>\n");
     return 2;
   }
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  {
-    struct sched_param none = {0};
-    sched_setscheduler(0, SCHED_BATCH, &none);
-    sched_setscheduler(getppid(), SCHED_BATCH, &none);
-  }
   if (getppid() == 1) return 3; /* the supervisor is already gone */
-  dir = argv[1], img_sh = argv[2], img_path = argv[3], hlp_sh = argv[4], hlp_path = argv[5];
-  head_bytes = atol(argv[6]), tail_bytes = atol(argv[7]);
-  env_img = env_with_path(img_path);
-  env_hlp = env_with_path(hlp_path);
-  /* Nothing of ours reaches a command but stdout: requests and replies are close-on-exec. */
+  close(4);
+  close_range(6, ~0U, 0); /* only 0, 1, 2 reach a command (stdin and stderr replaced); 3 and 5 are ours */
   fcntl(0, F_SETFD, FD_CLOEXEC);
-  fcntl(4, F_SETFD, FD_CLOEXEC);
-  for (int fd = 3; fd < 256; fd++)
-    if (fd != 4) close(fd);
-  if (write(4, "ok\n", 3) != 3) return 5;
-  static char head[256], payload[MAX_CMD];
-  char op[8], id[32], form[8];
-  while (read_line(head, sizeof head)) {
-    if (!read_line(payload, sizeof payload)) break;
-    if (sscanf(head, "%7s %31s %7s", op, id, form) != 3) return 4;
-    int rc;
-    if (op[0] == 'e') {
-      if (end_of_call(payload) < 0) return 6; /* stdout is gone: so is the session */
-      rc = 0;
-    } else {
-      rc = run(op[0], id, form[0], decode(payload));
-    }
-    char reply[32];
-    int n = snprintf(reply, sizeof reply, "%d\n", rc);
-    if (write(4, reply, (size_t)n) != n) return 5;
+  fcntl(3, F_SETFD, FD_CLOEXEC);
+  fcntl(5, F_SETFD, FD_CLOEXEC);
+  struct sched_param none = {0};
+  sched_setscheduler(0, SCHED_BATCH, &none);
+  sched_setscheduler(getppid(), SCHED_BATCH, &none);
+  dir = argv[1], img_sh = argv[2], hlp_sh = argv[4];
+  env_img = env_with_path(argv[3]);
+  env_hlp = env_with_path(argv[5]);
+  head_bytes = atol(argv[6]), tail_bytes = atol(argv[7]);
+  snprintf(p_in, sizeof p_in, "%s/i", dir);
+  snprintf(p_err, sizeof p_err, "%s/e", dir);
+  snprintf(p_cmd, sizeof p_cmd, "%s/c", dir);
+  snprintf(p_pid, sizeof p_pid, "%s/pid", dir);
+  oom0 = oom_kills(), pids0 = pids_refused();
+  from_sup = fdopen(5, "r");
+  if (!from_sup || write_all(3, "ok\n", 3) < 0) return 4;
+  int rc = 0;
+  for (FILE *in = from_sup; rc == 0; in = stdin) {
+    static char *head;
+    static size_t hcap;
+    if (getline(&head, &hcap, in) <= 0) break;
+    char op[8], id[32], nonce[64];
+    size_t inlen = 0, clen = 0;
+    int got = sscanf(head, "%7s %31s %63s %zu %zu", op, id, nonce, &inlen, &clen);
+    if (got < 4 || strchr("sit", op[0]) == NULL || op[1] != 0) return 7; /* not the worker's: end the session */
+    rc = request(op, id, nonce, inlen, got == 5 ? clen : 0);
   }
   return 0;
 }

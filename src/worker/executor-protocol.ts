@@ -42,25 +42,35 @@ start_stateful() {
   mkfifo "$D/sin" "$D/sout" || return 1
   # The wrapper reports the shell's real exit status (exit N, kill -9 $$) through the same fifo as the
   # calls, opening it read-write, which never blocks, in case the shell died between calls; its "x" says so.
-  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? x 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" 5>&- 6<&- &
+  PATH=$U ${HELPER_BIN}/setsid ${HELPER_SH} -c 'case $3 in *bash) "$3" --noprofile --norc -s < "$2" & ;; *) "$3" -s < "$2" & ;; esac; wait $! 2>/dev/null; echo $? x 1<>"$1"' sh "$D/sout" "$D/sin" "$SS" </dev/null 5>&- &
   spid=$!
   exec 8<> "$D/sin" 9<> "$D/sout"
   printf 'cd /workspace\n' >&8
 }
-# The launcher (native/slotq-spawn.c), when the helper has one: a call's command costs one posix_spawn instead
-# of a fork and two execs (setsid, sh). Started at the first call, after any switch of stdout to the FIFO
-# channel, which it hands to every command; it also writes each call's end line and stderr (no fork of wc and
-# cat). Requests go on fd 5, its replies come on fd 6; its "ok" says it runs. If it dies later, the next write
-# or read fails and the session ends (the worker starts another).
-sp=
-start_spawner() {
-  sp=-
-  [ -x ${HELPER_BIN}/slotq-spawn ] || return 0
-  rm -f "$D/sq" "$D/sr"
-  mkfifo "$D/sq" "$D/sr" || return 0
-  ${HELPER_BIN}/slotq-spawn "$D" "$SH" "$U" ${HELPER_SH} ${HELPER_BIN} "$HB" "$TB" < "$D/sq" 4> "$D/sr" 8>&- 9>&- &
-  exec 5> "$D/sq" 6< "$D/sr"
-  if read -r ok <&6 && [ "$ok" = ok ]; then sp=$!; else exec 5>&- 6<&-; fi
+# The front (native/slotq-spawn.c), when the helper has one. At the first call the supervisor hands it its
+# input and the header it has just read: from then on the front reads the requests (buffered, where the
+# shell's read takes two syscalls a byte), runs op s and op i itself (one posix_spawn, where the shell forks
+# and execs setsid and sh), checks the cgroup counters, writes every end line and stderr (no wc, no cat), and
+# forwards op t here, on fd 0 from then on; the answer "<status>|<flags>" goes back on fd 5. "ok" says it
+# runs. If it dies, this loop reads EOF and ends; if this shell dies, so does the front (PR_SET_PDEATHSIG).
+front=
+start_front() {
+  [ -x ${HELPER_BIN}/slotq-spawn ] || return 1
+  rm -f "$D/tq" "$D/tr"
+  mkfifo "$D/tq" "$D/tr" || return 1
+  last=$!
+  # Its stdin is ours, explicitly (an asynchronous command's is /dev/null otherwise).
+  exec 4<&0
+  ${HELPER_BIN}/slotq-spawn "$D" "$SH" "$U" ${HELPER_SH} ${HELPER_BIN} "$HB" "$TB" <&4 3> "$D/tq" 5< "$D/tr" 4<&- 8>&- 9>&- &
+  # No fork (pids used up): nothing would ever open the other ends.
+  [ "$!" != "$last" ] || { exec 4<&-; return 1; }
+  exec 0< "$D/tq" 5> "$D/tr"
+  # The header it takes over goes on fd 5, not in its argv: /proc shows argv to commands, and it holds the nonce.
+  # Both ends are open: the names go, so no command can open them (read a nonce, forge an answer).
+  rm -f "$D/tq" "$D/tr"
+  if read -r ok && [ "$ok" = ok ] && printf '%s %s %s %s %s\n' "$op" "$id" "$nonce" "$inlen" "$clen" >&5; then exec 4<&-; front=1; return 0; fi
+  exec 0<&4 4<&- 5>&-
+  return 1
 }
 # The slot's cgroup counters of OOM kills and refused forks (v1 or v2 layout): read with builtins only, no
 # fork (a fork bomb may hold every pid). A call that fails while one of them grows is flagged with it.
@@ -77,6 +87,7 @@ counters; o0=$oc p0=$pc
 printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen clen; do
+  if [ -z "$front$nofront" ] && [ "$op" != f ]; then start_front && continue; nofront=1; fi
   if [ "${'${clen:-0}'}" -gt 0 ]; then enc="''"; head -c "$clen" > "$D/c" || exit 95; else IFS= read -r enc || break; fi
   # op f: move to the FIFO channel (fifo-channel.ts).
   [ "$op" = f ] && { ${FIFO_SWITCH_SH}; continue; }
@@ -84,8 +95,7 @@ while IFS=' ' read -r op id nonce inlen clen; do
   # command: the worker sees the session die and starts a new one.
   [ -d "$D" ] || exit 96
   fl=
-  [ -z "$sp" ] && start_spawner
-  if [ "$op" = t ] || [ "$sp" = - ]; then eval "c=$enc"; fi
+  eval "c=$enc"
   if [ "$inlen" -gt 0 ]; then head -c "$inlen" > "$D/i" || exit 95; else : > "$D/i" || exit 95; fi
   if [ "$op" = t ]; then
     if [ -z "$spid" ] || ! kill -0 "$spid"; then start_stateful; fi
@@ -98,10 +108,6 @@ while IFS=' ' read -r op id nonce inlen clen; do
     while [ -z "$rc" ]; do read -r rc ex <&9 || break; done
     # "<rc> x" comes from the wrapper: the shell itself ended.
     if [ -n "$ex" ] || ! kill -0 "$spid"; then exec 8>&- 9>&-; spid=; fl=' exit'; fi
-  elif [ "$sp" != - ]; then
-    # The launcher runs it: from the file when it came in bulk, else its quoted form decoded there.
-    if [ "${'${clen:-0}'}" -gt 0 ]; then printf '%s %s f\n\n' "$op" "$id" >&5; else printf '%s %s c\n%s\n' "$op" "$id" "$enc" >&5; fi
-    read -r rc <&6 || exit 94
   else
     # Over 128 KiB a command cannot be one argument (E2BIG): run it from a file instead. ${"${#c}"} counts
     # characters in a UTF-8 locale, up to 4 bytes each.
@@ -117,15 +123,12 @@ while IFS=' ' read -r op id nonce inlen clen; do
     rc=$?
     kill -9 -"$pid"
   fi
+  # Front: it checks the counters and writes the end line.
+  [ -n "$front" ] && { printf '%s|%s\n' "$rc" "$fl" >&5; continue; }
   if [ "$rc" != 0 ]; then
     counters
     [ "$oc" != "$o0" ] && fl="$fl oom=$oc" && o0=$oc
     [ "$pc" != "$p0" ] && fl="$fl pids=$pc" && p0=$pc
-  fi
-  if [ "$sp" != - ]; then
-    printf 'e 0 -\n%sR %s|%s\n' "$nonce" "$rc" "$fl" >&5
-    read -r ok <&6 || exit 94
-    continue
   fi
   es=0
   [ -s "$D/e" ] && es=$(wc -c < "$D/e")
@@ -136,6 +139,8 @@ while IFS=' ' read -r op id nonce inlen clen; do
   : > "$D/e"
 done
 [ -n "$spid" ] && kill -9 -"$spid"
+# The front died (killed by a command, say) during a call: its command's group goes too.
+[ -n "$front" ] && read -r i g < "$D/pid" && kill -9 -"$g"
 rm -rf "$D"
 `;
 

@@ -84,7 +84,7 @@ export async function helperBundle(explicitPath = process.env['SLOTQ_HELPER_BUSY
   p.entry({ name: 'bin', type: 'directory', mode: 0o755, mtime });
   p.entry({ name: 'bin/busybox', mode: 0o755, mtime }, bin);
   for (const a of applets) p.entry({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox', mode: 0o777, mtime });
-  const spawn = await nativeSpawn();
+  const spawn = await nativeSpawn(isStaticElf);
   const spawnBin = spawn.bin && isStaticElf(spawn.bin) ? spawn.bin : undefined;
   if (spawnBin) p.entry({ name: 'bin/slotq-spawn', mode: 0o755, mtime }, spawnBin);
   p.entry({ name: HELPER_MARKER, mode: 0o644, mtime }, 'slotq helper\n');

@@ -277,6 +277,8 @@ export class SupervisorSession {
         // A timed-out call whose kill went unanswered is still a TIMEOUT, with the output it produced.
         p.resolve({ exitCode: -1, timedOut: true, durationMs: Math.round(performance.now() - p.t0), stdout: p.out.result(), stderr: captureOf(Buffer.alloc(0), 0) });
       } else {
+        // What the call started may outlive its supervisor (killed by the command itself): its group goes too.
+        if (this.dir) this.kill(p);
         p.reject(new SessionDiedError(`executor session died during the call: ${this.deadReason}`));
       }
     }

@@ -303,9 +303,19 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
   it(launcher ? 'starts each command from its launcher (one posix_spawn), with no signal left ignored, as the slot user' : 'starts each command from the shell when there is no launcher', async () => {
     // Built from native/slotq-spawn.c on this machine; without it calls work but cost more.
     expect((await helperBundle()).noSpawn).toBe(launcher ? undefined : 'SLOTQ_HELPER_SPAWN=off');
-    const { b, s } = await setup(1);
+    const { b, s } = await setup(2);
     const r = await call(b, s[0]!, 'bash', { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; id -u' });
     expect(r.success, r.error).toBe(true);
     expect(r.output).toMatch(launcher ? /^\/\.slotq\/bin\/slotq-spawn .*\n1000\n$/ : /^\/\.slotq\/bin\/sh -c [^]*\n1000\n$/);
+    // No process of the slot shows a call's nonce in its argv or environment: printing them all (the first
+    // call of a session, when the front takes over, and a later one) ends each call normally.
+    const dump = 'for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do tr "\\0" " " < $f; echo; done 2>/dev/null; echo done';
+    const first = await call(b, s[1]!, 'bash', { command: dump });
+    const later = await call(b, s[0]!, 'bash', { command: dump });
+    for (const d of [first, later]) expect([d.success, d.output.endsWith('done\n')], d.error).toEqual([true, true]);
+    // A command that kills what started it ends its session (scored), and takes its own process group along.
+    const killer = await call(b, s[0]!, 'bash', { command: 'kill -9 $PPID; sleep 1; echo late > /workspace/late' });
+    expect(killer.metadata).toMatchObject({ code: 'TOOL_FAILED', retryable: false, cause: 'killed_executor_session' });
+    expect(await call(b, s[0]!, 'bash', { command: 'sleep 2; ls /workspace' })).toMatchObject({ success: true, output: '' });
   });
 });
