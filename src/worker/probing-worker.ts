@@ -16,6 +16,8 @@ type BlockingWait = (blockUntil: number) => Promise<number>;
  * that popped one must be followed by a real fetch. So a skip is armed only by a job this class fetched,
  * is used by the very next fetch, and is disarmed by any blocking wait (and not armed while one is in flight). The queue, its jobs, locks and
  * events are BullMQ's own (Bull Board shows them as before). Autorun is off: call run() after the constructor.
+ * It overrides BullMQ internals (moveToActive, handleCompleted, the private waitForJob), so package.json pins
+ * BullMQ's exact version; test/integration/fetch-probe.test.ts is what tells whether a new version still fits.
  */
 export class ProbingWorker extends Worker {
   private probes: FetchProbes | undefined;
