@@ -5,7 +5,7 @@
  * starting a command costs it a fork, an exec of setsid and an exec of the image's sh; on a VM where an exec
  * costs ~0.5 ms, that was most of a call's CPU. At its first request the supervisor hands its input to this
  * program, which from then on reads every request (buffered), runs op s and op i commands itself with one
- * posix_spawn (vfork-like clone, new session, one exec), forwards op t (the persistent shell) to the
+ * vfork and one exec (new session), forwards op t (the persistent shell) to the
  * supervisor, and writes every call's end line and stderr.
  *
  * argv: <state dir> <image sh> <image PATH> <helper sh> <helper PATH> <stderr head bytes> <stderr tail bytes>
@@ -13,7 +13,8 @@
  *   "<op> <id> <nonce> <stdinBytes> [<cmdBytes>]", then the command ($'…'-quoted on one line, or cmdBytes raw
  *   bytes), then the stdin bytes.
  *   op s: a user command in the image's sh with the image's PATH; op i: slotq's script in the helper's sh;
- *     run as `sh -c <command> sh`, or `sh <dir>/c` for a raw command. stdin <dir>/i, stderr <dir>/e, stdout
+ *     run as `sh -c <command> sh`, or `sh <dir>/c` for a raw command. stdin <dir>/i (/dev/null when the call
+ *     has none, as for `docker exec` without -i), stderr <dir>/e, stdout
  *     this process's (the channel). "<id> <pid>" is in <dir>/pid while it runs, for the worker's out-of-band
  *     kill (pid = process group: the command leads a session of its own). After it, the rest of its process
  *     group is killed.
@@ -32,7 +33,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,7 @@ static char **env_img, **env_hlp;
 static long head_bytes, tail_bytes, oom0, pids0;
 static char p_in[4096], p_err[4096], p_cmd[4096], p_pid[4096];
 static FILE *from_sup;
+static int pid_fd = -1;
 
 /* environ with PATH replaced by path */
 static char **env_with_path(const char *path) {
@@ -130,34 +131,55 @@ static long counter(const char *v1, const char *v2, const char *key) {
 static long oom_kills(void) { return counter("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events", "oom_kill"); }
 static long pids_refused(void) { return counter("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events", "max"); }
 
+/* the child of vfork, until its exec: only syscalls, no allocation (it runs on the parent's memory) */
+static void child(const char *sh, char **argv, char **envp, const char *in, char *pid_line, int pid_at) {
+  setsid(); /* a session and process group of its own: the worker's kill takes the whole group */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL); /* the shell left SIGINT and SIGQUIT ignored */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  int fd = open(in, O_RDONLY);
+  if (fd < 0 || dup2(fd, 0) < 0) _exit(126);
+  if (fd != 0) close(fd);
+  fd = open(p_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || dup2(fd, 2) < 0) _exit(126);
+  if (fd != 2) close(fd);
+  /* "<id> <pid>" before the command runs: a command that kills this process at once still leaves its own
+   * pid for the cleanup (written after the spawn, it raced the command). */
+  unsigned v = (unsigned)getpid();
+  for (int i = pid_at + 11; i >= pid_at; i--) pid_line[i] = ' ';
+  char digits[12];
+  int n = 0;
+  do digits[n++] = (char)('0' + v % 10), v /= 10;
+  while (v);
+  for (int i = 0; i < n; i++) pid_line[pid_at + i] = digits[n - 1 - i];
+  if (pwrite(pid_fd, pid_line, (size_t)pid_at + 13, 0) != pid_at + 13) _exit(126);
+  execve(sh, argv, envp);
+  static const char msg[] = "slotq: cannot start the shell\n";
+  if (write(2, msg, sizeof msg - 1)) {
+  }
+  _exit(errno == ENOENT ? 127 : 126);
+}
+
 /* runs one command; its exit status (128+N for signal N) */
-static int run(char op, const char *id, int from_file, char *cmd) {
+static int run(char op, const char *id, int from_file, char *cmd, int has_stdin) {
   char *sh = op == 'i' ? hlp_sh : img_sh;
   char *argv[5] = {sh, "-c", cmd, "sh", NULL};
   if (from_file) argv[1] = p_cmd, argv[2] = NULL;
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, p_in, O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, p_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawnattr_init(&at);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid;
-  int err = posix_spawn(&pid, sh, &fa, &at, argv, op == 'i' ? env_hlp : env_img);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (err != 0) {
+  char **envp = op == 'i' ? env_hlp : env_img;
+  const char *in = has_stdin ? p_in : "/dev/null"; /* no stdin: as `docker exec` without -i */
+  /* The same fixed-width line every time ("%-20s %-12d\n"; the kill script's read splits on blanks). */
+  char pid_line[64];
+  int pid_at = snprintf(pid_line, sizeof pid_line, "%-20.20s ", id);
+  pid_line[pid_at + 12] = '\n';
+  pid_t pid = vfork(); /* the parent waits until the exec: no copy of its memory, and the pid line is written */
+  if (pid == 0) child(sh, argv, envp, in, pid_line, pid_at);
+  if (pid < 0) {
     FILE *ef = fopen(p_err, "we");
-    if (ef) fprintf(ef, "slotq: cannot start %s: %s\n", sh, strerror(err)), fclose(ef);
-    return err == ENOENT ? 127 : 126;
+    if (ef) fprintf(ef, "slotq: cannot start a process: %s\n", strerror(errno)), fclose(ef);
+    return 126;
   }
-  FILE *pf = fopen(p_pid, "we");
-  if (pf) fprintf(pf, "%s %d\n", id, (int)pid), fclose(pf);
   int status = 0, w;
   while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
@@ -231,8 +253,8 @@ static int request(const char *op, const char *id, const char *nonce, size_t inl
     end_of_call(nonce, atoi(ans), bar);
     return 0;
   }
-  stdin_to_file(p_in, inlen);
-  int status = run(op[0], id, clen > 0, clen > 0 ? NULL : decode(cmd));
+  if (inlen > 0) stdin_to_file(p_in, inlen);
+  int status = run(op[0], id, clen > 0, clen > 0 ? NULL : decode(cmd), inlen > 0);
   end_of_call(nonce, status, "");
   return 0;
 }
@@ -260,6 +282,7 @@ int main(int argc, char **argv) {
   snprintf(p_err, sizeof p_err, "%s/e", dir);
   snprintf(p_cmd, sizeof p_cmd, "%s/c", dir);
   snprintf(p_pid, sizeof p_pid, "%s/pid", dir);
+  pid_fd = open(p_pid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   oom0 = oom_kills(), pids0 = pids_refused();
   from_sup = fdopen(5, "r");
   if (!from_sup || write_all(3, "ok\n", 3) < 0) return 4;

@@ -49,7 +49,7 @@ start_stateful() {
 }
 # The front (native/slotq-spawn.c), when the helper has one. At the first call the supervisor hands it its
 # input and the header it has just read: from then on the front reads the requests (buffered, where the
-# shell's read takes two syscalls a byte), runs op s and op i itself (one posix_spawn, where the shell forks
+# shell's read takes two syscalls a byte), runs op s and op i itself (one vfork and exec, where the shell forks
 # and execs setsid and sh), checks the cgroup counters, writes every end line and stderr (no wc, no cat), and
 # forwards op t here, on fd 0 from then on; the answer "<status>|<flags>" goes back on fd 5. "ok" says it
 # runs. If it dies, this loop reads EOF and ends; if this shell dies, so does the front (PR_SET_PDEATHSIG).

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 
 /**
  * The executor's launcher (native/slotq-spawn.c): a small static binary in the helper bundle that starts each
- * call's command with one posix_spawn, where the supervisor's shell would fork and exec twice. It is built
+ * call's command with one vfork and exec, where the supervisor's shell would fork and exec twice. It is built
  * once per machine from its source with the machine's C compiler (`cc -static`, cached in a private directory
  * of this user under the temp dir),
  * or taken from SLOTQ_HELPER_SPAWN (a prebuilt static binary; `off` to do without). Without it every call

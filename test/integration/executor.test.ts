@@ -300,13 +300,14 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
 
   // executor-no-launcher.test.ts runs this file again with SLOTQ_HELPER_SPAWN=off.
   const launcher = process.env['SLOTQ_HELPER_SPAWN'] !== 'off';
-  it(launcher ? 'starts each command from its launcher (one posix_spawn), with no signal left ignored, as the slot user' : 'starts each command from the shell when there is no launcher', async () => {
+  it(launcher ? 'starts each command from its launcher (one vfork and exec), with no signal left ignored, as the slot user' : 'starts each command from the shell when there is no launcher', async () => {
     // Built from native/slotq-spawn.c on this machine; without it calls work but cost more.
     expect((await helperBundle()).noSpawn).toBe(launcher ? undefined : 'SLOTQ_HELPER_SPAWN=off');
     const { b, s } = await setup(2);
-    const r = await call(b, s[0]!, 'bash', { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; id -u' });
+    const r = await call(b, s[0]!, 'bash', { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; id -u; grep SigIgn /proc/$$/status' });
     expect(r.success, r.error).toBe(true);
-    expect(r.output).toMatch(launcher ? /^\/\.slotq\/bin\/slotq-spawn .*\n1000\n$/ : /^\/\.slotq\/bin\/sh -c [^]*\n1000\n$/);
+    // (Without the launcher, the shell starts commands as background jobs: SIGINT and SIGQUIT ignored.)
+    expect(r.output).toMatch(launcher ? /^\/\.slotq\/bin\/slotq-spawn .*\n1000\nSigIgn:\s+0+\n$/ : /^\/\.slotq\/bin\/sh -c [^]*\n1000\nSigIgn:\s+0+6\n$/);
     // No process of the slot shows a call's nonce in its argv or environment: printing them all (the first
     // call of a session, when the front takes over, and a later one) ends each call normally.
     const dump = 'for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do tr "\\0" " " < $f; echo; done 2>/dev/null; echo done';
