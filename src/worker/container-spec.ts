@@ -18,6 +18,9 @@ export const lifelineUser = (userUid: number): string => (userUid === 65532 ? '6
  */
 export const GVISOR_PIDS_HEADROOM = 512;
 
+/** A worker's subdirectory of the channel directory (its id, kept to path-safe characters). */
+export const channelSubdir = (workerId: string): string => workerId.replace(/[^A-Za-z0-9_.-]/g, '_');
+
 /** What every slot container of a worker is made from: limits, tmpfs caps and labels (contract §7). */
 export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: ImageProfile): ContainerSpec {
   const owner = { uid: profile?.uid ?? 0, gid: profile?.gid ?? 0 };
@@ -41,7 +44,8 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     volumes: profile ? [{ name: profile.helperVolume, target: HELPER_DIR, readOnly: true }] : [],
     readOnlyRootfs: c.readOnlyRootfs,
     // The FIFO channel needs the host's kernel to join the two ends: not under gVisor (its own kernel).
-    ...(profile && c.channel === 'fifo' && runtime === 'runc' ? { channel: { localDir: c.channelDir, hostDir: c.channelHostDir ?? c.channelDir, ...owner } } : {}),
+    // One subdirectory per worker: removed when it stops, or by another worker's reaper when it died.
+    ...(profile && c.channel === 'fifo' && runtime === 'runc' ? { channel: { localDir: `${c.channelDir}/${channelSubdir(workerId)}`, hostDir: `${c.channelHostDir ?? c.channelDir}/${channelSubdir(workerId)}`, ...owner } } : {}),
     cpus: c.cpus,
     pids: runtime === 'runsc' ? c.pids + GVISOR_PIDS_HEADROOM : c.pids,
     labels: { [LABELS.managed]: 'true', [LABELS.prefix]: c.prefix, [LABELS.worker]: workerId, [LABELS.host]: hostname() },

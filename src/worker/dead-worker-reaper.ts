@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { LABELS, type Keys } from '../shared/keys.js';
@@ -19,7 +20,12 @@ export interface DeadWorkerReaperDeps {
   log: Logger;
   host?: string;
   nowMs?: () => number;
+  /** This process's path of the FIFO channel directories (fifo-channel.ts): one subdirectory per worker. */
+  channelDir?: string;
 }
+
+/** A worker's channel subdirectory younger than this is left alone (its worker may not be registered yet). */
+const CHANNEL_DIR_GRACE_MS = 120_000;
 
 /**
  * Cleans up after workers that died without stopping: their registry entries and queues (any host),
@@ -46,6 +52,19 @@ export class DeadWorkerReaper {
         this.d.log.info({ containerId: c.id.slice(0, 12), deadWorker: owner }, 'removing container left by a dead worker');
         await this.d.driver.remove(c.id);
       }
+    }
+    await this.sweepChannelDirs();
+  }
+
+  /** Channel subdirectories of workers on this host that died without stopping (their containers are gone with them). */
+  private async sweepChannelDirs(): Promise<void> {
+    const root = this.d.channelDir;
+    if (!root) return;
+    for (const name of await readdir(root).catch(() => [] as string[])) {
+      if (name === this.d.workerId) continue;
+      const st = await stat(`${root}/${name}`).catch(() => undefined);
+      if (!st?.isDirectory() || this.now() - st.mtimeMs < CHANNEL_DIR_GRACE_MS || (await this.d.registry.workerAlive(name))) continue;
+      await rm(`${root}/${name}`, { recursive: true, force: true }).catch((err: unknown) => this.d.log.warn({ err, dir: name }, 'could not remove a dead worker channel directory'));
     }
   }
 

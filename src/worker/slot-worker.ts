@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -11,7 +12,7 @@ import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { ContainerPool } from './container-pool.js';
-import { slotContainerSpec } from './container-spec.js';
+import { channelSubdir, slotContainerSpec } from './container-spec.js';
 import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
 import { loadImageSettings, type ImageOptions, type ImageSettings } from './image-options.js';
@@ -98,7 +99,7 @@ export class SlotWorker {
       await verifyRedis(redis, this.config.redisUrl);
       const running = (): boolean => this.phase === 'running';
       const relist = async (s: SlotRuntime): Promise<void> => void (await p.registry.addSlot(s.slotId, this.workerId, s.containerId, p.images?.imageOf(s.slotId)));
-      const reaper = new DeadWorkerReaper({ workerId: this.workerId, prefix: this.config.prefix, registry: p.registry, driver: this.driver, dropQueue: queueDropper(redis, this.keys), log: this.log });
+      const reaper = new DeadWorkerReaper({ workerId: this.workerId, prefix: this.config.prefix, registry: p.registry, driver: this.driver, dropQueue: queueDropper(redis, this.keys), log: this.log, ...(this.config.channel === 'fifo' ? { channelDir: this.config.channelDir } : {}) });
       await reaper.sweep();
       p.pool = new ContainerPool(this.driver, spec, this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       const registryState = async (slotId: string): Promise<string | null> => (await p.registry.slotStates([slotId])).get(slotId) ?? null;
@@ -175,6 +176,8 @@ export class SlotWorker {
     await this.slotSet.removeAll();
     await p?.pool?.close().catch(() => undefined);
     await p?.resetter?.drained();
+    // Its containers' channel directories went with them: their parent goes too.
+    if (this.config.channel === 'fifo') await rm(`${this.config.channelDir}/${channelSubdir(this.workerId)}`, { recursive: true, force: true }).catch(() => undefined);
     if (p) await p.registry.unregisterWorker(this.workerId).catch(() => undefined);
     // Its queue goes with it (jobs that never ran were failed above): no keys left behind per worker.
     if (p) await queueDropper(p.redis, this.keys)(this.workerId).catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not remove the worker queue'));

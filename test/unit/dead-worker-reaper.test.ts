@@ -1,3 +1,5 @@
+import { mkdir, mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/shared/keys.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -6,7 +8,7 @@ import { FakeDriver } from '../support/fake-driver.js';
 
 const labels = (worker: string, host = 'here', prefix = 'p') => ({ [LABELS.prefix]: prefix, [LABELS.worker]: worker, [LABELS.host]: host });
 
-function setup(alive: string[], dead: string[]) {
+function setup(alive: string[], dead: string[], channelDir?: string) {
   const driver = new FakeDriver();
   const dropped: string[] = [];
   let now = 1_000_000;
@@ -23,6 +25,7 @@ function setup(alive: string[], dead: string[]) {
     dropQueue: (id) => (dropped.push(id), Promise.resolve()),
     log: silentLogger(),
     nowMs: () => now,
+    ...(channelDir ? { channelDir } : {}),
   });
   return { driver, dropped, reaper, sweeps: () => sweeps, advance: (ms: number) => (now += ms) };
 }
@@ -49,5 +52,20 @@ describe('DeadWorkerReaper', () => {
     await reaper.sweepIfDue();
     await reaper.sweepIfDue();
     expect(sweeps()).toBe(1);
+  });
+
+  it("removes the channel subdirectories of dead workers on this host, not its own, a live worker's or a young one", async () => {
+    const root = await mkdtemp(`${tmpdir()}/slotq-reaper-`);
+    try {
+      for (const d of ['me', 'alive', 'gone', 'young']) await mkdir(`${root}/${d}/slot`, { recursive: true });
+      const old = new Date(Date.now() - 10 * 60_000);
+      for (const d of ['me', 'alive', 'gone']) await utimes(`${root}/${d}`, old, old);
+      const { reaper } = setup(['alive'], [], root);
+      (reaper as unknown as { now: () => number }).now = Date.now;
+      await reaper.sweep();
+      expect((await readdir(root)).sort()).toEqual(['alive', 'me', 'young']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
