@@ -12,6 +12,9 @@ export interface SlotTraits extends SessionShells {
 }
 import type { ArtifactIo } from './artifact-context.js';
 
+/** The warm-up call at a session's start (it starts the front). */
+const FRONT_START_TIMEOUT_MS = 10_000;
+
 /** Prints the slot cgroup's OOM-kill and refused-fork counters (cgroup v1 or v2 layout). */
 const COUNTERS_SCRIPT = 'cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events 2>/dev/null; true';
 
@@ -57,7 +60,10 @@ export class SlotRuntime {
 
   async openSession(): Promise<void> {
     this.session?.close();
-    this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log);
+    const session = (this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log));
+    // The front (native/slotq-spawn.c) takes over at a session's first call: make that call now, while the
+    // slot is being made or reset, so a trajectory's first call does not pay for starting it.
+    await session.run({ mode: 'i', command: ':', timeoutMs: FRONT_START_TIMEOUT_MS }).catch((err: unknown) => this.log.debug({ err: toError(err).message }, 'the warm-up call failed'));
   }
 
   /** Runs on the persistent session, restarting it when it died; detects a dead container. */
