@@ -5,7 +5,8 @@ import type { ChildProcess } from 'node:child_process';
 import { SlotBackend, SlotWorker, createLogger } from '../../src/index.js';
 import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 import { killHard, startWorkerProcess } from '../support/processes.js';
-import { killContainer, runsIn } from '../../tools/testkit/docker.js';
+import { runsIn } from '../../tools/testkit/docker.js';
+import { killContainerMidCall } from '../support/container-kill.js';
 import { startSlotHolder } from '../../tools/testkit/processes.js';
 
 let h: Harness | undefined;
@@ -33,19 +34,8 @@ describe('faults survived', () => {
     const w = await h.worker({ slots: 1 });
     const b = await h.backend();
     const s = await b.acquire();
-    await b.executeBatch([[s, 'write_file', { path: 'before.txt', content: 'x' }]]);
-    const containerId = w.slots.get(s.slotId)!.containerId;
-    const call = b.executeBatch([[s, 'bash', { command: 'sleep 20' }]]);
-    await waitFor(() => runsIn(containerId, 'sleep 20'), 20_000, 'the call to start');
-    await killContainer(containerId);
-    const [broken] = await call;
-    expect(broken!.metadata).toMatchObject({ code: 'SLOT_BROKEN', retryable: true });
-    const [told, after] = await b.executeBatch([
-      [s, 'bash', { command: 'echo hi' }],
-      [s, 'bash', { command: 'ls; echo ok' }],
-    ]);
-    expect(told!.metadata).toMatchObject({ code: 'SLOT_BROKEN', workspaceLost: true });
-    expect(told!.error).toMatch(/workspace .* is gone/);
+    const { told, after } = await killContainerMidCall(b, w, s, 'ls; echo ok');
+    expect(told.error).toMatch(/workspace .* is gone/);
     expect(after).toMatchObject({ success: true, output: 'ok\n' });
   });
 

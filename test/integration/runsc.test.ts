@@ -6,7 +6,8 @@ import { Registry } from '../../src/shared/registry.js';
 import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 import { imageContract } from '../support/image-contract.js';
 import { startWorkerProcess } from '../../tools/testkit/processes.js';
-import { killContainer, runsIn } from '../../tools/testkit/docker.js';
+import { runsIn } from '../../tools/testkit/docker.js';
+import { killContainerMidCall } from '../support/container-kill.js';
 
 /**
  * The same contract under gVisor (SLOTQ_RUNTIME=runsc, registered by scripts/provision.sh) on slotq's sandbox
@@ -36,19 +37,8 @@ describe('gVisor (runsc): faults and start checks', () => {
     expect(await new Registry(h.redis(), w.keys).workerInfo(w.workerId)).toMatchObject({ runtime: 'runsc', image: 'slotq-sandbox:latest' });
     const b = await h.backend();
     const s = await b.acquire();
-    const containerId = w.slots.get(s.slotId)!.containerId;
-    expect(await runtimeOf(containerId)).toBe('runsc');
-    await b.executeBatch([[s, 'write_file', { path: 'before.txt', content: 'x' }]]);
-    const call = b.executeBatch([[s, 'bash', { command: 'sleep 20' }]]);
-    await waitFor(() => runsIn(containerId, 'sleep 20'), 20_000, 'the call to start');
-    await killContainer(containerId);
-    const [broken] = await call;
-    expect(broken!.metadata).toMatchObject({ code: 'SLOT_BROKEN', retryable: true });
-    const [told, after] = await b.executeBatch([
-      [s, 'bash', { command: 'echo hi' }],
-      [s, 'bash', { command: 'cat before.txt 2>/dev/null; echo ok' }],
-    ]);
-    expect(told!.metadata).toMatchObject({ code: 'SLOT_BROKEN', workspaceLost: true });
+    expect(await runtimeOf(w.slots.get(s.slotId)!.containerId)).toBe('runsc');
+    const { after } = await killContainerMidCall(b, w, s, 'cat before.txt 2>/dev/null; echo ok');
     expect(after).toMatchObject({ success: true, output: 'ok\n' });
     expect(await runtimeOf(w.slots.get(s.slotId)!.containerId)).toBe('runsc');
   });
