@@ -1,5 +1,3 @@
-import { createServer } from 'node:net';
-import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { SlotBackend, SlotWorker, createLogger } from '../../src/index.js';
@@ -8,25 +6,18 @@ import { killHard, startWorkerProcess } from '../support/processes.js';
 import { runsIn } from '../../tools/testkit/docker.js';
 import { killContainerMidCall } from '../support/container-kill.js';
 import { startSlotHolder } from '../../tools/testkit/processes.js';
+import { OwnRedis } from '../../tools/chaos/own-redis.js';
 
 let h: Harness | undefined;
 const children: ChildProcess[] = [];
-let redis: StartedTestContainer | undefined;
+let redis: OwnRedis | undefined;
 afterEach(async () => {
   for (const c of children.splice(0)) await killHard(c);
   await h?.close();
   h = undefined;
-  await redis?.stop();
+  await redis?.remove();
   redis = undefined;
 });
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 
 describe('faults survived', () => {
   it('a container killed mid-call gives SLOT_BROKEN, then a plain "workspace gone", then works on a new container', async () => {
@@ -79,14 +70,9 @@ describe('faults survived', () => {
   });
 
   it('Redis restarted without persistence: processes reconnect, calls in flight get a typed result, work goes on', async () => {
-    const port = await freePort();
-    redis = await new GenericContainer('slotq-redis:test')
-      .withExposedPorts({ container: 6379, host: port })
-      .withPullPolicy({ shouldPull: () => false })
-      .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
-      .start();
     // A Redis of its own (it restarts it), plain standalone even when the suite runs on a Cluster or TLS.
-    const url = `redis://127.0.0.1:${port}`;
+    redis = await OwnRedis.start('faults-test');
+    const url = redis.url;
     const prefix = uniquePrefix();
     const log = createLogger({ level: 'silent' });
     const w = new SlotWorker({ redisUrl: url, redisCluster: false, prefix, slots: 2, warmSpares: 0, workerLostMs: 3000, logger: log });

@@ -55,7 +55,9 @@ export class OwnRedis {
       .withLabels({ [CHAOS_REDIS_LABEL]: runId })
       .withExposedPorts({ container: 6379, host: port })
       .withPullPolicy({ shouldPull: () => false })
-      .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+      // Not a log wait: after a restart testcontainers reads the log from the container's StartedAt, and on a
+      // busy engine Redis can print its "Ready" line before that stamp, so the wait would never see it.
+      .withWaitStrategy(Wait.forSuccessfulCommand('redis-cli ping').withStartupTimeout(30_000))
       .start();
     const redis = new OwnRedis(container, port);
     try {
