@@ -25,6 +25,8 @@ export interface ImageSlotsDeps {
   /** The worker's slots: on-demand ones are added and removed here (the job processor runs their calls). */
   slots: Map<string, SlotRuntime>;
   running: () => boolean;
+  /** Given to each slot made here (SlotRuntime.onContainerGone). */
+  onContainerGone?: (slot: SlotRuntime) => Promise<void>;
   log: Logger;
 }
 
@@ -123,7 +125,9 @@ export class ImageSlots {
       }
       await this.newContainer(image, (containerId, traits) => {
         // Synchronously, while the image still counts as being made: the cache never sees it unused.
-        this.d.slots.set(slotId, new SlotRuntime(slotId, containerId, this.d.driver, traits, this.d.log.child({ slotId, image })));
+        const slot = new SlotRuntime(slotId, containerId, this.d.driver, traits, this.d.log.child({ slotId, image }));
+        slot.onContainerGone = this.d.onContainerGone;
+        this.d.slots.set(slotId, slot);
         this.owned.set(slotId, image);
       });
       const slot = this.d.slots.get(slotId)!;

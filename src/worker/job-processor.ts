@@ -106,7 +106,7 @@ export class JobProcessor {
       // The container died under the previous call and was replaced: say so before running anything.
       slot.workspaceLost = false;
       // When the slot itself killed it (OOM), that is the model's doing too: not retryable.
-      const own = slot.lostCause ? { retryable: false, cause: slot.lostCause } : {};
+      const own = slot.lostCause === 'oom' ? { retryable: false, cause: 'oom' } : slot.lostCause ? { cause: slot.lostCause } : {};
       const why = slot.lostCause === 'oom' ? 'was killed by the kernel when the slot exhausted its memory, and' : 'died and';
       result = failure(item, 'SLOT_BROKEN', `This slot's container ${why} was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true, ...own });
     } else {

@@ -70,6 +70,8 @@ export class SupervisorSession {
   /** The supervisor's pid (READY), for killing one stuck in a failed channel handshake. */
   private pid = 0;
   private onAnnounce: ((fifo: boolean) => void) | undefined;
+  /** Called when the session ends by itself while no call runs (its container died, say); not on close(). */
+  onIdleEnd: (() => void) | undefined;
 
   private constructor(
     private readonly driver: ContainerDriver,
@@ -284,5 +286,6 @@ export class SupervisorSession {
     }
     this.channel?.close();
     this.proc.close();
+    if (!p && reason !== 'closed') this.onIdleEnd?.();
   }
 }

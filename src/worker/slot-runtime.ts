@@ -12,6 +12,9 @@ export interface SlotTraits extends SessionShells {
 }
 import type { ArtifactIo } from './artifact-context.js';
 
+/** How often an idle slot whose session ended asks the engine about its container (every 0.5 s while it does not answer). */
+const IDLE_CHECK_ATTEMPTS = 60;
+
 /** The warm-up call at a session's start (it starts the front). */
 const FRONT_START_TIMEOUT_MS = 10_000;
 
@@ -32,8 +35,8 @@ export class SlotRuntime {
   brokenReason: string | undefined;
   /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
   workspaceLost = false;
-  /** Why the container died when the slot itself did it ('oom'); undefined when it died from outside. */
-  lostCause: string | undefined;
+  /** Why the container died: 'oom' (the slot itself did it), 'container_killed' or 'container_died' (from outside). */
+  lostCause: 'oom' | 'container_killed' | 'container_died' | undefined;
   /** When the current container was attached (the engine's events about it start there). */
   private attachedAtMs = Date.now();
   /** The slot cgroup's OOM-kill and refused-fork totals last reported, to tell a new event from an old one. */
@@ -58,9 +61,16 @@ export class SlotRuntime {
     return next;
   }
 
+  /**
+   * Set by the worker: gives the slot a new container (called inside the slot's FIFO) when its container
+   * died while no call ran, so the slot's next call, or next holder, does not find it dead.
+   */
+  onContainerGone: ((slot: SlotRuntime) => Promise<void>) | undefined;
+
   async openSession(): Promise<void> {
     this.session?.close();
     const session = (this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log));
+    session.onIdleEnd = () => void this.enqueue(() => this.idleSessionEnded(session)).catch(() => undefined);
     // The front (native/slotq-spawn.c) takes over at a session's first call: make that call now, while the
     // slot is being made or reset, so a trajectory's first call does not pay for starting it.
     await session.run({ mode: 'i', command: ':', timeoutMs: FRONT_START_TIMEOUT_MS }).catch((err: unknown) => this.log.debug({ err: toError(err).message }, 'the warm-up call failed'));
@@ -90,6 +100,29 @@ export class SlotRuntime {
       const cause = await this.sessionDeathCause();
       const what = cause === 'oom' ? 'exhausted the slot\'s memory: the kernel killed slotq\'s executor session for this slot' : cause === 'pids_exhausted' ? 'exhausted the slot\'s process limit and slotq\'s executor session for this slot died' : 'killed slotq\'s executor session for this slot';
       throw new InsideSlotError(`The command ${what} (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, cause);
+    }
+  }
+
+  /**
+   * The session ended while no call ran. A container the engine says is gone is marked broken and replaced
+   * now; a live one (something in the slot killed the supervisor) gets a new session at its next call.
+   * While the engine does not answer (dockerd restarting), it is asked again for a while.
+   */
+  private async idleSessionEnded(session: SupervisorSession): Promise<void> {
+    if (this.session !== session || this.brokenReason !== undefined) return;
+    // Docker may report a dying container as running for a moment: only several answers in a row count.
+    let runningAnswers = 0;
+    for (let i = 0; i < IDLE_CHECK_ATTEMPTS && runningAnswers < 5; i++) {
+      const running = await this.driver.isRunning(this.containerId).catch(() => undefined);
+      if (this.session !== session) return; // reset or replaced meanwhile
+      if (running === false) {
+        this.log.warn({ containerId: this.containerId }, 'the container of an idle slot died; replacing it');
+        await this.markBroken(new Error("the slot's container died while no call ran")).catch(() => undefined);
+        await this.onContainerGone?.(this);
+        return;
+      }
+      if (running) runningAnswers++;
+      await new Promise((r) => setTimeout(r, running ? 100 : 500));
     }
   }
 
@@ -174,9 +207,9 @@ export class SlotRuntime {
       this.brokenReason = `the slot's container was killed by the kernel because the slot exhausted its memory (files in /workspace and /tmp count towards it); its workspace is gone and the slot is being replaced`;
       throw new SlotBrokenError(`The command exhausted the slot's memory and the kernel killed its container (files in /workspace and /tmp count towards the memory limit): the workspace is gone and the slot gets a fresh container`, { cause, retryable: false, details: { cause: 'oom' } });
     }
-    this.lostCause = undefined;
+    this.lostCause = death === 'killed' ? 'container_killed' : 'container_died';
     this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
-    throw new SlotBrokenError(this.brokenReason, { cause, details: { cause: death === 'killed' ? 'container_killed' : 'container_died' } });
+    throw new SlotBrokenError(this.brokenReason, { cause, details: { cause: this.lostCause } });
   }
 
   /** Points the slot at a fresh container (after reset or replacement) and starts its session. */

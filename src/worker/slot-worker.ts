@@ -81,7 +81,7 @@ export class SlotWorker {
     this.driver = opts.driver ?? new DockerDriver();
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
-    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => new SlotRuntime(slotId, containerId, this.driver, this.traits, this.log.child({ slotId })), this.log);
+    this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => this.newSlot(slotId, containerId), this.log);
   }
 
   get queueName(): string {
@@ -104,7 +104,8 @@ export class SlotWorker {
       p.pool = new ContainerPool(this.driver, spec, this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       const registryState = async (slotId: string): Promise<string | null> => (await p.registry.slotStates([slotId])).get(slotId) ?? null;
       const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, relist, running, registryState, log: this.log }));
-      const images = (p.images = new ImageSlots({ workerId: this.workerId, config: this.config, settings: this.imageSettings, driver: this.driver, registry: p.registry, redis, keys: this.keys, slots: this.slots, running, log: this.log }));
+      const onContainerGone = (slot: SlotRuntime): Promise<void> => this.replaceGone(slot);
+      const images = (p.images = new ImageSlots({ workerId: this.workerId, config: this.config, settings: this.imageSettings, driver: this.driver, registry: p.registry, redis, keys: this.keys, slots: this.slots, running, onContainerGone, log: this.log }));
       const resetInBackground = (slotId: string): void => (images.owns(slotId) ? images.retireInBackground(slotId) : resetter.resetInBackground(slotId));
       const heartbeatTtlMs = Math.max(1000, Math.round(this.config.workerLostMs * 0.7));
       const chores = async (): Promise<void> => {
@@ -152,6 +153,25 @@ export class SlotWorker {
     const profile = await profileImage(this.driver, this.config, base, this.log);
     this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
     return slotContainerSpec(this.config, this.workerId, profile);
+  }
+
+  private newSlot(slotId: string, containerId: string): SlotRuntime {
+    const slot = new SlotRuntime(slotId, containerId, this.driver, this.traits, this.log.child({ slotId }));
+    slot.onContainerGone = (s) => this.replaceGone(s);
+    return slot;
+  }
+
+  /**
+   * A slot's container died while no call ran (inside the slot's FIFO): it gets a new one now. Its holder's
+   * next call is told the workspace is gone; a free slot has no holder to tell.
+   */
+  private async replaceGone(slot: SlotRuntime): Promise<void> {
+    const p = this.parts;
+    if (!p || this.phase !== 'running') return;
+    // Asked before the replacement: whoever acquires the slot meanwhile gets the new container from the start.
+    const state = (await p.registry.slotStates([slot.slotId]).catch(() => undefined))?.get(slot.slotId);
+    await (p.images?.owns(slot.slotId) ? p.images.replaceBroken(slot) : p.resetter?.replaceBroken(slot));
+    if (state === 'free' && slot.brokenReason === undefined) slot.workspaceLost = false;
   }
 
   /** Gives a slot a pristine container (a warm spare when there is one), then frees it. */

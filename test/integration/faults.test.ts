@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { SlotBackend, SlotWorker, createLogger } from '../../src/index.js';
 import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 import { killHard, startWorkerProcess } from '../support/processes.js';
-import { runsIn } from '../../tools/testkit/docker.js';
+import { killContainer, runsIn } from '../../tools/testkit/docker.js';
 import { killContainerMidCall } from '../support/container-kill.js';
 import { startSlotHolder } from '../../tools/testkit/processes.js';
 import { OwnRedis } from '../../tools/chaos/own-redis.js';
@@ -27,6 +27,29 @@ describe('faults survived', () => {
     const s = await b.acquire();
     const { told, after } = await killContainerMidCall(b, w, s, 'ls; echo ok');
     expect(told.error).toMatch(/workspace .* is gone/);
+    expect(after).toMatchObject({ success: true, output: 'ok\n' });
+  });
+
+  it('containers killed while no call runs are replaced at once: the holder is told once, a free slot\'s next holder never sees it', async () => {
+    h = harness();
+    const w = await h.worker({ slots: 2 });
+    const b = await h.backend();
+    const held = await b.acquire('held');
+    await b.executeBatch([[held, 'write_file', { path: 'before.txt', content: 'x' }]]);
+    const freeSlotId = [...w.slots.keys()].find((id) => id !== held.slotId)!;
+    const dead = [...w.slots.values()].map((s) => s.containerId);
+    for (const id of dead) await killContainer(id);
+    // No call is made: the worker sees the sessions end and gives both slots new containers by itself.
+    await waitFor(() => [...w.slots.values()].every((s) => !dead.includes(s.containerId)), 30_000, 'both slots to get new containers');
+    const next = await b.acquire('next');
+    expect(next.slotId).toBe(freeSlotId);
+    const [fresh] = await b.executeBatch([[next, 'bash', { command: 'echo ok' }]]);
+    expect(fresh, JSON.stringify(fresh)).toMatchObject({ success: true, output: 'ok\n' });
+    const [told, after] = await b.executeBatch([
+      [held, 'bash', { command: 'echo hi' }],
+      [held, 'bash', { command: 'ls; echo ok' }],
+    ]);
+    expect(told!.metadata).toMatchObject({ code: 'SLOT_BROKEN', workspaceLost: true, retryable: true });
     expect(after).toMatchObject({ success: true, output: 'ok\n' });
   });
 
