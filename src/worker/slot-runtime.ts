@@ -12,7 +12,7 @@ export interface SlotTraits extends SessionShells {
 }
 import type { ArtifactIo } from './artifact-context.js';
 
-/** How often an idle slot whose session ended asks the engine about its container (every 0.5 s while it does not answer). */
+/** How many times an idle slot whose session ended asks the engine about its container (every 0.5 s while the engine does not answer: 30 s). */
 const IDLE_CHECK_ATTEMPTS = 60;
 
 /** The warm-up call at a session's start (it starts the front). */
