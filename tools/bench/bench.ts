@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { SlotBackend, SlotWorker, createLogger, type Slot } from '../../src/index.js';
@@ -105,7 +105,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResults> {
   const results: BenchResults = { ...partial, python, cleanup };
   const out = opts.out ?? DEFAULT_RESULTS_FILE;
   await mkdir(dirname(out), { recursive: true });
-  await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+  // The scale curve (`npm run bench -- --scale`) is a run of its own: its figures stay in the file.
+  const scale = await readFile(out, 'utf8').then((t) => (JSON.parse(t) as Record<string, unknown>)['scale'], () => undefined);
+  await writeFile(out, `${JSON.stringify(scale === undefined ? results : { ...results, scale }, null, 2)}\n`);
   console.log(renderTable(results));
   console.log(renderPythonTable(python, results.e2e, config.slots));
   progress(`wrote ${out}`);
