@@ -96,6 +96,8 @@ export interface ContainerDriver {
   pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void>;
   /** Makes sure a named volume exists and holds the tar's files (checked by the marker file). */
   ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void>;
+  /** Whether a named volume exists (its content unchecked). */
+  hasVolume?(name: string): Promise<boolean>;
   /** Creates and starts a container whose life is tied to this process (it ends when the process dies); returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   /** Removes a container; succeeds when it is already gone. */

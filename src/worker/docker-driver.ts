@@ -84,6 +84,16 @@ export class DockerDriver implements ContainerDriver {
     );
   }
 
+  async hasVolume(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
   async ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void> {
     try {
       await this.docker.getVolume(name).inspect();

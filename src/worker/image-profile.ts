@@ -35,6 +35,7 @@ const PROBE_SCRIPT = [
   'echo "uid=$(id -u)"; echo "gid=$(id -g)"; echo "home=$HOME"',
   // Try a write: busybox's test -w says yes to root even on a read-only filesystem.
   'f="$HOME/.slotq-probe.$$"; [ -n "$HOME" ] && [ -d "$HOME" ] && (: > "$f") 2>/dev/null && rm -f "$f" && echo homew=1',
+  `[ -f ${HELPER_DIR}/${HELPER_MARKER} ] && echo helper=1`,
   '[ -x /bin/sh ] && echo sh=/bin/sh',
   'IFS=:; for d in $U; do [ -z "$b" ] && [ -x "$d/bash" ] && b=$d/bash && echo "bash=$b"; [ -z "$t" ] && [ -x "$d/tmux" ] && t=$d/tmux && echo "tmux=$t"; done',
   'true',
@@ -86,7 +87,10 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
     warnedNoSpawn = true;
     log.warn({ reason: helper.noSpawn }, "slotq's call launcher is not available: calls work, through the shell's fork and exec, but cost more CPU");
   }
-  await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
+  // A helper volume that exists (its name is its content's hash) is used as it is, which saves a container:
+  // the probe checks its marker, and a volume found incomplete (a worker died filling it) is filled then.
+  let volumeChecked = !(await driver.hasVolume?.(helper.volume).catch(() => false));
+  if (volumeChecked) await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
   const user = c.user ?? imageUser;
   // No worker label: this worker is not registered yet, and other workers' reapers remove containers of
   // workers they cannot see alive. The lifeline still ends it with this process.
@@ -96,6 +100,13 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
     try {
       return await probe(driver, c.image, user, spec, helper.volume, log);
     } catch (err) {
+      if (!volumeChecked) {
+        log.info({ image: c.image, err: toError(err).message }, "the probe failed on slotq's helper volume as found; filling it and probing again");
+        volumeChecked = true;
+        await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
+        attempt--;
+        continue;
+      }
       if (attempt >= PROBE_ATTEMPTS) throw err instanceof ImageUnusableError ? err : new ImageUnusableError(`image ${c.image}: slotq's probe failed ${PROBE_ATTEMPTS} times: ${toError(err).message}`, { cause: err });
       log.warn({ image: c.image, attempt, err: toError(err).message }, 'image probe failed; retrying');
       await new Promise((r) => setTimeout(r, 250 * attempt));
@@ -119,6 +130,7 @@ async function probe(driver: ContainerDriver, image: string, user: string, spec:
     if (out.exitCode !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
       throw new InternalError(`exit ${out.exitCode}: ${out.stderr.toString('utf8').trim().slice(0, 300)}`);
     }
+    if (p.get('helper') !== '1') throw new InternalError(`slotq's helper volume ${helperVolume} is incomplete`);
     const env = p.get('homew') === '1' ? [] : ['HOME=/tmp'];
     const profile: ImageProfile = { image, user, uid, gid, env, shell: p.get('sh'), bash: p.get('bash'), tmux: p.get('tmux'), helperVolume };
     log.info({ image, user: user || 'root', uid, gid, home: env.length ? '/tmp' : p.get('home'), shell: profile.shell ?? 'none', bash: profile.bash ?? 'none', tmux: profile.tmux ?? 'none' }, 'image profiled');
