@@ -98,7 +98,8 @@ export class SlotLeases {
       }
     } catch (err) {
       if (err instanceof InvalidArgsError) throw err;
-      // The script may have queued the waiter before its reply was lost: withdraw it.
+      // The script may have queued the waiter before its reply was lost: withdraw it (capacity it reserved
+      // for a provision job never sent comes back when the worker reclaims it).
       await this.registry.cancelWaiter(waiterId).catch(() => undefined);
       throw err;
     }

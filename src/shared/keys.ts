@@ -29,7 +29,7 @@ export interface Keys {
   readonly waiters: string;
   /** Hash: waiterId → JSON (producerId, trajectoryId, leaseId, ttlMs, expMs). */
   readonly waiterInfo: string;
-  /** Per-trajectory images (image-keys.ts describes them): free slots, waiters, requests waiting for capacity, where images are, capacity, counters. */
+  /** Per-trajectory images (image-keys.ts describes them): free slots, waiters, requests waiting for capacity, where images are, capacity, counters, reservations. */
   readonly images: ImageKeys;
   /** A worker's info hash; it expires unless heartbeats extend it. */
   worker(workerId: string): string;
@@ -42,9 +42,9 @@ export interface Keys {
   queueName(workerId: string): string;
   /** BullMQ's hash for a job in a worker's queue. */
   job(workerId: string, jobId: string): string;
-  /** KEYS[1..16] of every registry script, in the order registry-lua.ts names them. */
+  /** KEYS[1..17] of every registry script, in the order registry-lua.ts names them. */
   registryKeys(): string[];
-  /** KEYS[17..19] of the scripts about one worker: its info hash, its slot set, its stats hash. */
+  /** KEYS[18..20] of the scripts about one worker: its info hash, its slot set, its stats hash. */
   workerKeys(workerId: string): string[];
 }
 

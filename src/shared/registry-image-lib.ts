@@ -1,14 +1,16 @@
 /**
  * Lua functions for per-trajectory images, part of the registry's LIB (registry-lua.ts puts them after
- * `grant` and before `make_free`). Keys K_IFREE..K_IMETA are KEYS[11..16] (image-keys.ts).
+ * `grant` and before `make_free`). Keys K_IFREE..K_IRES are KEYS[11..17] (image-keys.ts).
  *
  * An on-demand slot's record has `image`. Its waiters queue per image (FIFO within the image, so a waiter
  * for one image never blocks another image's); a waiter that found no worker with capacity also sits in
  * K_IPEND until capacity comes back. A worker's capacity is reserved when a waiter picks it and given back
- * when one of its on-demand slots is removed.
+ * when one of its on-demand slots is removed. A reservation an acquire makes is recorded in K_IRES until its
+ * provision job reaches the worker, which takes it; one whose job never came (the producer died, the job
+ * could not be sent) is reclaimed by the worker after a bound, so no capacity leaks.
  */
 export const IMAGE_LIB = `
-local K_IFREE, K_IWAIT, K_IPEND, K_ILOC, K_ODCAP, K_IMETA = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local K_IFREE, K_IWAIT, K_IPEND, K_ILOC, K_ODCAP, K_IMETA, K_IRES = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
 local function has_image(s) return s.image ~= nil and s.image ~= '' end
 local function ifree_member(s) return s.image .. SEP .. s.workerId .. SEP .. s.slotId end
 local function irange(prefix) return '[' .. prefix .. SEP, '[' .. prefix .. SEP .. '\\255' end
@@ -55,23 +57,35 @@ local function make_free_image(s, now)
   redis.call('ZADD', K_IFREE, 'NX', 0, ifree_member(s))
   return 'free'
 end
+-- Takes one of a worker's capacity for a waiter's provision job, recorded until the job reaches the worker.
+local function take_for_job(wid, waiter)
+  redis.call('ZINCRBY', K_ODCAP, -1, wid)
+  redis.call('ZADD', K_IRES, 0, wid .. SEP .. string.format('%016d', clock()) .. SEP .. waiter)
+  return wid
+end
 -- Reserves one on-demand container for an image: on a live worker that holds it, else on the one with most room.
-local function reserve(img)
+local function reserve(img, waiter)
   local lo, hi = irange(img)
   for _, m in ipairs(redis.call('ZRANGEBYLEX', K_ILOC, lo, hi, 'LIMIT', 0, 64)) do
     local wid = string.sub(m, #img + #SEP + 1)
-    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) then
-      redis.call('ZINCRBY', K_ODCAP, -1, wid)
-      return wid
-    end
+    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) then return take_for_job(wid, waiter) end
   end
   for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_ODCAP, '+inf', 1, 'LIMIT', 0, 32)) do
-    if usable(wid) then
-      redis.call('ZINCRBY', K_ODCAP, -1, wid)
-      return wid
-    end
+    if usable(wid) then return take_for_job(wid, waiter) end
   end
   return nil
+end
+-- Removes the record of the waiter's reservation on the worker; true when there was one.
+-- (A worker has at most its capacity in records, so its range is short.)
+local function unreserve(wid, waiter)
+  local lo, hi = irange(wid)
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IRES, lo, hi)) do
+    if string.sub(m, #wid + 2 * #SEP + 17) == waiter then
+      redis.call('ZREM', K_IRES, m)
+      return true
+    end
+  end
+  return false
 end
 -- A worker's on-demand capacity came back: the oldest request still waiting for capacity takes it.
 -- Returns {image, waiterId} for the worker to create, or nil.
@@ -108,6 +122,8 @@ local function drop_image_state(wid)
   end
   redis.call('HDEL', K_IMETA, 'w:' .. wid)
   redis.call('ZREM', K_ODCAP, wid)
+  local rlo, rhi = irange(wid)
+  redis.call('ZREMRANGEBYLEX', K_IRES, rlo, rhi)
   -- Requests it was making containers for wait for capacity again (another worker claims them).
   local all = redis.call('HGETALL', K_WINFO)
   for i = 1, #all, 2 do

@@ -9,7 +9,8 @@ import { script } from './registry-lua.js';
 /**
  * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId, waiterTtlMs, image.
  * Returns {'slot', json}; {'other', json} when the trajectory holds a slot of another image; {'wait', workerId}
- * when queued, workerId being the worker that should create a container for it ('' when none has room). With
+ * when queued, workerId being the worker that should create a container for it ('' when none has room), its
+ * capacity reserved and recorded until the provision job reaches it (TAKE_RESERVATION). With
  * no room anywhere, a warm container of another image makes room: {'wait', '', slotId, workerId} names it (its
  * worker removes it, and the capacity goes to the oldest request waiting for capacity).
  */
@@ -43,7 +44,7 @@ end
 if waiter == '' then return {'wait', ''} end
 local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
 redis.call('ZADD', K_IWAIT, 0, member)
-local wid = reserve(img)
+local wid = reserve(img, waiter)
 redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)
@@ -85,15 +86,47 @@ if ARGV[2] ~= '' and (ARGV[3] == 'set' or not redis.call('ZSCORE', K_ODCAP, wid)
 return 1
 `);
 
-/** Worker keys. ARGV: workerId. Requests waiting for capacity that this worker's free capacity takes: image, waiterId pairs. */
+/**
+ * Worker keys. ARGV: workerId, reclaimAfterMs. First reclaims the worker's reservations older than that whose
+ * provision job never came (the producer died before sending it, or could not): the capacity comes back, and
+ * their waiters still waiting wait for capacity again. Returns the requests waiting for capacity that the
+ * worker's free capacity takes: image, waiterId pairs.
+ */
 export const CLAIM_PENDING = script(`
+local wid = ARGV[1]
+-- The worker's records are one lex range, oldest first: those made before now - reclaimAfterMs.
+local cut = '(' .. wid .. SEP .. string.format('%016d', clock() - tonumber(ARGV[2]))
+for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IRES, '[' .. wid .. SEP, cut)) do
+  redis.call('ZREM', K_IRES, m)
+  if redis.call('ZSCORE', K_ODCAP, wid) then redis.call('ZINCRBY', K_ODCAP, 1, wid) end
+  local w = string.sub(m, #wid + 2 * #SEP + 17)
+  local raw = redis.call('HGET', K_WINFO, w)
+  local info = raw and cjson.decode(raw)
+  if info and info.worker == wid and tonumber(info.expMs) > clock() then
+    info.worker = nil
+    redis.call('HSET', K_WINFO, w, cjson.encode(info))
+    redis.call('RPUSH', K_IPEND, w)
+  end
+end
 local out = {}
 while true do
-  local nxt = claim_pending(ARGV[1])
+  local nxt = claim_pending(wid)
   if not nxt then return out end
   out[#out + 1] = nxt[1]
   out[#out + 1] = nxt[2]
 end
+`);
+
+/**
+ * Worker keys. ARGV: workerId, waiterId. A provision job reached the worker: it takes the reservation the
+ * acquire recorded (returns 1). When the record is gone (the worker reclaimed it: the job came that late),
+ * the container takes capacity now, even below zero (retiring slots bring it back), so the count stays right.
+ */
+export const TAKE_RESERVATION = script(`
+local wid = ARGV[1]
+if unreserve(wid, ARGV[2]) then return 1 end
+if redis.call('ZSCORE', K_ODCAP, wid) then redis.call('ZINCRBY', K_ODCAP, -1, wid) end
+return 0
 `);
 
 /**
@@ -152,6 +185,7 @@ if raw then
 else
   victim = pop_image_waiter(img)
 end
+unreserve(wid, w) -- still there only when the job could not take it: this gives it back
 local nxt = give_back(wid)
 return {victim and victim.producerId or '', victim and victim.waiterId or '', nxt and nxt[1] or '', nxt and nxt[2] or ''}
 `);

@@ -15,7 +15,7 @@ import { IMAGE_LIB } from './registry-image-lib.js';
 const LIB = `
 local K_WORKERS, K_SLOTS, K_TRAJS, K_LEASES, K_FREECOUNT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_FREE, K_HB, K_DRAINING, K_WAITERS, K_WINFO = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_WORKER, K_WSLOTS, K_WSTATS = KEYS[17], KEYS[18], KEYS[19]
+local K_WORKER, K_WSLOTS, K_WSTATS = KEYS[18], KEYS[19], KEYS[20]
 local SEP = '${FREE_SLOT_SEPARATOR}'
 local function clock()
   local t = redis.call('TIME')

@@ -1,7 +1,7 @@
-import { ACQUIRE_IMAGE, CLAIM_PENDING, FAIL_IMAGE_WAITER, PUBLISH_IMAGES, RETIRE_IMAGE_SLOT, TRIM_IMAGE_SLOT } from './registry-image-lua.js';
+import { ACQUIRE_IMAGE, CLAIM_PENDING, FAIL_IMAGE_WAITER, PUBLISH_IMAGES, RETIRE_IMAGE_SLOT, TAKE_RESERVATION, TRIM_IMAGE_SLOT } from './registry-image-lua.js';
 import { ACQUIRE, ADD_SLOT, CANCEL_WAITER, CHECK_LEASES, DRAIN_WORKER, GRANTED_TO, HEARTBEAT, REAP_DEAD_WORKER, REAP_LEASES, REGISTER_WORKER, RELEASE, RENEW, UNREGISTER_WORKER } from './registry-lua.js';
 
-/** Each script, and whether it also takes the worker keys (KEYS[17..19]). */
+/** Each script, and whether it also takes the worker keys (KEYS[18..20]). */
 export const REGISTRY_SCRIPTS = {
   slotqAcquire: { lua: ACQUIRE, perWorker: false },
   slotqCancelWaiter: { lua: CANCEL_WAITER, perWorker: false },
@@ -22,4 +22,5 @@ export const REGISTRY_SCRIPTS = {
   slotqTrimImageSlot: { lua: TRIM_IMAGE_SLOT, perWorker: true },
   slotqFailImageWaiter: { lua: FAIL_IMAGE_WAITER, perWorker: true },
   slotqClaimPending: { lua: CLAIM_PENDING, perWorker: true },
+  slotqTakeReservation: { lua: TAKE_RESERVATION, perWorker: true },
 } as const;

@@ -10,9 +10,6 @@ type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unkno
 export type SlotRecord = Record<string, string>;
 export type ReleaseOutcome = 'gone' | 'lost' | 'resetting' | 'free' | 'granted' | 'parked';
 
-const REGISTRY_KEY_COUNT = 16;
-const WORKER_KEY_COUNT = 3;
-
 /** JSON slot record → all-string record (cjson may hand numbers back). */
 function toRecord(json: string): SlotRecord {
   const raw = JSON.parse(json) as Record<string, unknown>;
@@ -31,8 +28,9 @@ export class Registry {
     readonly redis: Redis,
     readonly keys: Keys,
   ) {
+    const [registryKeyCount, workerKeyCount] = [keys.registryKeys().length, keys.workerKeys('').length];
     for (const [name, { lua, perWorker }] of Object.entries(REGISTRY_SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: REGISTRY_KEY_COUNT + (perWorker ? WORKER_KEY_COUNT : 0), lua });
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: registryKeyCount + (perWorker ? workerKeyCount : 0), lua });
     }
     const r = redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<unknown>>;
     this.run = Object.fromEntries(
@@ -107,12 +105,19 @@ export class Registry {
     const [next, image, waiterId] = (await this.run.slotqRetireImageSlot(this.forWorker(workerId), workerId, slotId, warmPerImage)) as string[];
     return next === 'provision' ? { next, image: image!, waiterId: waiterId! } : { next: next as 'refill' | 'removed' };
   }
-  /** Requests waiting for capacity that this worker's free capacity takes (a worker that joined, or a dead worker's). */
-  async claimPending(workerId: string): Promise<Array<{ image: string; waiterId: string }>> {
-    const r = (await this.run.slotqClaimPending(this.forWorker(workerId), workerId)) as string[];
+  /**
+   * Requests waiting for capacity that this worker's free capacity takes (a worker that joined, or a dead worker's),
+   * after reclaiming its reservations whose provision job has not come within reclaimAfterMs.
+   */
+  async claimPending(workerId: string, reclaimAfterMs: number): Promise<Array<{ image: string; waiterId: string }>> {
+    const r = (await this.run.slotqClaimPending(this.forWorker(workerId), workerId, reclaimAfterMs)) as string[];
     const out: Array<{ image: string; waiterId: string }> = [];
     for (let i = 0; i + 1 < r.length; i += 2) out.push({ image: r[i]!, waiterId: r[i + 1]! });
     return out;
+  }
+  /** A provision job reached the worker: it takes the capacity the acquire reserved (false: reclaimed meanwhile, taken anew). */
+  async takeReservation(workerId: string, waiterId: string): Promise<boolean> {
+    return (await this.run.slotqTakeReservation(this.forWorker(workerId), workerId, waiterId)) === 1;
   }
   /** Takes a free on-demand slot off the free list when the worker has more warm ones than wanted. */
   async trimImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<boolean> {

@@ -13,9 +13,14 @@ export interface ImageOptions {
   imageCacheGb?: number | string;
   /** SLOTQ_PULL_TIMEOUT_S: how long an on-demand pull may take (then the acquire fails, retryable). */
   pullTimeoutS?: number | string;
+  /** SLOTQ_RESERVATION_RECLAIM_MS: capacity an acquire reserved on this worker comes back when no provision job came within this. */
+  reservationReclaimMs?: number | string;
 }
 
-export type ImageSettings = Readonly<{ allow: readonly string[]; ondemandSlots: number; warmPerImage: number; imageCacheGb: number; pullTimeoutS: number }>;
+export type ImageSettings = Readonly<{ allow: readonly string[]; ondemandSlots: number; warmPerImage: number; imageCacheGb: number; pullTimeoutS: number; reservationReclaimMs: number }>;
+
+/** A provision job reaches its worker within milliseconds; one that has not after this never will (its producer died, or could not send it). */
+export const RESERVATION_RECLAIM_MS = 30_000;
 
 const int = (max: number) => z.coerce.number().int().min(0).max(max);
 const fields = {
@@ -24,6 +29,7 @@ const fields = {
   warmPerImage: { env: 'SLOTQ_WARM_PER_IMAGE', schema: int(1024).default(0) },
   imageCacheGb: { env: 'SLOTQ_IMAGE_CACHE_GB', schema: z.coerce.number().min(0).max(1_000_000).default(0) },
   pullTimeoutS: { env: 'SLOTQ_PULL_TIMEOUT_S', schema: z.coerce.number().min(1).max(86_400).default(900) },
+  reservationReclaimMs: { env: 'SLOTQ_RESERVATION_RECLAIM_MS', schema: z.coerce.number().int().min(100).max(3_600_000).default(RESERVATION_RECLAIM_MS) },
 } as const;
 
 /** Options win over environment variables; a bad value is a ConfigError naming it. */

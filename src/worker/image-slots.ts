@@ -98,11 +98,14 @@ export class ImageSlots {
     await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity, onlyIfMissing).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
   }
 
-  /** Every heartbeat round: publishes again, and the free capacity when the registry forgot it (Redis restarted). */
+  /**
+   * Every heartbeat round: publishes again, and the free capacity when the registry forgot it (Redis restarted);
+   * reclaims reservations whose provision job never came, and serves requests waiting for capacity.
+   */
   async republish(): Promise<void> {
     await this.publish(Math.max(0, this.d.settings.ondemandSlots - this.owned.size), true);
     if (!this.d.running()) return;
-    for (const r of await this.d.registry.claimPending(this.d.workerId)) this.provision(r.image, r.waiterId);
+    for (const r of await this.d.registry.claimPending(this.d.workerId, this.d.settings.reservationReclaimMs)) this.serve(r.image, r.waiterId);
   }
 
   /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
@@ -112,8 +115,18 @@ export class ImageSlots {
     await this.d.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
   }
 
-  /** Creates a container of the image for a waiter, in the background. */
+  /** A provision job: takes the capacity the acquire reserved, then creates a container of the image for the waiter, in the background. */
   provision(image: string, waiterId: string): void {
+    const take = this.d.registry.takeReservation(this.d.workerId, waiterId).then(
+      () => undefined,
+      // Made anyway (the waiter needs it); its reservation is reclaimed later, one container over the capacity meanwhile.
+      (err: unknown) => this.d.log.warn({ image, waiterId, err: toError(err).message }, 'could not take the reservation of a provision job'),
+    );
+    this.track(take.then(() => this.create(image, waiterId)));
+  }
+
+  /** Creates a container for a waiter whose capacity a registry script of this worker claimed (no job, nothing to take). */
+  private serve(image: string, waiterId: string): void {
     this.track(this.create(image, waiterId));
   }
 
@@ -190,7 +203,7 @@ export class ImageSlots {
         const inbox = this.d.keys.inbox(r.producerId);
         await this.d.redis.pipeline().rpush(inbox, JSON.stringify(msg)).pexpire(inbox, INBOX_TTL_MS).exec();
       }
-      if (r.next && this.d.running()) this.provision(r.next.image, r.next.waiterId);
+      if (r.next && this.d.running()) this.serve(r.next.image, r.next.waiterId);
     } catch (e2) {
       this.d.log.error({ image, err: toError(e2).message }, 'could not tell a waiter its image failed');
     }
@@ -222,7 +235,7 @@ export class ImageSlots {
       }
       this.d.slots.delete(slotId);
       this.owned.delete(slotId);
-      if (r.next === 'provision') this.provision(r.image, r.waiterId);
+      if (r.next === 'provision') this.serve(r.image, r.waiterId);
       this.track(this.cache.trim());
       return false;
     });

@@ -5,7 +5,7 @@ import { imageAllowed, loadImageSettings } from '../../src/worker/image-options.
 describe('image options (SLOTQ_IMAGES and friends)', () => {
   it('allows only SLOTQ_IMAGE by default, with 4 on-demand slots and nothing kept warm', () => {
     const s = loadImageSettings('slotq-sandbox:latest', {}, {});
-    expect(s).toMatchObject({ allow: ['slotq-sandbox:latest'], ondemandSlots: 4, warmPerImage: 0, imageCacheGb: 0, pullTimeoutS: 900 });
+    expect(s).toMatchObject({ allow: ['slotq-sandbox:latest'], ondemandSlots: 4, warmPerImage: 0, imageCacheGb: 0, pullTimeoutS: 900, reservationReclaimMs: 30_000 });
     expect(imageAllowed(s.allow, 'slotq-sandbox:latest')).toBe(true);
     expect(imageAllowed(s.allow, 'python:3.12')).toBe(false);
   });
@@ -21,5 +21,6 @@ describe('image options (SLOTQ_IMAGES and friends)', () => {
   it('names the variable of a bad value', () => {
     expect(() => loadImageSettings('b', {}, { SLOTQ_WARM_PER_IMAGE: '-1' })).toThrow(SlotqError);
     expect(() => loadImageSettings('b', {}, { SLOTQ_ONDEMAND_SLOTS: 'many' })).toThrow(/SLOTQ_ONDEMAND_SLOTS/);
+    expect(() => loadImageSettings('b', {}, { SLOTQ_RESERVATION_RECLAIM_MS: '0' })).toThrow(/SLOTQ_RESERVATION_RECLAIM_MS/);
   });
 });
