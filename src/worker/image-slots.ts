@@ -186,9 +186,18 @@ export class ImageSlots {
 
   /** Registers the slot: its image's first waiter gets it; a free one beyond the warm count is retired. */
   private async offer(slot: SlotRuntime, image: string): Promise<void> {
+    await this.trimIfSpare(slot, await this.list(slot, image));
+  }
+
+  /** Registers the slot with its image: its first waiter gets it, else it is free (warm). */
+  private async list(slot: SlotRuntime, image: string): Promise<string> {
     const ready = this.images.ready.get(image);
     if (ready) ready.usedAtMs = Date.now();
-    const outcome = await this.d.registry.addSlot(slot.slotId, this.d.workerId, slot.containerId, image);
+    return this.d.registry.addSlot(slot.slotId, this.d.workerId, slot.containerId, image);
+  }
+
+  /** A slot that went free (no waiter) beyond the image's warm count is retired. */
+  private async trimIfSpare(slot: SlotRuntime, outcome: string): Promise<void> {
     if (outcome === 'free' && (await this.d.registry.trimImageSlot(this.d.workerId, slot.slotId, this.d.settings.warmPerImage))) await this.retire(slot.slotId);
   }
 
@@ -227,11 +236,12 @@ export class ImageSlots {
         try {
           await slot.attachContainer(await this.newContainer(image));
           slot.workspaceLost = false;
-          return true;
         } catch (err) {
           this.d.log.error({ slotId, image, err: toError(err).message }, 'refilling an on-demand slot failed; removing it');
           return 'retry' as const;
         }
+        // Listed inside the FIFO: a second retire queued meanwhile (the stranded-slot sweep) finds it served.
+        return this.d.running() ? { listed: await this.list(slot, image) } : false;
       }
       this.d.slots.delete(slotId);
       this.owned.delete(slotId);
@@ -240,7 +250,7 @@ export class ImageSlots {
       return false;
     });
     if (refilled === 'retry') await this.retire(slotId, true);
-    else if (refilled && this.d.running()) await this.offer(slot, image);
+    else if (refilled) await this.trimIfSpare(slot, refilled.listed);
   }
 
   retireInBackground(slotId: string): void {
