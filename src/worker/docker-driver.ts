@@ -10,6 +10,17 @@ import { CHANNEL_TARGET, makeChannelDir, removeChannelDir } from './fifo-channel
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
+/** Whether an inspect finds its object: false on 404, other errors thrown. */
+async function found(inspect: Promise<unknown>): Promise<boolean> {
+  try {
+    await inspect;
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  }
+}
+
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
@@ -36,13 +47,7 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async imageExists(image: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw err;
-    }
+    return found(this.docker.getImage(image).inspect());
   }
 
   async inspectImage(image: string): Promise<ImageConfig | undefined> {
@@ -85,22 +90,11 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async hasVolume(name: string): Promise<boolean> {
-    try {
-      await this.docker.getVolume(name).inspect();
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw err;
-    }
+    return found(this.docker.getVolume(name).inspect());
   }
 
   async ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void> {
-    try {
-      await this.docker.getVolume(name).inspect();
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-      await this.docker.createVolume({ Name: name, Labels: { 'org.slotq.helper': 'true' } });
-    }
+    if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { 'org.slotq.helper': 'true' } });
     // Fill containers left by a worker that died while filling (never started, so nothing removes them).
     const stale = await this.docker.listContainers({ all: true, filters: { label: ['org.slotq.helper=true'], status: ['created'] } });
     for (const old of stale) if (Date.now() / 1000 - old.Created > 60) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
