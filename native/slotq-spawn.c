@@ -36,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,8 +49,51 @@ static char *dir, *img_sh, *hlp_sh;
 static char **env_img, **env_hlp;
 static long head_bytes, tail_bytes, oom0, pids0;
 static char p_in[4096], p_err[4096], p_cmd[4096], p_pid[4096];
-static FILE *from_sup;
 static int pid_fd = -1;
+/* SIGCHLD, blocked and read from this fd: a call's wait also watches the worker's input for a kill */
+static int sig_fd = -1;
+
+/* A buffered reader of our own (not stdio): while a command runs, poll() must see every byte not yet read. */
+struct rd {
+  int fd;
+  char *buf;
+  size_t off, len, cap;
+};
+static struct rd rin = {0, NULL, 0, 0, 0};  /* the worker's requests */
+static struct rd rsup = {5, NULL, 0, 0, 0}; /* the supervisor's answers (op t), and the first header */
+
+/* more bytes into r; the count read, 0 on EOF, -1 on error */
+static ssize_t rd_fill(struct rd *r) {
+  if (r->off > 0) memmove(r->buf, r->buf + r->off, r->len - r->off), r->len -= r->off, r->off = 0;
+  if (r->len == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 65536;
+    char *b = realloc(r->buf, cap);
+    if (!b) exit(10);
+    r->buf = b, r->cap = cap;
+  }
+  ssize_t n;
+  do n = read(r->fd, r->buf + r->len, r->cap - r->len);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) r->len += (size_t)n;
+  return n;
+}
+
+/* the length of the complete line at the head of r (with its newline), or 0 */
+static size_t rd_line_at(struct rd *r) {
+  char *nl = memchr(r->buf + r->off, '\n', r->len - r->off);
+  return nl ? (size_t)(nl - (r->buf + r->off)) + 1 : 0;
+}
+
+/* the next line, without its newline, NUL-terminated in r's buffer (valid until the next read); NULL on EOF */
+static char *rd_line(struct rd *r) {
+  size_t n;
+  while ((n = rd_line_at(r)) == 0)
+    if (rd_fill(r) <= 0) return NULL;
+  char *line = r->buf + r->off;
+  line[n - 1] = 0;
+  r->off += n;
+  return line;
+}
 
 /* environ with PATH replaced by path */
 static char **env_with_path(const char *path) {
@@ -72,16 +117,61 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-/* n bytes of stdin to fd (or dropped when fd < 0); -1 on EOF or a failed write */
+/* n bytes of the worker's input to fd (or dropped when fd < 0); -1 on EOF or a failed write */
 static int copy_in(size_t n, int fd) {
-  static char buf[65536];
   while (n > 0) {
-    size_t r = fread(buf, 1, n < sizeof buf ? n : sizeof buf, stdin);
-    if (r == 0) return -1;
-    if (fd >= 0 && write_all(fd, buf, r) < 0) return -1;
-    n -= r;
+    if (rin.off == rin.len && rd_fill(&rin) <= 0) return -1;
+    size_t r = rin.len - rin.off < n ? rin.len - rin.off : n;
+    if (fd >= 0 && write_all(fd, rin.buf + rin.off, r) < 0) return -1;
+    rin.off += r, n -= r;
   }
   return 0;
+}
+
+/*
+ * A kill for the running call, in band: "k <id>" on the worker's input while a call runs (between calls
+ * nothing else comes, so anything there is for this call). It needs no new process in the slot, so it
+ * works when a fork bomb holds every pid, and no dockerd. 1: a kill for call id (taken); 0: nothing yet, or a
+ * kill for another call (taken, ignored: it came too late for its call); -1: another line, left for later.
+ */
+static int take_kill(const char *id) {
+  for (;;) {
+    size_t n = rd_line_at(&rin);
+    if (n == 0) return 0;
+    char *line = rin.buf + rin.off;
+    if (n < 3 || line[0] != 'k' || line[1] != ' ') return -1;
+    line[n - 1] = 0;
+    int mine = strcmp(line + 2, id) == 0;
+    rin.off += n;
+    if (mine) return 1;
+  }
+}
+
+/* waits for fd to be readable, or a child to change state; watching the worker's input for a kill when
+ * watch_in: 1 when fd is readable (or at EOF), 2 when the kill came (or the worker's input ended), 0 otherwise */
+static int wait_event(int fd, const char *id, int *watch_in) {
+  if (*watch_in) {
+    int k = take_kill(id);
+    if (k == 1) return 2;
+    if (k < 0) *watch_in = 0;
+  }
+  struct pollfd p[3] = {{sig_fd, POLLIN, 0}, {fd, POLLIN, 0}, {0, POLLIN, 0}};
+  int n = fd >= 0 ? 2 : 1;
+  if (*watch_in) p[n].fd = 0, n++;
+  if (poll(p, (nfds_t)n, -1) < 0) return 0;
+  if (p[0].revents) {
+    struct signalfd_siginfo si;
+    while (read(sig_fd, &si, sizeof si) > 0) {
+    }
+  }
+  if (*watch_in && (p[n - 1].revents & (POLLIN | POLLHUP | POLLERR))) {
+    if (rd_fill(&rin) <= 0) {
+      *watch_in = 0;
+      return 2; /* the worker is gone: so is the call */
+    }
+    if (take_kill(id) == 1) return 2;
+  }
+  return fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
 }
 
 /* stdin bytes into a fresh file; exits when the state directory is gone (as the shell supervisor did) */
@@ -180,8 +270,11 @@ static int run(char op, const char *id, int from_file, char *cmd, int has_stdin)
     if (ef) fprintf(ef, "slotq: cannot start a process: %s\n", strerror(errno)), fclose(ef);
     return 126;
   }
-  int status = 0, w;
-  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  int status = 0, w, watch_in = 1;
+  for (;;) {
+    w = waitpid(pid, &status, WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) break;
+    if (w == 0 && wait_event(-1, id, &watch_in) == 2) kill(-pid, SIGKILL); /* timed out: the whole group */
   }
   kill(-pid, SIGKILL); /* what the command left running in its group */
   if (w < 0) return 255;
@@ -226,6 +319,27 @@ static void end_of_call(const char *nonce, int status, const char *flags) {
   if (rc < 0) exit(6);
 }
 
+/* the kill of a timed-out op t call: the stateful shell's group (the supervisor wrote "<id> <pgid>"), and an
+ * answer for the supervisor, which waits on the shell (as killArgv() in executor-protocol.ts does) */
+static void kill_stateful(const char *id) {
+  char buf[128] = "", pid_id[64];
+  long g = 0;
+  int fd = open(p_pid, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0 || sscanf(buf, "%63s %ld", pid_id, &g) != 2 || strcmp(pid_id, id) != 0 || g <= 1) return;
+  kill((pid_t)-g, SIGKILL);
+  char sout[4096];
+  snprintf(sout, sizeof sout, "%s/sout", dir);
+  fd = open(sout, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) {
+    if (write(fd, "137\n", 4) < 0) {
+    }
+    close(fd);
+  }
+}
+
 /* one request whose header is parsed; returns -1 on EOF */
 static int request(const char *op, const char *id, const char *nonce, size_t inlen, size_t clen) {
   static char *line;
@@ -235,21 +349,31 @@ static int request(const char *op, const char *id, const char *nonce, size_t inl
     if (op[0] == 't') return -1; /* never sent: the stateful shell reads its statement as one line */
     stdin_to_file(p_cmd, clen);
   } else {
-    ssize_t n = getline(&line, &cap, stdin);
-    if (n <= 0) return -1;
-    if (line[n - 1] == '\n') line[n - 1] = 0;
+    /* copied out of the reader's buffer: reading on (a kill, the stdin bytes) may move it */
+    char *l = rd_line(&rin);
+    if (!l) return -1;
+    size_t n = strlen(l) + 1;
+    if (n > cap) {
+      char *b = realloc(line, n);
+      if (!b) exit(10);
+      line = b, cap = n;
+    }
+    memcpy(line, l, n);
     cmd = line;
   }
   if (op[0] == 't') {
     /* as it came, for the supervisor's loop; its answer: "<status>|<flags>" */
     if (dprintf(3, "%s %s %s %zu\n%s\n", op, id, nonce, inlen, cmd) < 0 || copy_in(inlen, 3) < 0) return -1;
-    static char *ans;
-    static size_t acap;
-    if (getline(&ans, &acap, from_sup) <= 0) return -1;
-    char *bar = strchr(ans, '|');
+    int watch_in = 1;
+    while (rd_line_at(&rsup) == 0) {
+      int ev = wait_event(5, id, &watch_in);
+      if (ev == 2) kill_stateful(id);
+      else if (ev == 1 && rd_fill(&rsup) <= 0) return -1;
+    }
+    char *ans = rd_line(&rsup);
+    char *bar = ans ? strchr(ans, '|') : NULL;
     if (!bar) return -1;
     *bar++ = 0;
-    bar[strcspn(bar, "\n")] = 0;
     end_of_call(nonce, atoi(ans), bar);
     return 0;
   }
@@ -284,13 +408,17 @@ int main(int argc, char **argv) {
   snprintf(p_pid, sizeof p_pid, "%s/pid", dir);
   pid_fd = open(p_pid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   oom0 = oom_kills(), pids0 = pids_refused();
-  from_sup = fdopen(5, "r");
-  if (!from_sup || write_all(3, "ok\n", 3) < 0) return 4;
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL); /* each child unblocks it before its exec (child()) */
+  sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sig_fd < 0 || write_all(3, "ok\n", 3) < 0) return 4;
   int rc = 0;
-  for (FILE *in = from_sup; rc == 0; in = stdin) {
-    static char *head;
-    static size_t hcap;
-    if (getline(&head, &hcap, in) <= 0) break;
+  for (struct rd *in = &rsup; rc == 0; in = &rin) {
+    char *head = rd_line(in);
+    if (!head) break;
+    if (head[0] == 'k' && head[1] == ' ') continue; /* a kill that came after its call ended */
     char op[8], id[32], nonce[64];
     size_t inlen = 0, clen = 0;
     int got = sscanf(head, "%7s %31s %63s %zu %zu", op, id, nonce, &inlen, &clen);

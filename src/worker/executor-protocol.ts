@@ -23,8 +23,10 @@ import { HELPER_BIN, HELPER_SH } from './helper-bundle.js';
  * stream, then "<nonce>R <exitCode> <stderrBytes>\n" and the call's stderr (kept in a file while it runs;
  * when over HEAD+TAIL bytes only its first HEAD and last TAIL bytes are sent). The random per-call nonce
  * marks where the command's stdout ends. The worker keeps only a bounded head and tail of stdout.
- * "<id> <pgid>" of the running call is in <dir>/pid, for the worker's out-of-band kill on timeout (the id
- * makes a late kill harmless to the next call). After each call the rest of its process group is killed.
+ * On timeout the worker first sends "k <id>\n" on the same input: the front (native/slotq-spawn.c) kills the
+ * call's group itself, with no new process in the slot (a fork bomb may hold every pid) and no dockerd.
+ * "<id> <pgid>" of the running call is in <dir>/pid, for the worker's out-of-band kill when that goes
+ * unanswered (no front, a wedged one); the id makes a late kill harmless to the next call. After each call the rest of its process group is killed.
  * On EOF it kills its stateful shell and exits.
  */
 export const SUPERVISOR_SCRIPT = String.raw`
@@ -87,6 +89,8 @@ counters; o0=$oc p0=$pc
 printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen clen; do
+  # "k <id>": the worker's in-band kill of a timed-out call (the front acts on it); here it came too late.
+  [ "$op" = k ] && continue
   if [ -z "$front$nofront" ] && [ "$op" != f ]; then start_front && continue; nofront=1; fi
   if [ "${'${clen:-0}'}" -gt 0 ]; then enc="''"; head -c "$clen" > "$D/c" || exit 95; else IFS= read -r enc || break; fi
   # op f: move to the FIFO channel (fifo-channel.ts).
@@ -177,6 +181,9 @@ export const statefulStatement = (command: string): string => `eval ${shellQuote
 export const newNonce = (): string => `@sq${randomBytes(10).toString('hex')}@`;
 
 /** The bytes of one request. */
+/** The in-band kill of call id (the front's; the supervisor's loop skips one that comes late). */
+export const killLine = (id: number): string => `k ${id}\n`;
+
 export function encodeRequest(op: Op, id: number, nonce: string, command: string, stdin: Buffer): Buffer | string {
   if (op !== 't' && Buffer.byteLength(command) > BODY_MIN_BYTES) {
     const body = Buffer.from(command);

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, captureOf, type Capture } from './bounded-capture.js';
-import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, newNonce, parseEndLine, parseReady, supervisorArgv, type EndFlags, type Op, type SessionShells } from './executor-protocol.js';
+import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, killLine, newNonce, parseEndLine, parseReady, supervisorArgv, type EndFlags, type Op, type SessionShells } from './executor-protocol.js';
 import { FIFO_HANDSHAKE_MS, FIFO_REQUEST, channelFailedOn, connectFifos, killPidArgv, markChannelFailed, type FifoChannel } from './fifo-channel.js';
 import { withDeadline } from '../shared/deadline.js';
 import { InternalError, SlotqError, toError } from '../shared/errors.js';
@@ -39,6 +39,7 @@ interface Pending {
   timedOut: boolean;
   timer: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
+  fallbackTimer?: NodeJS.Timeout;
   out: BoundedCapture;
   scan: MarkerScanner;
   /** After the nonce: the end line, then the stderr body. */
@@ -48,6 +49,8 @@ interface Pending {
 }
 
 const KILL_ANSWER_MS = 5000;
+/** How long the front gets to answer an in-band kill before the out-of-band one. */
+const IN_BAND_KILL_MS = 1500;
 const KILL_ATTEMPTS = 12;
 const READY_TIMEOUT_MS = 15_000;
 
@@ -242,10 +245,17 @@ export class SupervisorSession {
     }
   }
 
+  /**
+   * In band first: "k <id>" on the call's own input, which the front acts on with no new process in the
+   * slot (a fork bomb may hold every pid: an exec would fail, and the call's stderr would be lost with the
+   * session). Out of band (an exec) only when that goes unanswered: no front, or a wedged one.
+   */
   private onTimeout(p: Pending): void {
     p.timedOut = true;
-    this.kill(p);
-    p.killTimer = setTimeout(() => this.die(`the call did not stop within ${KILL_ANSWER_MS} ms of being killed`), KILL_ANSWER_MS);
+    this.input.write(killLine(p.id));
+    const fallback = setTimeout(() => this.pending === p && this.kill(p), IN_BAND_KILL_MS);
+    p.killTimer = setTimeout(() => this.die(`the call did not stop within ${IN_BAND_KILL_MS + KILL_ANSWER_MS} ms of being killed`), IN_BAND_KILL_MS + KILL_ANSWER_MS);
+    p.fallbackTimer = fallback;
   }
 
   /**
@@ -264,6 +274,7 @@ export class SupervisorSession {
   private finish(p: Pending): void {
     clearTimeout(p.timer);
     if (p.killTimer) clearTimeout(p.killTimer);
+    if (p.fallbackTimer) clearTimeout(p.fallbackTimer);
     this.pending = undefined;
   }
 

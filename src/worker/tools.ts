@@ -99,7 +99,10 @@ function shellResult(item: JobItem, r: RunResult, timeoutS: number, stateful: bo
   const metadata: ExecutionResult['metadata'] = { exitCode: r.exitCode, durationMs: r.durationMs, ...(truncated ? { truncated } : {}), ...(stateful ? { stateful } : {}) };
   if (r.timedOut) {
     const note = stateful ? ' (the stateful shell was restarted: its cd, variables and functions are gone)' : '';
-    return { success: false, output, error: `Command timed out after ${timeoutS}s and its process group was killed${note}`, executionId: item.executionId, slotId: item.slotId, metadata: { ...metadata, exitCode: -1, timedOut: true, code: 'TIMEOUT', retryable: false } };
+    // What the slot saw while the call ran (a fork bomb that hit the pids limit, an OOM kill): why it hung.
+    const inside = insideCause(r, output, false);
+    const error = `Command timed out after ${timeoutS}s and its process group was killed${note}${inside ? ` (${inside.note})` : ''}`;
+    return { success: false, output, error, executionId: item.executionId, slotId: item.slotId, metadata: { ...metadata, exitCode: -1, timedOut: true, code: 'TIMEOUT', retryable: false, ...(inside ? { cause: inside.cause } : {}) } };
   }
   if (r.exitCode !== 0) {
     const inside = insideCause(r, output, stateful);
