@@ -92,12 +92,12 @@ class HttpClient:
                     status, keep, data = await asyncio.wait_for(self._roundtrip(conn, method, path, payload), remaining)
                 except asyncio.TimeoutError:
                     conn.close()
-                    raise GatewayUnavailableError(f"No answer from the slotq gateway at {self.url} within {timeout_s:.0f} s ({method} {path})") from None
+                    raise GatewayUnavailableError(f"No answer from the slotq gateway at {self.url} within {timeout_s:.0f} s ({method} {path})", may_have_arrived=True) from None
                 except (OSError, asyncio.IncompleteReadError, ValueError) as e:
                     conn.close()
                     if reused and attempt + 1 < attempts:
                         continue
-                    raise GatewayUnavailableError(f"Connection to the slotq gateway at {self.url} failed ({method} {path}): {_describe(e)}") from None
+                    raise GatewayUnavailableError(f"Connection to the slotq gateway at {self.url} failed ({method} {path}): {_describe(e)}", may_have_arrived=True) from None
                 except BaseException:
                     conn.close()  # cancelled mid-request: the connection's state is unknown
                     raise

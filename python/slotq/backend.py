@@ -204,6 +204,12 @@ class SlotqBackend:
 
         try:
             data = await self._session_call("execute_batch", body, deadline_s)
+        except GatewayUnavailableError as e:
+            if not e.may_have_arrived:
+                return all_failed(e.code, str(e), True)
+            # Sent, and no answer: the calls may have run. Not retryable, and not the model's doing: mask it.
+            why = f"{e}. These calls may have run: do not score them and do not retry them in this workspace; discard the trajectory, or release the slot with reset and start over."
+            return [ExecutionResult.failure(e.code, why, slot_id=str(c["slot"].get("slot_id", "")), retryable=False, outcome="unknown") for c in body["requests"]]
         except SlotqError as e:
             return all_failed(e.code, str(e), e.retryable)
         return [ExecutionResult._from_wire(r) for r in data.get("results", [])]

@@ -146,6 +146,10 @@ class ExecutionResult:
         )
 
     @classmethod
-    def failure(cls, code: str, error: str, *, slot_id: str = "", retryable: bool = False) -> "ExecutionResult":
-        """A failed result made by the client itself (a call it could not send or get an answer for)."""
-        return cls(success=False, output="", error=error, execution_id=str(uuid.uuid4()), slot_id=slot_id, metadata={"code": code, "retryable": retryable})
+    def failure(cls, code: str, error: str, *, slot_id: str = "", retryable: bool = False, outcome: Optional[str] = None) -> "ExecutionResult":
+        """A failed result made by the client itself (a call it could not send or get an answer for);
+        ``outcome="unknown"`` when the call may have run."""
+        metadata: Dict[str, Any] = {"code": code, "retryable": retryable}
+        if outcome is not None:
+            metadata["outcome"] = outcome
+        return cls(success=False, output="", error=error, execution_id=str(uuid.uuid4()), slot_id=slot_id, metadata=metadata)

@@ -118,5 +118,37 @@ class ResultTypesTest(unittest.TestCase):
         self.assertEqual(Slot.from_dict(s.to_dict())._to_wire(), wire)
 
 
+
+class ClientTimeoutTest(unittest.IsolatedAsyncioTestCase):
+    """The client's own give-ups: a batch that went out and got no answer may have run (not retryable,
+    outcome unknown); one that never went out is retryable. A socket that accepts and never answers
+    stands in for a gateway that froze after reading the request."""
+
+    async def test_a_batch_sent_and_unanswered_is_outcome_unknown_not_retryable(self) -> None:
+        import asyncio
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        b = SlotqBackend(f"http://127.0.0.1:{port}", None)
+        b._session = "s-test"  # as if start() had opened it
+        body = {"requests": [{"slot": {"slot_id": "w-s0"}, "tool": "bash", "args": {"command": "echo hi >> ledger"}}]}
+        try:
+            [r] = await b._send_batch(body, 0.5)
+        finally:
+            server.close()
+        self.assertEqual((r.success, r.metadata["code"], r.metadata["retryable"], r.metadata.get("outcome")), (False, "INTERNAL", False, "unknown"), r)
+        self.assertIn("may have run", r.error)
+
+    async def test_a_batch_that_never_went_out_is_retryable(self) -> None:
+        b = SlotqBackend(f"http://127.0.0.1:{live.free_port()}", None, connect_timeout_s=1)
+        b._session = "s-test"
+        body = {"requests": [{"slot": {"slot_id": "w-s0"}, "tool": "bash", "args": {"command": "true"}}]}
+        [r] = await b._send_batch(body, 2.0)
+        self.assertEqual((r.success, r.metadata["code"], r.metadata["retryable"], r.metadata.get("outcome")), (False, "INTERNAL", True, None), r)
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { fenceJob } from '../shared/call-fence.js';
+import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors.js';
 import { newProducerId, randomId } from '../shared/ids.js';
@@ -36,6 +38,10 @@ const JOB_OPTS = { removeOnComplete: { age: 300, count: 100 }, removeOnFail: { a
 /** Slack on top of the call timeouts before a job is given up (queueing, container start). */
 const DEADLINE_SLACK_MS = 60_000;
 const WATCHDOG_MS = 1000;
+/** Rounds a given-up job that finished (or is gone) waits for results that may still be on their way. */
+const RESULT_WAIT_ROUNDS = 2;
+/** How long past its deadline a job whose fence cannot reach Redis keeps being retried. */
+const FENCE_GRACE_MS = 30_000;
 /** A worker's queue unused this long is closed once the worker is gone (workers come and go for days). */
 const QUEUE_IDLE_MS = 5000;
 
@@ -156,7 +162,14 @@ export class SlotBackend implements ToolBackend {
       const data: CallsJob = { v: 1, kind: 'calls', batchId, producerId: this.producerId, items, deadlineAtMs, startMarginMs: this.slotClock.startMarginMs };
       this.queueFor(workerId)
         .add('calls', data, { ...JOB_OPTS, jobId })
-        .catch((err: unknown) => this.failJob(jobId, err));
+        .then(
+          () => this.pending.noteAdded(jobId),
+          (err: unknown) => {
+            // Given up at once, fenced first: an add that did reach Redis must not run later.
+            this.pending.noteAdded(jobId, toError(err).message);
+            void this.giveUp(jobId, `Could not enqueue the call (${toError(err).message})`, Date.now());
+          },
+        );
     }
     await Promise.all(waits);
     return results;
@@ -180,11 +193,6 @@ export class SlotBackend implements ToolBackend {
   private async artifactCall(slot: Slot, [tool, args]: ArtifactCall): Promise<ExecutionResult> {
     const [result] = await this.executeBatch([[slot, tool, args]]);
     return result!;
-  }
-
-  private failJob(jobId: string, err: unknown): void {
-    const message = `Could not enqueue the call: ${toError(err).message}`;
-    this.pending.failWhere((_, id) => id === jobId, 'INTERNAL', () => message);
   }
 
   private checkSlot(slot: unknown, index?: number): Slot {
@@ -231,35 +239,64 @@ export class SlotBackend implements ToolBackend {
     else this.leases?.onGrant(msg.waiterId, msg.slot);
   }
 
-  /** Fails calls whose worker died or whose deadline passed; nothing waits forever. */
+  /** Gives up calls whose worker died, whose deadline passed or whose job vanished; nothing waits forever. */
   private async watchdog(): Promise<void> {
     await this.pruneQueues().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'pruning worker queues failed'));
     if (this.pending.size === 0 || !this.registry) return;
     const now = Date.now();
-    this.pending.failWhere((j) => j.deadlineMs < now, 'WORKER_LOST', () => 'No result before the call deadline: the worker is stuck or lost the job; retry the call');
-    for (const workerId of this.pending.workers()) {
-      const alive = await this.registry.workerAlive(workerId).catch(() => true);
-      if (!alive) {
-        this.pending.failWhere((j) => j.workerId === workerId, 'WORKER_LOST', () => `Worker ${workerId} that owns this slot is gone (crashed or stopped): acquire a new slot and retry`);
-      }
+    const lost = new Map<string, string>();
+    for (const [jobId, j] of this.pending.entries()) {
+      if (j.addError !== undefined) lost.set(jobId, `Could not enqueue the call (${j.addError})`);
+      else if (j.deadlineMs < now) lost.set(jobId, 'No result before the call deadline: the worker is stuck or lost the job');
     }
-    await this.failVanishedJobs().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'checking pending jobs failed'));
+    for (const workerId of this.pending.workers()) {
+      if (await this.registry.workerAlive(workerId).catch(() => true)) continue;
+      const why = `Worker ${workerId} that owns this slot is gone (crashed, stopped, or unresponsive past its heartbeat TTL)`;
+      for (const [jobId, j] of this.pending.entries()) if (j.workerId === workerId && !lost.has(jobId)) lost.set(jobId, why);
+    }
+    for (const jobId of await this.vanishedJobs().catch((err: unknown) => (this.log.warn({ err: toError(err).message }, 'checking pending jobs failed'), []))) {
+      if (!lost.has(jobId)) lost.set(jobId, 'The job carrying this call vanished from Redis (was Redis restarted?)');
+    }
+    for (const [jobId, why] of lost) await this.giveUp(jobId, why, now);
   }
 
-  /** A job that is gone from Redis without a result (Redis restarted without persistence) gets one. */
-  private async failVanishedJobs(): Promise<void> {
-    const old = this.pending.olderThan(2 * WATCHDOG_MS);
-    if (old.length === 0 || !this.redis) return;
-    const pipe = this.redis.pipeline();
-    for (const [jobId, workerId] of old) pipe.exists(this.keys.job(workerId, jobId));
-    const res = (await pipe.exec()) ?? [];
-    old.forEach(([jobId], i) => {
-      const missing = res[i]?.[1] === 0;
-      // Two rounds in a row: a result pushed just before the job was removed has had time to arrive.
-      if (this.pending.noteMissing(jobId, missing) >= 2) {
-        this.pending.failWhere((_, id) => id === jobId, 'WORKER_LOST', () => 'The job carrying this call vanished from Redis (was Redis restarted?); the call may or may not have run: retry it');
-      }
+  /**
+   * Answers a job's outstanding calls once it is sure which can still start: none, after the fence
+   * (call-fence.ts). A call that had started may have run (`outcome: unknown`, not retryable); one that had
+   * not never will (`not_run`, retryable). A job that finished, or is gone after its add, may still have
+   * results on their way: it waits a few rounds for them first. When Redis cannot be reached to fence it,
+   * it tries again each round until well past its deadline, then says the calls may have run.
+   */
+  private async giveUp(jobId: string, why: string, nowMs: number): Promise<void> {
+    const job = this.pending.get(jobId);
+    if (!job || !this.redis) return;
+    let fence: Awaited<ReturnType<typeof fenceJob>>;
+    try {
+      fence = await fenceJob(this.redis, this.keys.job(job.workerId, jobId));
+    } catch (err) {
+      this.log.warn({ err: toError(err).message, jobId }, 'could not fence a job being given up; trying again');
+      if (nowMs > job.deadlineMs + FENCE_GRACE_MS) this.pending.settle(jobId, (it) => mayHaveRun(it, `${why}; Redis could not be reached to fence it off`));
+      return;
+    }
+    const mayHaveResults = fence.state === 'finished' || (fence.state === 'absent' && job.added);
+    if (mayHaveResults && this.pending.noteGiveUpRound(jobId) < RESULT_WAIT_ROUNDS) return;
+    this.log.warn({ jobId, workerId: job.workerId, fence: fence.state, started: [...fence.started] }, 'gave up a job');
+    this.pending.settle(jobId, (it) => {
+      if (fence.state === 'fenced') return fence.started.has(it.index) ? mayHaveRun(it, why) : neverRan(it, why);
+      return fence.state === 'absent' && !job.added ? neverRan(it, why) : mayHaveRun(it, why);
     });
+  }
+
+  /** Jobs gone from Redis without a result (Redis restarted without persistence): two rounds in a row. */
+  private async vanishedJobs(): Promise<string[]> {
+    const old = this.pending.olderThan(2 * WATCHDOG_MS);
+    if (old.length === 0 || !this.redis) return [];
+    const pipe = this.redis.pipeline();
+    // Its data, not the key: a job fenced while its add was on its way is a hash with the fence alone.
+    for (const [jobId, workerId] of old) pipe.hexists(this.keys.job(workerId, jobId), 'data');
+    const res = (await pipe.exec()) ?? [];
+    // Two rounds in a row: a result pushed just before the job was removed has had time to arrive.
+    return old.filter(([jobId], i) => this.pending.noteMissing(jobId, res[i]?.[1] === 0) >= 2).map(([jobId]) => jobId);
   }
 
   /** Acquires waiting in this process for a slot grant. */

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from '../shared/errors.js';
+import { FENCE_FIELD, RUN_FIELD, type StartStatus } from '../shared/call-fence.js';
 import type { JobItem } from '../shared/schemas.js';
 
 /** [slotId, leaseId] of each slot a job's calls use, in first-use order (a slot's last leaseId wins). */
@@ -12,12 +13,16 @@ export function leasePairs(items: ReadonlyArray<Pick<JobItem, 'slotId' | 'leaseI
 }
 
 /**
- * KEYS: the queue's active list, wait list, prioritized set and marker set, the registry's slots hash.
- * ARGV: the queue's job key prefix, the largest job payload (bytes) worth decoding here.
+ * KEYS: the queue's active list, wait list, prioritized set and marker set, the registry's slots hash,
+ * the worker's info hash.
+ * ARGV: the queue's job key prefix, the largest job payload (bytes) worth decoding here, the worker's
+ * incarnation (epoch).
  * Sent on BullMQ's own connection right behind its fetch (moveToActive), so it runs just after it and
  * finds the job it handed out at the head of the active list. Returns {jobId, idle, {slotId, leaseId,
- * 1|0, ...}}: the leases of that job's calls (valid while the slot is held under it, as the registry's
- * CHECK_LEASES says; the pairs as leasePairs() makes them), and idle = 1 when no job waits: then the
+ * 1|0, ...}, status}: the leases of that job's calls (valid while the slot is held under it, as the
+ * registry's CHECK_LEASES says; the pairs as leasePairs() makes them); status as START_CALLS in
+ * call-fence.ts ('ok', 'fenced', 'stale'), and when 'ok' each slot's first call with a valid lease is
+ * marked started there (it starts at once when its slot is idle); and idle = 1 when no job waits: then the
  * marker BullMQ set when it handed the job out is removed, so the worker's next BZPOPMIN blocks until
  * a producer adds a job (an add sets the marker again) instead of waking for an empty fetch.
  * The job's key is built here from the prefix, as BullMQ's own scripts build it (same hash tag).
@@ -29,18 +34,22 @@ if redis.call('LLEN', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
   idle = 1
 end
 local id = redis.call('LINDEX', KEYS[1], 0)
-if not id then return {'', idle, {}} end
-local data = redis.call('HGET', ARGV[1] .. id, 'data')
-if not data or #data > tonumber(ARGV[2]) then return {id, idle, {}} end
+if not id then return {'', idle, {}, ''} end
+local jobKey = ARGV[1] .. id
+local data = redis.call('HGET', jobKey, 'data')
+if not data or #data > tonumber(ARGV[2]) then return {id, idle, {}, ''} end
 local ok, job = pcall(cjson.decode, data)
-if not ok or type(job) ~= 'table' or job.kind ~= 'calls' or type(job.items) ~= 'table' then return {id, idle, {}} end
-local order, lease = {}, {}
+if not ok or type(job) ~= 'table' or job.kind ~= 'calls' or type(job.items) ~= 'table' then return {id, idle, {}, ''} end
+local order, lease, first = {}, {}, {}
 for _, it in ipairs(job.items) do
-  if type(it) ~= 'table' or type(it.slotId) ~= 'string' or type(it.leaseId) ~= 'string' then return {id, idle, {}} end
-  if lease[it.slotId] == nil then order[#order + 1] = it.slotId end
+  if type(it) ~= 'table' or type(it.slotId) ~= 'string' or type(it.leaseId) ~= 'string' or type(it.index) ~= 'number' then return {id, idle, {}, ''} end
+  if lease[it.slotId] == nil then order[#order + 1] = it.slotId; first[it.slotId] = it end
   lease[it.slotId] = it.leaseId
 end
-local out = {}
+local status = 'ok'
+if redis.call('HEXISTS', jobKey, '${FENCE_FIELD}') == 1 then status = 'fenced'
+elseif redis.call('HGET', KEYS[6], 'epoch') ~= ARGV[3] then status = 'stale' end
+local out, run = {}, ','
 for _, sid in ipairs(order) do
   local j = redis.call('HGET', KEYS[5], sid)
   local valid = 0
@@ -48,11 +57,13 @@ for _, sid in ipairs(order) do
     local s = cjson.decode(j)
     if s.leaseId == lease[sid] and s.state == 'held' then valid = 1 end
   end
+  if valid == 1 and first[sid].leaseId == lease[sid] then run = run .. string.format('%d', first[sid].index) .. ',' end
   out[#out + 1] = sid
   out[#out + 1] = lease[sid]
   out[#out + 1] = valid
 end
-return {id, idle, out}
+if status == 'ok' then redis.call('HSET', jobKey, '${RUN_FIELD}', run) end
+return {id, idle, out, status}
 `;
 
 /** Payloads above this are not decoded inside Redis (it would block it): their processor checks the leases. */
@@ -75,9 +86,11 @@ export interface ProbeReply {
   idle: boolean;
   pairs: LeasePairs;
   valid: boolean[];
+  /** 'ok': the first call of each slot with a valid lease is marked started; else none is (call-fence.ts). */
+  status: Exclude<StartStatus, 'gone'>;
 }
 
-type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Promise<[string, number, Array<string | number>]> };
+type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Promise<[string, number, Array<string | number>, string]> };
 
 /**
  * The lease check of a job the worker is handed (the at-most-once check, contract §3), made in the same
@@ -93,7 +106,13 @@ export class FetchProbes {
   /** The fetching connection's socket, while it is connected. */
   private socket: (() => Writable | undefined) | undefined;
 
-  constructor(private readonly slotsKey: string, private readonly log: Logger) {}
+  constructor(
+    private readonly slotsKey: string,
+    private readonly workerKey: string,
+    /** The worker's current incarnation (liveness.ts). */
+    private readonly epoch: () => string,
+    private readonly log: Logger,
+  ) {}
 
   /**
    * The connection BullMQ fetches on (one this worker made for it), and the queue's keys. Its
@@ -102,7 +121,7 @@ export class FetchProbes {
    */
   bind(redis: Redis, keys: ProbeKeys): void {
     const r = redis as ProbeRedis;
-    if (typeof r.slotqFetchProbe !== 'function') r.defineCommand('slotqFetchProbe', { lua: FETCH_PROBE, numberOfKeys: 5 });
+    if (typeof r.slotqFetchProbe !== 'function') r.defineCommand('slotqFetchProbe', { lua: FETCH_PROBE, numberOfKeys: 6 });
     const sendCommand = r.sendCommand.bind(r);
     r.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
       const sent = sendCommand(...args);
@@ -153,14 +172,14 @@ export class FetchProbes {
   async send(): Promise<ProbeReply> {
     if (!this.bound) throw new Error('fetch probe: no connection bound');
     const { redis, keys: k } = this.bound;
-    const [jobId, idle, flat] = await redis.slotqFetchProbe(k.active, k.wait, k.prioritized, k.marker, this.slotsKey, k.jobPrefix, MAX_PROBED_DATA_BYTES);
+    const [jobId, idle, flat, status] = await redis.slotqFetchProbe(k.active, k.wait, k.prioritized, k.marker, this.slotsKey, this.workerKey, k.jobPrefix, MAX_PROBED_DATA_BYTES, this.epoch());
     const pairs: Array<[string, string]> = [];
     const valid: boolean[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {
       pairs.push([String(flat[i]), String(flat[i + 1])]);
       valid.push(Number(flat[i + 2]) === 1);
     }
-    return { jobId: String(jobId), idle: Number(idle) === 1, pairs, valid };
+    return { jobId: String(jobId), idle: Number(idle) === 1, pairs, valid, status: status === 'fenced' || status === 'stale' ? status : 'ok' };
   }
 
   /** Keeps a probe for the job the fetch handed out (the processor takes it). */
@@ -174,11 +193,12 @@ export class FetchProbes {
    * The lease answer for a job, once: undefined when it was not probed, or the probe found another job
    * or other pairs, or the probe failed (then the caller checks the leases itself).
    */
-  async take(jobId: string, pairs: LeasePairs): Promise<boolean[] | undefined> {
+  async take(jobId: string, pairs: LeasePairs): Promise<Pick<ProbeReply, 'valid' | 'status'> | undefined> {
     const probe = this.probes.get(jobId);
     if (!probe) return undefined;
     this.probes.delete(jobId);
     const reply = await probe.catch(() => undefined);
-    return reply && reply.jobId === jobId && JSON.stringify(reply.pairs) === JSON.stringify(pairs) ? reply.valid : undefined;
+    // A probe of an undecodable payload ('' status) marked nothing: the processor claims the calls itself.
+    return reply && reply.jobId === jobId && reply.pairs.length > 0 && JSON.stringify(reply.pairs) === JSON.stringify(pairs) ? { valid: reply.valid, status: reply.status } : undefined;
   }
 }

@@ -4,8 +4,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.js';
 import type { Keys } from '../shared/keys.js';
-import type { Registry } from '../shared/registry.js';
 import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
+import { startCalls, type StartKeys, type StartStatus } from '../shared/call-fence.js';
+import { neverRan } from '../shared/call-outcome.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { leasePairs, type FetchProbes } from './fetch-probe.js';
@@ -16,13 +17,12 @@ import type { SlotRuntime } from './slot-runtime.js';
 import { executeCall } from './tools.js';
 import type { WorkerEventMap } from './worker-events.js';
 
-/** A call that waited longer than this in its slot's FIFO has its lease checked again before it starts. */
+/** A call marked started when its job was fetched starts without asking Redis again if it waited less than this. */
 const LEASE_RECHECK_AFTER_MS = 20;
 
 export interface JobProcessorDeps {
   workerId: string;
   slots: ReadonlyMap<string, SlotRuntime>;
-  registry: Pick<Registry, 'checkLeases'>;
   redis: Redis;
   keys: Keys;
   driver: ContainerDriver;
@@ -33,7 +33,16 @@ export interface JobProcessorDeps {
   log: Logger;
   /** Lease checks already made when the job was handed out (else the processor makes its own). */
   probes?: Pick<FetchProbes, 'take'>;
+  /** The worker's incarnation, and whether its registration is fresh (liveness.ts): calls start only then. */
+  liveness: { readonly epoch: string; fresh(): boolean };
 }
+
+/** Why a call is not started: its job was given up (fenced) or is gone, or this worker may have been declared lost. */
+const NOT_STARTED: Record<Exclude<StartStatus, 'ok'>, string> = {
+  gone: 'Not run: its job is gone from Redis',
+  fenced: 'Not run: its caller gave it up (its worker stopped answering in time)',
+  stale: 'Not run: this worker lost contact with the registry long enough to be declared lost',
+};
 
 /**
  * Runs the jobs of the worker's queue: a reset job resets its slot; a calls job has its leases checked,
@@ -66,36 +75,49 @@ export class JobProcessor {
   private async runCalls(job: CallsJob, jobId: string): Promise<Array<[number, ExecutionResult]>> {
     const pairs = leasePairs(job.items);
     const current = new Map(pairs.map(([s], i) => [s, i]));
-    const valid = (await this.d.probes?.take(jobId, pairs)) ?? (await this.d.registry.checkLeases(pairs));
+    const startKeys = { job: this.d.keys.job(this.d.workerId, jobId), worker: this.d.keys.worker(this.d.workerId), slots: this.d.keys.slots };
+    // Each slot's first call is marked started now (by the fetch's probe, else here), as it starts at once
+    // when its slot is idle; the others are marked when they start (call-fence.ts).
+    const firsts = pairs.map(([slotId]) => job.items.find((it) => it.slotId === slotId)!);
+    const claim =
+      (await this.d.probes?.take(jobId, pairs)) ??
+      (await startCalls(this.d.redis, startKeys, this.d.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const)));
+    const marked = new Set(claim.status === 'ok' ? firsts.filter((it, i) => claim.valid[i] && it.leaseId === pairs[i]![1]).map((it) => it.index) : []);
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
+      if (claim.status !== 'ok') return Promise.resolve([item.index, neverRan(item, NOT_STARTED[claim.status])]);
       const slot = this.d.slots.get(item.slotId);
-      if (!slot) return Promise.resolve([item.index, failure(item, 'WORKER_LOST', `Slot ${item.slotId} is not served by worker ${this.d.workerId} (it was stopped or replaced)`)]);
+      if (!slot) return Promise.resolve([item.index, neverRan(item, `Slot ${item.slotId} is not served by worker ${this.d.workerId} (it was stopped or replaced)`)]);
       const i = current.get(item.slotId)!;
-      if (!valid[i] || item.leaseId !== pairs[i]![1]) {
+      if (!claim.valid[i] || item.leaseId !== pairs[i]![1]) {
         return Promise.resolve([item.index, failure(item, 'LEASE_LOST', `Slot ${item.slotId} is not held by this caller any more (released, or its lease expired): acquire a slot again`)]);
       }
       const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
       const checkedAtMs = Date.now();
-      return slot.enqueue(async () => (await this.refusal(item, checkedAtMs, job)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
+      const start = { keys: startKeys, checkedAtMs, marked: marked.has(item.index) };
+      return slot.enqueue(async () => (await this.refusal(item, start, job)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
   }
 
   /**
    * At most once (contract §3): checked when the call starts, after it waited behind earlier calls on its
-   * slot. A call that cannot end before the producer gives it up never starts, and a call whose lease went
-   * meanwhile (released, expired) never runs for the slot's next holder.
+   * slot. A call that cannot end before the producer gives it up never starts; nor does one whose job was
+   * given up (fenced) or whose worker may have been declared lost meanwhile; and a call whose lease went
+   * (released, expired) never runs for the slot's next holder. A call not marked started when its job was
+   * fetched, or marked but kept waiting, is marked now, in the same script that checks all this.
    */
-  private async refusal(item: JobItem, checkedAtMs: number, job: Pick<CallsJob, 'deadlineAtMs' | 'startMarginMs'>): Promise<ExecutionResult | undefined> {
+  private async refusal(item: JobItem, start: { keys: StartKeys; checkedAtMs: number; marked: boolean }, job: Pick<CallsJob, 'deadlineAtMs' | 'startMarginMs'>): Promise<ExecutionResult | undefined> {
     const now = Date.now();
     const timeoutMs = callTimeoutS(item) * 1000;
     if (job.deadlineAtMs !== undefined && now + timeoutMs + (job.startMarginMs ?? 0) > job.deadlineAtMs) {
-      return failure(item, 'WORKER_LOST', `Not run: it waited ${Math.round((now - checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up; retry it`);
+      return neverRan(item, `Not run: it waited ${Math.round((now - start.checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up`);
     }
-    if (now - checkedAtMs > LEASE_RECHECK_AFTER_MS && !(await this.d.registry.checkLeases([[item.slotId, item.leaseId]]))[0]) {
-      return failure(item, 'LEASE_LOST', `Not run: slot ${item.slotId} was released or its lease expired while this call waited: acquire a slot again`);
-    }
+    if (!this.d.liveness.fresh()) return neverRan(item, NOT_STARTED.stale);
+    if (start.marked && now - start.checkedAtMs <= LEASE_RECHECK_AFTER_MS) return undefined;
+    const { status, valid } = await startCalls(this.d.redis, start.keys, this.d.liveness.epoch, [[item.index, item.slotId, item.leaseId]]);
+    if (status !== 'ok') return neverRan(item, NOT_STARTED[status]);
+    if (!valid[0]) return failure(item, 'LEASE_LOST', `Not run: slot ${item.slotId} was released or its lease expired while this call waited: acquire a slot again`);
     return undefined;
   }
 

@@ -7,8 +7,9 @@ import { toError } from '../shared/errors.js';
 import type { Keys } from '../shared/keys.js';
 import { connectRedis } from '../shared/redis.js';
 import { JOB_RETENTION } from '../shared/retention.js';
+import { fenceJob } from '../shared/call-fence.js';
+import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
 import { callsJobSchema, type ExecutionResult } from '../shared/schemas.js';
-import { failure } from './call-result.js';
 import { FetchProbes } from './fetch-probe.js';
 import { ProbingWorker } from './probing-worker.js';
 import { replyResults } from './reply.js';
@@ -29,8 +30,10 @@ export class WorkerQueue {
     private readonly keys: Keys,
     private readonly redis: Redis,
     private readonly log: Logger,
+    /** The worker's current incarnation (liveness.ts): calls start only under it. */
+    epoch: () => string,
   ) {
-    this.probes = new FetchProbes(keys.slots, log);
+    this.probes = new FetchProbes(keys.slots, keys.worker(workerId), epoch, log);
   }
 
   get name(): string {
@@ -65,16 +68,22 @@ export class WorkerQueue {
     await this.bull?.disconnect().catch(() => undefined);
   }
 
-  /** Jobs still waiting in the queue get WORKER_LOST results, then the queue is removed. */
+  /**
+   * Jobs left in the queue are fenced (none of their calls starts after this) and get WORKER_LOST results:
+   * retryable for calls that never started, outcome unknown for those that had (a job the drain deadline
+   * abandoned). Then the queue is removed.
+   */
   private async failWaitingJobs(): Promise<void> {
     const q = new Queue(this.name, { connection: this.redis, prefix: this.keys.root });
     try {
       for (const job of await q.getJobs(['waiting', 'prioritized', 'delayed', 'active'])) {
         const parsed = callsJobSchema.safeParse(job.data);
-        if (!parsed.success) continue;
-        const message = `Worker ${this.workerId} stopped before running this call: retry it on another slot`;
-        const results = parsed.data.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'WORKER_LOST', message)]);
-        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id ?? '', results);
+        if (!parsed.success || !job.id) continue;
+        const { state, started } = await fenceJob(this.redis, this.keys.job(this.workerId, job.id));
+        if (state === 'finished') continue; // its results went out
+        const reason = `Worker ${this.workerId} stopped`;
+        const results = parsed.data.items.map((it): [number, ExecutionResult] => [it.index, started.has(it.index) ? mayHaveRun(it, `${reason} while this call ran (the drain deadline passed)`) : neverRan(it, reason)]);
+        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id, results);
       }
       await q.obliterate({ force: true });
     } finally {

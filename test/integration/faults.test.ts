@@ -53,7 +53,7 @@ describe('faults survived', () => {
     expect(after).toMatchObject({ success: true, output: 'ok\n' });
   });
 
-  it('a worker killed with SIGKILL: calls return WORKER_LOST, its slots are not handed out, its containers go away', async () => {
+  it('a worker killed with SIGKILL: calls that had started return WORKER_LOST with outcome unknown (not retryable: they may have run), its slots are not handed out, its containers go away', async () => {
     const prefix = uniquePrefix();
     const env = { REDIS_URL: redisUrl(), SLOTQ_PREFIX: prefix, SLOTQ_SLOTS: '2', SLOTQ_WORKER_LOST_MS: '3000', SLOTQ_WARM_SPARES: '0' };
     const child = await startWorkerProcess(env);
@@ -70,7 +70,7 @@ describe('faults survived', () => {
       await waitFor(() => runsIn(ids[0]!, 'sleep 60'), 20_000, 'calls to start');
       await killHard(child);
       const results = await batch;
-      for (const r of results) expect(r.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: true });
+      for (const r of results) expect(r.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: false, outcome: 'unknown' });
       await expect(b.acquire('c', { timeoutMs: 500 })).rejects.toMatchObject({ code: 'NO_SLOT' });
       // Orphaned containers end themselves (their executor saw EOF), without any worker coming back.
       await waitFor(async () => (await containersOf(prefix)).length === 0, 40_000, 'orphaned containers to end');

@@ -22,13 +22,15 @@ async function setup(concurrency: number) {
   };
   const slot = (state: string, leaseId: string) => JSON.stringify({ slotId: 'x', workerId: 'w', containerId: 'c', state, trajectoryId: 't', owner: 'p', leaseId, leaseExpMs: '0', heldAtMs: '0' });
   await redis.hset(keys.slots, 's1', slot('held', 'L1'), 's2', slot('free', ''));
-  const probes = new FetchProbes(keys.slots, silentLogger());
-  const seen: Array<{ id: string; valid: boolean[] | undefined }> = [];
+  await redis.hset(keys.worker('w'), 'epoch', 'E1');
+  const probes = new FetchProbes(keys.slots, keys.worker('w'), () => 'E1', silentLogger());
+  const seen: Array<{ id: string; valid: boolean[] | undefined; status?: string; run?: string | null }> = [];
   let gate: Promise<void> = Promise.resolve();
   let onSeen = (): void => undefined;
   const process = async (job: Job): Promise<void> => {
     const data = job.data as CallsJob;
-    seen.push({ id: job.id!, valid: await probes.take(job.id!, leasePairs(data.items)) });
+    const probe = await probes.take(job.id!, leasePairs(data.items));
+    seen.push({ id: job.id!, valid: probe?.valid, ...(probe ? { status: probe.status, run: await redis.hget(keys.job('w', job.id!), 'sq:run') } : {}) });
     onSeen();
     await gate;
   };
@@ -73,12 +75,13 @@ describe('fetch probe', () => {
     await t.start();
     await t.add('a', [['s1', 'L1'], ['s2', 'L2'], ['s1', 'L1'], ['s9', 'L1']]);
     await waitFor(() => t.seen.length === 1, 20_000, 'job a to be processed');
-    expect(t.seen[0]).toEqual({ id: 'a', valid: [true, false, false] });
+    // Only the first call of the one slot whose lease holds is marked started (call-fence.ts).
+    expect(t.seen[0]).toEqual({ id: 'a', valid: [true, false, false], status: 'ok', run: ',0,' });
     // The queue is empty: the marker BullMQ set when it handed the job out is gone, so the worker blocks.
     await waitFor(async () => (await t.marker()) === 0, 20_000, 'the marker to be removed');
     await t.add('b', [['s1', 'stale']]);
     await waitFor(() => t.seen.length === 2, 20_000, 'job b, added while the worker waited, to be processed');
-    expect(t.seen[1]).toEqual({ id: 'b', valid: [false] });
+    expect(t.seen[1]).toEqual({ id: 'b', valid: [false], status: 'ok', run: ',' });
   });
 
   it('keeps the marker while jobs wait, so queued jobs are handed out up to the concurrency at once', async () => {

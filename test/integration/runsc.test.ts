@@ -57,7 +57,7 @@ describe('gVisor (runsc): faults and start checks', () => {
       await waitFor(() => runsIn(id!, 'sleep 60'), 20_000, 'the call to start');
       await worker.kill();
       const [r] = await batch;
-      expect(r!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: true });
+      expect(r!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: false, outcome: 'unknown' }); // it had started
       await waitFor(async () => (await containersOf(prefix)).length === 0, 40_000, 'orphaned containers to end');
     } finally {
       await b.stop({ purge: true });

@@ -4,8 +4,9 @@ import { Liveness } from '../../src/worker/liveness.js';
 import type { WorkerPhase } from '../../src/worker/worker-phase.js';
 import { FakeSlot } from '../support/fake-driver.js';
 
-function setup(phase: WorkerPhase, alive: boolean) {
+function setup(phase: WorkerPhase, alive: boolean, chores: () => Promise<void> = () => Promise.resolve()) {
   const calls: string[] = [];
+  const epochs: string[] = [];
   const slots = new Map(['held', 'free', 'lost'].map((id) => [id, new FakeSlot(id, `c-${id}`)]));
   const states = new Map<string, string | null>([['held', 'held'], ['free', 'free'], ['lost', null]]);
   const liveness = new Liveness({
@@ -16,38 +17,79 @@ function setup(phase: WorkerPhase, alive: boolean) {
     slots,
     registry: {
       heartbeat: () => (calls.push('heartbeat'), Promise.resolve(alive)),
-      registerWorker: () => (calls.push('register'), Promise.resolve()),
+      registerWorker: (_w, _ttl, info) => (calls.push('register'), epochs.push(String(info['epoch'])), Promise.resolve()),
       slotStates: () => Promise.resolve(states),
     },
     relist: (s) => (calls.push(`relist ${s.slotId}`), Promise.resolve()),
     resetInBackground: (id) => void calls.push(`reset ${id}`),
-    chores: () => (calls.push('chores'), Promise.resolve()),
+    chores: () => (calls.push('chores'), chores()),
     log: silentLogger(),
   });
-  return { liveness, calls };
+  return { liveness, calls, epochs };
+}
+
+/** A registered worker (fresh: its registration just went through), its calls log cleared. */
+async function registered(phase: WorkerPhase, alive: boolean, chores?: () => Promise<void>) {
+  const t = setup(phase, alive, chores);
+  await t.liveness.register();
+  t.calls.length = 0;
+  return t;
 }
 
 describe('Liveness', () => {
-  it('a running worker heartbeats and does its chores', async () => {
-    const { liveness, calls } = setup('running', true);
+  it('a running worker heartbeats, and does its chores on a round of their own', async () => {
+    const { liveness, calls } = await registered('running', true);
     await liveness.tick();
+    expect(calls).toEqual(['heartbeat']);
+    await liveness.choreRound();
     expect(calls).toEqual(['heartbeat', 'chores']);
   });
 
-  it('forgotten by the registry: registers again, relists free slots, resets those without a record, keeps held ones', async () => {
-    const { liveness, calls } = setup('running', false);
+  it('chores that hang (a stalled engine) never hold up the heartbeat', async () => {
+    const { liveness, calls } = await registered('running', true, () => new Promise<void>(() => undefined));
+    void liveness.choreRound();
     await liveness.tick();
-    expect(calls).toEqual(['heartbeat', 'register', 'relist free', 'reset lost', 'chores']);
+    await liveness.tick();
+    expect(calls).toEqual(['chores', 'heartbeat', 'heartbeat']);
+  });
+
+  it('forgotten by the registry: registers again as a new incarnation, relists free slots, resets those without a record, keeps held ones', async () => {
+    const { liveness, calls, epochs } = await registered('running', false);
+    const before = liveness.epoch;
+    await liveness.tick();
+    expect(calls).toEqual(['heartbeat', 'register', 'relist free', 'reset lost']);
+    expect(liveness.epoch).not.toBe(before);
+    expect(epochs).toEqual([before, liveness.epoch]);
+  });
+
+  it('not fresh (no heartbeat went through within its TTL: paused, cut off): starts nothing, and comes back as a new incarnation without extending the old one', async () => {
+    const { liveness, calls } = await registered('running', true);
+    const before = liveness.epoch;
+    expect(liveness.fresh()).toBe(true);
+    expect(liveness.fresh(Date.now() + 1500)).toBe(false);
+    const now = Date.now;
+    Date.now = () => now() + 1500;
+    try {
+      expect(liveness.fresh()).toBe(false);
+      await liveness.choreRound(); // no chores either
+      await liveness.tick();
+    } finally {
+      Date.now = now;
+    }
+    expect(calls).toEqual(['register', 'relist free', 'reset lost']);
+    expect(liveness.epoch).not.toBe(before);
+    expect(liveness.fresh()).toBe(true);
   });
 
   it('while starting only heartbeats (registering again when forgotten); while stopping only heartbeats', async () => {
-    const starting = setup('starting', false);
+    const starting = await registered('starting', false);
     await starting.liveness.tick();
     expect(starting.calls).toEqual(['heartbeat', 'register']);
-    const stopping = setup('stopping', false);
+    const stopping = await registered('stopping', false);
     await stopping.liveness.tick();
+    await stopping.liveness.choreRound();
     expect(stopping.calls).toEqual(['heartbeat']);
-    const stopped = setup('stopped', true);
+    const stopped = await registered('stopped', true);
     await stopped.liveness.tick();
     expect(stopped.calls).toEqual([]);
   });

@@ -1,0 +1,35 @@
+import type { ExecutionResult, JobItem } from './schemas.js';
+
+type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;
+
+/**
+ * The two answers for a call slotq gave up on (worker lost, deadline, job vanished, drain), told apart by
+ * `metadata.outcome` (README "What to score and what to mask"):
+ * - `not_run`: it never started, and it is fenced off, so it never will (call-fence.ts): retryable.
+ * - `unknown`: it had started, so it may have run and its effects may be in the workspace: not retryable,
+ *   and not the model's doing either. Mask it and discard the trajectory (or release the slot with reset
+ *   and start over); never retry it blindly in the same workspace.
+ */
+export type GiveUpOutcome = 'not_run' | 'unknown';
+
+const result = (item: CallIds, error: string, retryable: boolean, outcome: GiveUpOutcome): ExecutionResult => ({
+  success: false,
+  output: '',
+  error,
+  executionId: item.executionId,
+  slotId: item.slotId,
+  metadata: { durationMs: 0, code: 'WORKER_LOST', retryable, outcome },
+});
+
+/** A call that never started and never will: WORKER_LOST, retryable, outcome not_run. */
+export const neverRan = (item: CallIds, reason: string): ExecutionResult =>
+  result(item, `${reason}. This call never started and is fenced off, so it never will: retry it (on a new slot if its worker is gone).`, true, 'not_run');
+
+/** A call that may have run: WORKER_LOST, not retryable, outcome unknown. */
+export const mayHaveRun = (item: CallIds, reason: string): ExecutionResult =>
+  result(
+    item,
+    `${reason}. This call may have run (it had started): its effects may be in the workspace. Do not score it and do not retry it in this workspace: discard the trajectory, or release the slot with resetWorkspace and start over.`,
+    false,
+    'unknown',
+  );
