@@ -43,6 +43,8 @@ const fields = {
   boardShowJobData: { env: 'SLOTQ_BOARD_SHOW_JOB_DATA', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
   leaseTtlMs: { env: 'SLOTQ_LEASE_TTL_MS', schema: intIn(1000, 86_400_000).default(60_000) },
   workerLostMs: { env: 'SLOTQ_WORKER_LOST_MS', schema: intIn(1000, 600_000).default(10_000) },
+  /** How long a stopping worker (SIGTERM) lets calls in flight finish before it abandons them (fenced, outcome unknown). */
+  drainTimeoutMs: { env: 'SLOTQ_DRAIN_TIMEOUT_MS', schema: intIn(0, 3_600_000).default(30_000) },
   warmSpares: { env: 'SLOTQ_WARM_SPARES', schema: intIn(0, 256).default(2) },
   /** How calls reach a slot's executor: the attached exec stream, or FIFOs on a shared directory (dockerd copies no call byte). */
   channel: { env: 'SLOTQ_CHANNEL', schema: z.enum(['stream', 'fifo']).default('fifo') },

@@ -33,8 +33,6 @@ export interface SlotWorkerOptions extends SlotqOptions, ImageOptions {
   workerId?: string;
   driver?: ContainerDriver;
   logger?: Logger;
-  /** How long stop() lets calls in flight finish before failing them (ms). */
-  drainTimeoutMs?: number;
 }
 
 /** What start() wires; stop() takes down whatever of it exists. */
@@ -79,7 +77,7 @@ export class SlotWorker {
     this.keys = keysFor(this.config.prefix);
     this.imageSettings = loadImageSettings(this.config.image, opts);
     this.driver = opts.driver ?? new DockerDriver();
-    this.drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+    this.drainTimeoutMs = this.config.drainTimeoutMs;
     this.log = (opts.logger ?? silentLogger()).child({ workerId: this.workerId });
     this.slotSet = new SlotSet(this.slots, this.driver, (slotId, containerId) => this.newSlot(slotId, containerId), this.log);
   }

@@ -57,11 +57,12 @@ export class WorkerQueue {
   /** Stops taking jobs; lets those running finish up to drainTimeoutMs (then abandons them); fails the rest. */
   async drain(drainTimeoutMs: number): Promise<void> {
     if (!this.bull) return;
-    if (!(await settlesWithin(this.bull.close(), drainTimeoutMs))) {
-      this.log.warn('calls still running at the drain deadline; killing their containers');
-      await this.bull.close(true).catch(() => undefined);
-    }
+    const closed = await settlesWithin(this.bull.close(), drainTimeoutMs);
+    // Past the deadline the jobs still running are abandoned: fenced and answered first (a forced close
+    // still waits for them), then their containers go with the worker's stop.
+    if (!closed) this.log.warn('calls still running at the drain deadline: abandoning them (fenced, answered outcome unknown)');
     await this.failWaitingJobs().catch((err: unknown) => this.log.warn({ err: toError(err).message }, 'could not fail waiting jobs'));
+    if (!closed) await settlesWithin(this.bull.close(true).catch(() => undefined), 1000);
   }
 
   async disconnect(): Promise<void> {
