@@ -35,6 +35,11 @@ class SlotqBackend:
     (else ``$SLOTQ_GATEWAY_TOKEN``). A started backend holds one gateway session, renewed in the
     background; if the process dies, the gateway closes the session after ``session_ttl_s`` and
     releases its slots with reset, so nothing leaks.
+
+    A trajectory ID belongs to the session: another client (or another backend in this process) that
+    acquires the same ID gets a slot of its own. ``namespace`` (default ``$SLOTQ_NAMESPACE``) opts in to
+    sharing: sessions that name the same namespace share trajectory IDs, and so slots and workspaces; only
+    for cooperating clients of one training run.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class SlotqBackend:
         max_connections: int = 128,  # concurrent calls (acquires waiting for a slot are not counted)
         connect_timeout_s: float = 10.0,
         client_name: Optional[str] = None,
+        namespace: Optional[str] = None,
     ) -> None:
         self.url = url or os.environ.get("SLOTQ_URL") or DEFAULT_URL
         if token is None:
@@ -55,6 +61,7 @@ class SlotqBackend:
         self.session_ttl_s = float(session_ttl_s)
         self.acquire_timeout_s = float(acquire_timeout_s)
         self.client_name = client_name or f"python-{os.getpid()}"
+        self.namespace: Optional[str] = namespace if namespace is not None else (os.environ.get("SLOTQ_NAMESPACE") or None)
         self._default_timeout_s = default_timeout_s
         self._gateway_timeout_s: Optional[float] = None
         self._http = HttpClient(self.url, token, max_connections=max_connections, connect_timeout_s=connect_timeout_s)
@@ -98,7 +105,10 @@ class SlotqBackend:
         async with self._get_lock():
             if self._session is not None and self._session != stale:
                 return self._session  # another task reopened it already
-            status, data = await self._http.request("POST", "/v1/sessions", {"ttl_s": self.session_ttl_s, "client": self.client_name}, timeout_s=60.0, idempotent=True)
+            body: Dict[str, Any] = {"ttl_s": self.session_ttl_s, "client": self.client_name}
+            if self.namespace is not None:
+                body["namespace"] = self.namespace  # sent only when set: a gateway without namespaces still opens plain sessions
+            status, data = await self._http.request("POST", "/v1/sessions", body, timeout_s=60.0, idempotent=True)
             if status != 200:
                 raise _error_from(status, data)
             if stale is not None:

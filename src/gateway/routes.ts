@@ -39,9 +39,10 @@ export function sessionRoutes(app: FastifyInstance, sessions: SessionManager, de
   const r = app.withTypeProvider<ZodTypeProvider>();
   const params = sessionParamsSchema;
 
-  r.post('/v1/sessions', { schema: { summary: 'open a session (one producer with its own leases)', body: openSessionBodySchema.optional(), response: { 200: sessionSchema, ...errors } } }, async (req) => {
-    const s = await sessions.open(req.body?.ttl_s ?? defaultTtlS, req.body?.client ?? '');
-    return { session_id: s.id, ttl_s: s.ttlMs / 1000, default_timeout_s: s.backend.defaultTimeoutS, producer_id: s.backend.producerId };
+  r.post('/v1/sessions', { schema: { summary: 'open a session (one producer with its own leases and trajectory IDs, unless it names a shared namespace)', body: openSessionBodySchema.optional(), response: { 200: sessionSchema, ...errors } } }, async (req) => {
+    const s = await sessions.open(req.body?.ttl_s ?? defaultTtlS, req.body?.client ?? '', req.body?.namespace);
+    const ns = s.backend.namespace;
+    return { session_id: s.id, ttl_s: s.ttlMs / 1000, default_timeout_s: s.backend.defaultTimeoutS, producer_id: s.backend.producerId, ...(ns === undefined ? {} : { namespace: ns }) };
   });
 
   r.post('/v1/sessions/:session_id/keepalive', { schema: { summary: 'renew the session', params, body: emptyBodySchema, response: { 200: keepaliveSchema, ...errors } } }, (req) => {

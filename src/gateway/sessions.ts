@@ -29,7 +29,8 @@ export interface SessionManagerOptions {
 }
 
 /**
- * Sessions of the gateway: each is one SlotBackend (one producer with its own leases). Every request
+ * Sessions of the gateway: each is one SlotBackend (one producer with its own leases, and its own trajectory
+ * IDs unless it opened with a namespace). Every request
  * and keepalive renews it; one idle for longer than its TTL (no request in flight) is closed, which
  * releases its slots with reset, so a client killed by SIGKILL leaks nothing.
  */
@@ -52,14 +53,15 @@ export class SessionManager {
     return this.sessions.size;
   }
 
-  async open(ttlS: number, client = ''): Promise<Session> {
+  /** namespace: shared with the sessions (and producers) that name the same one; without it the session's trajectory IDs are its own. */
+  async open(ttlS: number, client = '', namespace?: string): Promise<Session> {
     if (this.stopped) throw new SlotqError('BACKEND_STOPPED', 'The gateway is shutting down');
     if (this.sessions.size >= this.maxSessions) throw new SlotqError('NO_SLOT', `The gateway holds ${this.maxSessions} sessions already; close some or retry later`);
-    const backend = new SlotBackend({ ...this.opts.config, logger: this.log });
+    const backend = new SlotBackend({ ...this.opts.config, logger: this.log, ...(namespace === undefined ? {} : { namespace }) });
     await backend.start();
     const session: Session = { id: `s${randomId(16)}`, backend, ttlMs: Math.round(ttlS * 1000), client, lastSeenMs: Date.now(), inflight: 0 };
     this.sessions.set(session.id, session);
-    this.log.info({ session: session.id, producerId: backend.producerId, ttlS, client }, 'session opened');
+    this.log.info({ session: session.id, producerId: backend.producerId, ttlS, client, namespace: namespace ?? '' }, 'session opened');
     return session;
   }
 

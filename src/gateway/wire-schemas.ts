@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { namespaceSchema } from '../shared/affinity.js';
 
 /**
  * The gateway's HTTP/JSON wire (contract §9): snake_case, the shapes of the Python seed
@@ -40,12 +41,16 @@ export type ErrorBody = z.infer<typeof errorBodySchema>;
 export const openSessionBodySchema = z.strictObject({
   ttl_s: z.number().min(1).max(86_400).optional().describe('idle time after which the session is closed and its slots released with reset'),
   client: z.string().max(200).optional().describe('free-form client name, for logs'),
+  namespace: namespaceSchema
+    .optional()
+    .describe('sessions that name the same namespace share trajectory IDs (and so slots): only for cooperating clients of one training run; without it a trajectory ID belongs to this session alone'),
 });
 export const sessionSchema = z.object({
   session_id: z.string(),
   ttl_s: z.number(),
   default_timeout_s: z.number(),
   producer_id: z.string(),
+  namespace: z.string().optional(),
 });
 
 export const emptyBodySchema = z.strictObject({}).optional();

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { affinityScope } from '../shared/affinity.js';
 import { fenceJob } from '../shared/call-fence.js';
 import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
@@ -28,6 +29,12 @@ import { SlotClock } from './slot-clock.js';
 
 export interface SlotBackendOptions extends SlotqOptions {
   producerId?: string;
+  /**
+   * Producers that pass the same namespace share trajectories: only for cooperating producers of one
+   * training run. Without it a trajectory ID is this producer's own: another producer naming the same ID
+   * gets another slot (and never sees this one's workspace or lease).
+   */
+  namespace?: string;
   logger?: Logger;
   /** Slack past the sum of a slot's call timeouts before its calls are given up (default 60 s). */
   deadlineSlackMs?: number;
@@ -52,6 +59,10 @@ const QUEUE_IDLE_MS = 5000;
 export class SlotBackend implements ToolBackend {
   readonly config: SlotqConfig;
   readonly producerId: string;
+  /** The namespace this producer shares trajectories in (undefined: its trajectories are its own). */
+  readonly namespace: string | undefined;
+  /** The owner scope of its trajectory IDs in the registry (affinity.ts). */
+  private readonly scope: string;
   readonly keys: Keys;
   private readonly log: Logger;
   private redis: Redis | undefined;
@@ -70,6 +81,8 @@ export class SlotBackend implements ToolBackend {
   constructor(opts: SlotBackendOptions = {}) {
     this.config = loadConfig(opts);
     this.producerId = opts.producerId ?? newProducerId();
+    this.namespace = opts.namespace;
+    this.scope = affinityScope(this.producerId, opts.namespace);
     this.keys = keysFor(this.config.prefix);
     this.log = (opts.logger ?? silentLogger()).child({ producerId: this.producerId });
     this.slotClock = new SlotClock(opts.deadlineSlackMs ?? DEADLINE_SLACK_MS);
@@ -92,7 +105,7 @@ export class SlotBackend implements ToolBackend {
     }
     this.registry = new Registry(this.redis, this.keys);
     this.runId = randomId(3);
-    this.leases = new SlotLeases(this.registry, this.producerId, this.config.leaseTtlMs, this.log, {
+    this.leases = new SlotLeases(this.registry, this.producerId, this.scope, this.config.leaseTtlMs, this.log, {
       provision: async (workerId, image, waiterId) => void (await this.queueFor(workerId).add('provision', { v: 1, kind: 'provision', image, waiterId } satisfies ProvisionJob, { ...JOB_OPTS, jobId: `prov-${waiterId}` })),
       reset: async (workerId, slotId) => void (await this.queueFor(workerId).add('reset', { v: 1, kind: 'reset', slotId } satisfies ResetJob, { ...JOB_OPTS, jobId: `reset-${slotId}-${randomId(4)}` })),
     });

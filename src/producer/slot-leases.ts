@@ -38,6 +38,8 @@ export class SlotLeases {
   constructor(
     private readonly registry: Registry,
     private readonly producerId: string,
+    /** The owner scope of this producer's trajectory IDs (affinityScope: its namespace, else its own ID). */
+    private readonly scope: string,
     private readonly leaseTtlMs: number,
     private readonly log: Logger,
     /** Asks a worker to create a container of the image for a waiter (a provision job), or to remove a warm one (a reset job). */
@@ -83,7 +85,7 @@ export class SlotLeases {
     let rec: SlotRecord | null;
     let why = 'start more workers (SLOTQ_SLOTS) or release slots sooner';
     try {
-      const a = { trajectoryId, owner: this.producerId, leaseId, ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 };
+      const a = { trajectoryId, owner: this.producerId, scope: this.scope, leaseId, ttlMs: this.leaseTtlMs, waiterId, waiterTtlMs: timeoutMs + 5000 };
       if (image === undefined) rec = await this.registry.acquire(a);
       else {
         const r = await this.registry.acquireImage({ ...a, image });
@@ -112,7 +114,7 @@ export class SlotLeases {
       throw new SlotUnavailableError(`No slot became free within ${timeoutMs} ms for trajectory ${trajectoryId}: ${why}`);
     }
     // A timeout that lost the race to a grant: the registry has it (even if its inbox message got lost).
-    const won = await this.registry.grantedTo(trajectoryId, leaseId);
+    const won = await this.registry.grantedTo({ trajectoryId, owner: this.producerId, scope: this.scope, leaseId });
     if (won) return toSlot(won);
     return withDeadline(granted, GRANT_IN_FLIGHT_MS, () => new SlotUnavailableError(`No slot within ${timeoutMs} ms for trajectory ${trajectoryId}, and a grant that raced the timeout never arrived`));
   }

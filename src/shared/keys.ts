@@ -11,9 +11,9 @@ export interface Keys {
   readonly root: string;
   /** Set of registered worker IDs. */
   readonly workers: string;
-  /** Hash: slotId → JSON record (workerId, containerId, state, trajectoryId, owner, leaseId, leaseExpMs, heldAtMs). */
+  /** Hash: slotId → JSON record (workerId, containerId, state, trajectoryId, affinity, owner, leaseId, leaseExpMs, heldAtMs). */
   readonly slots: string;
-  /** Hash: trajectoryId → slotId of the slot it holds (affinity). */
+  /** Hash: owner-scoped affinity key (`<scope>\x1f<trajectoryId>`, affinity.ts) → slotId of the slot it holds. */
   readonly trajectories: string;
   /** Sorted set: slotId → lease expiry (ms). */
   readonly leases: string;
@@ -27,7 +27,7 @@ export interface Keys {
   readonly draining: string;
   /** List of waiter IDs, first come first served. */
   readonly waiters: string;
-  /** Hash: waiterId → JSON (producerId, trajectoryId, leaseId, ttlMs, expMs). */
+  /** Hash: waiterId → JSON (producerId, trajectoryId, affinity, leaseId, ttlMs, expMs). */
   readonly waiterInfo: string;
   /** Per-trajectory images (image-keys.ts describes them): free slots, waiters, requests waiting for capacity, where images are, capacity, counters, reservations. */
   readonly images: ImageKeys;

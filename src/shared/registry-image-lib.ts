@@ -44,12 +44,12 @@ local function make_free_image(s, now)
   while true do
     local info = pop_image_waiter(s.image)
     if not info then break end
-    local existing = redis.call('HGET', K_TRAJS, info.trajectoryId)
+    local existing = info.affinity and redis.call('HGET', K_TRAJS, info.affinity)
     local rec = existing and redis.call('HGET', K_SLOTS, existing)
     if rec then
-      grants[#grants + 1] = {info.producerId, info.waiterId, rec}
-    else
-      grant(s, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
+      grants[#grants + 1] = {info.producerId, info.waiterId, rec} -- the trajectory got a slot meanwhile (same scope)
+    elseif info.affinity then
+      grant(s, info.affinity, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
       grants[#grants + 1] = {info.producerId, info.waiterId, cjson.encode(s)}
       return 'granted'
     end

@@ -7,7 +7,7 @@ import { script } from './registry-lua.js';
  */
 
 /**
- * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId, waiterTtlMs, image.
+ * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId, waiterTtlMs, image, affinity key (owner-scoped, affinity.ts).
  * Returns {'slot', json}; {'other', json} when the trajectory holds a slot of another image; {'wait', workerId}
  * when queued, workerId being the worker that should create a container for it ('' when none has room), its
  * capacity reserved and recorded until the provision job reaches it (TAKE_RESERVATION). With
@@ -15,15 +15,16 @@ import { script } from './registry-lua.js';
  * worker removes it, and the capacity goes to the oldest request waiting for capacity).
  */
 export const ACQUIRE_IMAGE = script(`
-local tid, owner, lease, ttl, now, waiter, img = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
-local existing = redis.call('HGET', K_TRAJS, tid)
+local tid, owner, lease, ttl, now, waiter, img, aff = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8], ARGV[9]
+if not aff or aff == '' then return redis.error_reply('ERR slotq ACQUIRE_IMAGE: no affinity key') end
+local existing = redis.call('HGET', K_TRAJS, aff)
 if existing then
   local s = get_slot(existing)
   if s and s.state == 'held' then
     if (s.image or '') ~= img then return {'other', cjson.encode(s)} end
     return {'slot', cjson.encode(s)}
   end
-  redis.call('HDEL', K_TRAJS, tid)
+  redis.call('HDEL', K_TRAJS, aff)
 end
 local lo, hi = irange(img)
 for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IFREE, lo, hi, 'LIMIT', 0, 32)) do
@@ -36,7 +37,7 @@ for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IFREE, lo, hi, 'LIMIT', 0, 32)) d
     redis.call('ZREM', K_IFREE, m)
     local s = get_slot(sid)
     if s and s.state == 'free' then
-      grant(s, tid, owner, lease, ttl, now)
+      grant(s, aff, tid, owner, lease, ttl, now)
       return {'slot', cjson.encode(s)}
     end
   end
@@ -45,7 +46,7 @@ if waiter == '' then return {'wait', ''} end
 local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
 redis.call('ZADD', K_IWAIT, 0, member)
 local wid = reserve(img, waiter)
-redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
+redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, affinity = aff, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)
 for _, m in ipairs(redis.call('ZRANGE', K_IFREE, 0, 63)) do

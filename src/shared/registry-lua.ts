@@ -8,7 +8,9 @@ import { IMAGE_LIB } from './registry-image-lib.js';
  * node of the shared hash tag and an ACL can name exactly the keys.
  *
  * A slot record is JSON in the `slots` hash: slotId, workerId, containerId, state (free|held|resetting),
- * trajectoryId, owner, leaseId, leaseExpMs, heldAtMs (numbers as decimal strings).
+ * trajectoryId (plain, for display), affinity (the owner-scoped key of the `trajectories` hash, affinity.ts),
+ * owner, leaseId, leaseExpMs, heldAtMs (numbers as decimal strings). Affinity is only ever looked up by the
+ * scoped key, so a slot (and its lease) reaches only producers of its owner's scope.
  * Grants to waiting producers are returned to the caller (producerId, waiterId, slot JSON triples after
  * the outcome), which delivers them to the inboxes; a producer whose grant got lost finds it with GRANTED_TO.
  */
@@ -35,19 +37,22 @@ end
 local function put_slot(s) redis.call('HSET', K_SLOTS, s.slotId, cjson.encode(s)) end
 local function clear_holder(s, state)
   s.state = state
-  s.trajectoryId, s.owner, s.leaseId, s.leaseExpMs = '', '', '', '0'
+  s.trajectoryId, s.affinity, s.owner, s.leaseId, s.leaseExpMs = '', '', '', '', '0'
 end
 local function untie(s)
-  if s.trajectoryId and s.trajectoryId ~= '' and redis.call('HGET', K_TRAJS, s.trajectoryId) == s.slotId then
-    redis.call('HDEL', K_TRAJS, s.trajectoryId)
+  local aff = s.affinity
+  if not aff or aff == '' then aff = s.trajectoryId end -- a record written before affinity was scoped
+  if aff and aff ~= '' and redis.call('HGET', K_TRAJS, aff) == s.slotId then
+    redis.call('HDEL', K_TRAJS, aff)
   end
   redis.call('ZREM', K_LEASES, s.slotId)
 end
-local function grant(s, tid, owner, lease, ttl, now)
-  s.state, s.trajectoryId, s.owner, s.leaseId = 'held', tid, owner, lease
+-- aff: the owner-scoped affinity key; tid: the plain trajectory ID (display only).
+local function grant(s, aff, tid, owner, lease, ttl, now)
+  s.state, s.affinity, s.trajectoryId, s.owner, s.leaseId = 'held', aff, tid, owner, lease
   s.leaseExpMs, s.heldAtMs = ms(now + ttl), ms(now)
   put_slot(s)
-  redis.call('HSET', K_TRAJS, tid, s.slotId)
+  redis.call('HSET', K_TRAJS, aff, s.slotId)
   redis.call('ZADD', K_LEASES, now + ttl, s.slotId)
 end
 local function free_range(wid) return '[' .. wid .. SEP, '[' .. wid .. SEP .. '\\255' end
@@ -86,13 +91,13 @@ local function make_free(sid, now)
     local raw = redis.call('HGET', K_WINFO, w)
     redis.call('HDEL', K_WINFO, w)
     local info = raw and cjson.decode(raw)
-    if info and tonumber(info.expMs) > clock() then
-      local existing = redis.call('HGET', K_TRAJS, info.trajectoryId)
+    if info and info.affinity and tonumber(info.expMs) > clock() then
+      local existing = redis.call('HGET', K_TRAJS, info.affinity)
       local rec = existing and redis.call('HGET', K_SLOTS, existing)
       if rec then
-        grants[#grants + 1] = {info.producerId, w, rec}
+        grants[#grants + 1] = {info.producerId, w, rec} -- the trajectory got a slot meanwhile (same scope)
       else
-        grant(s, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
+        grant(s, info.affinity, info.trajectoryId, info.producerId, info.leaseId, tonumber(info.ttlMs), now)
         grants[#grants + 1] = {info.producerId, w, cjson.encode(s)}
         return 'granted'
       end
@@ -124,14 +129,18 @@ end
 
 export const script = (body: string): string => `${LIB}\n${body}`;
 
-/** ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId ('' = do not queue), waiterTtlMs. Returns {'slot', json} or {'wait'}. */
+/**
+ * ARGV: trajectoryId, owner, leaseId, ttlMs, nowMs, waiterId ('' = do not queue), waiterTtlMs, affinity key
+ * (owner-scoped, affinity.ts). Returns {'slot', json} or {'wait'}.
+ */
 export const ACQUIRE = script(`
-local tid, owner, lease, ttl, now, waiter = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local existing = redis.call('HGET', K_TRAJS, tid)
+local tid, owner, lease, ttl, now, waiter, aff = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
+if not aff or aff == '' then return redis.error_reply('ERR slotq ACQUIRE: no affinity key') end
+local existing = redis.call('HGET', K_TRAJS, aff)
 if existing then
   local s = get_slot(existing)
   if s and s.state == 'held' then return {'slot', cjson.encode(s)} end
-  redis.call('HDEL', K_TRAJS, tid)
+  redis.call('HDEL', K_TRAJS, aff)
 end
 for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_FREECOUNT, '+inf', 1, 'LIMIT', 0, 32)) do
   if not alive(wid) then
@@ -140,7 +149,7 @@ for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_FREECOUNT, '+inf', 1, 'LIM
     local sid = pop_free(wid)
     local s = sid and get_slot(sid)
     if s then
-      grant(s, tid, owner, lease, ttl, now)
+      grant(s, aff, tid, owner, lease, ttl, now)
       return {'slot', cjson.encode(s)}
     end
     if not sid then redis.call('ZADD', K_FREECOUNT, 0, wid) end
@@ -148,7 +157,7 @@ for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_FREECOUNT, '+inf', 1, 'LIM
 end
 if waiter ~= '' then
   redis.call('RPUSH', K_WAITERS, waiter)
-  redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7])}))
+  redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, affinity = aff, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7])}))
 end
 return {'wait'}
 `);
@@ -163,7 +172,7 @@ redis.call('HDEL', K_WINFO, ARGV[1])
 return n
 `);
 
-/** ARGV: trajectoryId, leaseId. The slot JSON when the trajectory holds a slot under that lease (a grant), else false. */
+/** ARGV: affinity key (owner-scoped), leaseId. The slot JSON when the trajectory holds a slot under that lease (a grant), else false. */
 export const GRANTED_TO = script(`
 local sid = redis.call('HGET', K_TRAJS, ARGV[1])
 local s = sid and get_slot(sid)

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { affinityKey, affinityScope } from './affinity.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
 import { INBOX_TTL_MS } from './retention.js';
@@ -9,6 +10,19 @@ type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unkno
 /** A slot record as stored in Redis (all values strings), with its slotId. */
 export type SlotRecord = Record<string, string>;
 export type ReleaseOutcome = 'gone' | 'lost' | 'resetting' | 'free' | 'granted' | 'parked';
+
+/**
+ * What an acquire asks for. scope: the owner scope of the trajectory ID (affinityScope: the producer's
+ * namespace, or by default its own ID, `owner`); only a producer of the same scope gets the slot back.
+ */
+export interface AcquireArgs {
+  trajectoryId: string;
+  owner: string;
+  scope?: string;
+  leaseId: string;
+  ttlMs: number;
+}
+const affinityOf = (a: Pick<AcquireArgs, 'trajectoryId' | 'owner' | 'scope'>): string => affinityKey(a.scope ?? affinityScope(a.owner), a.trajectoryId);
 
 /** JSON slot record → all-string record (cjson may hand numbers back). */
 function toRecord(json: string): SlotRecord {
@@ -59,16 +73,16 @@ export class Registry {
     return outcome as ReleaseOutcome;
   }
 
-  async acquire(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId?: string; waiterTtlMs?: number }): Promise<SlotRecord | null> {
-    const res = (await this.run.slotqAcquire(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId ?? '', a.waiterTtlMs ?? 0)) as string[];
+  async acquire(a: AcquireArgs & { waiterId?: string; waiterTtlMs?: number }): Promise<SlotRecord | null> {
+    const res = (await this.run.slotqAcquire(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId ?? '', a.waiterTtlMs ?? 0, affinityOf(a))) as string[];
     return res[0] === 'slot' && res[1] ? toRecord(res[1]) : null;
   }
   async cancelWaiter(waiterId: string): Promise<boolean> {
     return (await this.run.slotqCancelWaiter(this.all, waiterId)) === 1;
   }
-  /** The slot a waiter was granted (the trajectory holds it under the waiter's lease), or null. */
-  async grantedTo(trajectoryId: string, leaseId: string): Promise<SlotRecord | null> {
-    const res = (await this.run.slotqGrantedTo(this.all, trajectoryId, leaseId)) as string | null;
+  /** The slot a waiter was granted (the trajectory, in the waiter's scope, holds it under the waiter's lease), or null. */
+  async grantedTo(a: Pick<AcquireArgs, 'trajectoryId' | 'owner' | 'scope' | 'leaseId'>): Promise<SlotRecord | null> {
+    const res = (await this.run.slotqGrantedTo(this.all, affinityOf(a), a.leaseId)) as string | null;
     return res ? toRecord(res) : null;
   }
   async release(slotId: string, leaseId: string, reset: boolean): Promise<ReleaseOutcome> {
@@ -90,8 +104,8 @@ export class Registry {
     return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now(), image));
   }
   /** Acquire for an image: a slot, the slot of another image the trajectory holds, or queued ({wait}: the worker to create for it, or ''). */
-  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string; evict?: { slotId: string; workerId: string } }> {
-    const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image)) as string[];
+  async acquireImage(a: AcquireArgs & { waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string; evict?: { slotId: string; workerId: string } }> {
+    const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image, affinityOf(a))) as string[];
     if (res[0] === 'slot') return { slot: toRecord(res[1]!) };
     if (res[0] === 'other') return { other: toRecord(res[1]!) };
     return { wait: res[1] ?? '', ...(res[2] ? { evict: { slotId: res[2], workerId: res[3]! } } : {}) };

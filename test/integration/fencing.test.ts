@@ -115,7 +115,7 @@ describe('fencing: a call answered retryable never ran, and never will', () => {
     let ran: string[] = [];
     const watch = (async () => {
       while (worker?.child.exitCode === null && worker.child.signalCode === null) {
-        const now = await ledgers(h!.prefix);
+        const now = await ledgers(h.prefix);
         if (now.length > 0) ran = now;
         await new Promise((r) => setTimeout(r, 100));
       }

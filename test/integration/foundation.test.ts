@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlotBackend, SlotUnavailableError } from '../../src/index.js';
+import { statusTable } from '../../src/cli/admin.js';
+import { loadConfig } from '../../src/shared/config.js';
 import { keysFor } from '../../src/shared/keys.js';
 import { containersOf, harness, redisUrl, waitFor, type Harness } from '../support/harness.js';
 
@@ -43,17 +45,54 @@ describe('end to end through Redis, a worker and real containers', () => {
     expect(read!.output.trim().split('\n')).toEqual(Array.from({ length: n }, (_, i) => String(i)));
   });
 
-  it('keeps affinity: the same trajectory gets the same slot, even from two producers at once', async () => {
+  it('keeps affinity within a producer: the same trajectory gets the same slot, also from concurrent acquires', async () => {
     h = harness();
-    await h.worker({ slots: 3 });
-    const [b1, b2] = [await h.backend(), await h.backend()];
+    await h.worker({ slots: 2 });
+    const b1 = await h.backend();
     const first = await b1.acquire('traj-1');
     expect((await b1.acquire('traj-1')).slotId).toBe(first.slotId);
-    const [x, y] = await Promise.all([b1.acquire('traj-2'), b2.acquire('traj-2')]);
-    expect(x.slotId).toBe(y.slotId);
     const [p, q] = await Promise.all([b1.acquire('traj-3'), b1.acquire('traj-3')]);
     expect(p.slotId).toBe(q.slotId);
-    expect(new Set([first.slotId, x.slotId, p.slotId]).size).toBe(3);
+    expect(p.leaseId).toBe(q.leaseId);
+    expect(new Set([first.slotId, p.slotId]).size).toBe(2);
+  });
+
+  it('tenants never share a slot: two producers naming the same trajectory get different slots and cannot read each other', async () => {
+    h = harness();
+    await h.worker({ slots: 2 });
+    const [b1, b2] = [await h.backend(), await h.backend()];
+    const [x, y] = await Promise.all([b1.acquire('traj-0'), b2.acquire('traj-0')]);
+    expect(x.slotId).not.toBe(y.slotId);
+    expect(x.leaseId).not.toBe(y.leaseId);
+    expect([x.trajectoryId, y.trajectoryId]).toEqual(['traj-0', 'traj-0']); // the plain ID, as asked
+    const [wrote] = await b1.executeBatch([[x, 'write_file', { path: 'secret.txt', content: 'run-1 only' }]]);
+    expect(wrote!.success).toBe(true);
+    const [read] = await b2.executeBatch([[y, 'bash', { command: 'ls -A /workspace | wc -l; cat /workspace/secret.txt' }]]);
+    expect(read!.output.split('\n')[0]).toBe('0');
+    expect(read!.output).not.toContain('run-1 only');
+    // A third producer naming it, once the first released, gets the free slot: never the one b2 holds.
+    await b1.release(x, { resetWorkspace: true });
+    const b3 = await h.backend();
+    expect((await b3.acquire('traj-0', { timeoutMs: 30_000 })).slotId).toBe(x.slotId);
+    expect((await b2.acquire('traj-0')).slotId).toBe(y.slotId);
+    // `slotq status` shows the plain trajectory ID and no lease.
+    const table = await statusTable(loadConfig({ redisUrl: redisUrl(), prefix: h.prefix }));
+    expect(table).toContain('traj-0');
+    expect(table).not.toContain(y.leaseId);
+  });
+
+  it('producers that pass the same namespace share trajectories (explicit opt-in); another namespace does not', async () => {
+    h = harness();
+    await h.worker({ slots: 3 });
+    const [n1, n2, other, plain] = [await h.backend({ namespace: 'run-7' }), await h.backend({ namespace: 'run-7' }), await h.backend({ namespace: 'run-8' }), await h.backend()];
+    const [x, y] = await Promise.all([n1.acquire('traj-0'), n2.acquire('traj-0')]);
+    expect(y.slotId).toBe(x.slotId);
+    await n1.executeBatch([[x, 'write_file', { path: 'shared.txt', content: 'for the run' }]]);
+    const [read] = await n2.executeBatch([[y, 'read_file', { path: 'shared.txt' }]]);
+    expect(read!.output).toBe('for the run');
+    const [z, p] = [await other.acquire('traj-0'), await plain.acquire('traj-0')];
+    expect(new Set([x.slotId, z.slotId, p.slotId]).size).toBe(3);
+    expect(() => new SlotBackend({ redisUrl: redisUrl(), prefix: h.prefix, namespace: 'a\x1fb' })).toThrow(/namespace/);
   });
 
   it('rejects with NO_SLOT after timeoutMs when every slot is held, and serves waiters first come first served', async () => {

@@ -81,6 +81,33 @@ describe('gateway HTTP edge', () => {
     expect(await errorOf(unknown)).toMatchObject({ code: 'BACKEND_STOPPED', retryable: true });
   });
 
+  it('gives each session its own trajectories: two sessions acquiring traj-0 get different slots, two naming one namespace the same', async () => {
+    const g = await start();
+    await h!.worker({ slots: 3 });
+    type Opened = { session_id: string; namespace?: string };
+    const open = async (body: object): Promise<Opened> => (await (await post(`${g.url}/v1/sessions`, JSON.stringify(body))).json()) as Opened;
+    const acquire = async (sid: string): Promise<Record<string, string>> =>
+      ((await (await post(`${g.url}/v1/sessions/${sid}/acquire`, '{"trajectory_id": "traj-0", "timeout_s": 60}')).json()) as { slot: Record<string, string> }).slot;
+    const run = async (sid: string, slot: object, command: string): Promise<string> =>
+      ((await (await post(`${g.url}/v1/sessions/${sid}/execute_batch`, JSON.stringify({ requests: [{ slot, tool: 'bash', args: { command } }] }))).json()) as { results: Array<{ output: string }> }).results[0]!.output;
+    const [a, b] = [await open({}), await open({})];
+    const [sa, sb] = await Promise.all([acquire(a.session_id), acquire(b.session_id)]);
+    expect(sa['slot_id']).not.toBe(sb['slot_id']);
+    expect(sa['lease_id']).not.toBe(sb['lease_id']);
+    await run(a.session_id, sa, 'echo mine > /workspace/a.txt');
+    expect(await run(b.session_id, sb, 'ls -A /workspace | wc -l')).toBe('0\n');
+    // Opt-in: sessions that name the same namespace share traj-0 (its slot, its workspace).
+    const [n1, n2] = [await open({ namespace: 'run-42' }), await open({ namespace: 'run-42' })];
+    expect(n1.namespace).toBe('run-42');
+    const [s1, s2] = await Promise.all([acquire(n1.session_id), acquire(n2.session_id)]);
+    expect(s2['slot_id']).toBe(s1['slot_id']);
+    expect(new Set([sa['slot_id'], sb['slot_id'], s1['slot_id']]).size).toBe(3);
+    await run(n1.session_id, s1, 'echo ours > /workspace/n.txt');
+    expect(await run(n2.session_id, s2, 'cat /workspace/n.txt')).toBe('ours\n');
+    const bad = await post(`${g.url}/v1/sessions`, JSON.stringify({ namespace: 'a\u0001b' }));
+    expect(bad.status).toBe(400);
+  });
+
   it('closes an idle session after its TTL and releases its slots with reset', async () => {
     const g = await start();
     await h!.worker({ slots: 1 });

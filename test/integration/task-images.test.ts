@@ -3,6 +3,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlotqError, type Slot, type SlotBackend } from '../../src/index.js';
 import { randomId } from '../../src/shared/ids.js';
+import { keysFor } from '../../src/shared/keys.js';
+import { Registry } from '../../src/shared/registry.js';
 import { DockerDriver } from '../../src/worker/docker-driver.js';
 import { waitUntil } from '../../tools/testkit/wait.js';
 import { containersOf, harness, type Harness } from '../support/harness.js';
@@ -76,9 +78,13 @@ describe('per-trajectory images', () => {
     const other = await refusal(b.acquire('t-busybox', { image: DEBIAN }));
     expect(other.code).toBe('INVALID_ARGS');
     expect(other.message).toMatch(/holds a slot of image slotq-test-busybox:latest.*release it first/);
-    // Another producer, the same trajectory: the registry says the same.
+    // The registry says the same to another process of the same owner scope.
+    const registry = new Registry(h.redis(), keysFor(h.prefix));
+    const asOwner = { trajectoryId: 't-busybox', owner: b.producerId, leaseId: 'other-lease', ttlMs: 60_000, waiterId: 'other-waiter', waiterTtlMs: 1000 };
+    expect(await registry.acquireImage({ ...asOwner, image: DEBIAN })).toMatchObject({ other: { slotId: a.slotId, image: BUSYBOX } });
+    // Another producer naming the same trajectory owns another one: never b's slot, here no capacity for it.
     const b2 = await h.backend();
-    expect((await refusal(b2.acquire('t-busybox', { image: DEBIAN }))).message).toMatch(/cannot acquire image slotq-test-root:latest/);
+    expect((await refusal(b2.acquire('t-busybox', { image: BUSYBOX, timeoutMs: 500 }))).code).toBe('NO_SLOT');
     // Without image nothing changes: the worker's own pool.
     const plain = await b.acquire('t-plain');
     expect(await sh(b, plain, 'test -e /opt/slotq-sandbox || test -x /usr/bin/python3; id -u')).toBeTruthy();

@@ -71,21 +71,23 @@ export function redisBehaviour(start: () => Promise<LocalRedis>, redisOptions: (
     await removeContainers(await containersOf(prefix));
   });
 
-  it('acquire: affinity, FIFO waiters served by grants', async () => {
+  it('acquire: affinity scoped to its producer, FIFO waiters served by grants', async () => {
     prefix = uniquePrefix();
     await worker({ slots: 2 });
     const [b1, b2] = [await backend(), await backend()];
     const a = await b1.acquire('a');
     const b = await b1.acquire('b');
-    expect((await b2.acquire('a')).slotId).toBe(a.slotId); // the trajectory keeps its slot, across producers
+    expect((await b1.acquire('a')).slotId).toBe(a.slotId); // the trajectory keeps its slot
     const c = b1.acquire('c');
     await waitFor(async () => (await waiting()) === 1, 10_000, 'c to queue');
-    const d = b2.acquire('d');
-    await waitFor(async () => (await waiting()) === 2, 10_000, 'd to queue');
+    const d = b2.acquire('a'); // another producer's 'a' is another trajectory: it waits for a slot of its own
+    await waitFor(async () => (await waiting()) === 2, 10_000, "b2's 'a' to queue");
     await b1.release(a);
     expect((await c).slotId).toBe(a.slotId); // first come, first served
-    await b1.release(b);
-    expect((await d).slotId).toBe(b.slotId);
+    await b1.release(b, { resetWorkspace: true });
+    const mine = await d;
+    expect(mine.slotId).toBe(b.slotId);
+    expect(mine.leaseId).not.toBe(a.leaseId);
     await expect(b1.acquire('e', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'NO_SLOT' });
     expect(await waiting()).toBe(0);
   });

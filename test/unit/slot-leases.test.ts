@@ -20,7 +20,7 @@ function failingRegistry(): { registry: Registry; cancelled: string[] } {
 describe('SlotLeases', () => {
   it('leaves no waiter behind when registry.acquire throws, and withdraws it from the registry', async () => {
     const { registry, cancelled } = failingRegistry();
-    const leases = new SlotLeases(registry, 'p1', 60_000, silentLogger());
+    const leases = new SlotLeases(registry, 'p1', 'p:p1', 60_000, silentLogger());
     for (let i = 0; i < 50; i++) await expect(leases.acquire(`t${i}`, 1000)).rejects.toThrow('connection is closed');
     expect(leases.waiterCount).toBe(0);
     expect(cancelled).toHaveLength(50);
