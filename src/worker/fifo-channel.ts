@@ -71,17 +71,17 @@ export interface FifoChannel {
   close(): void;
 }
 
-/** A fresh channel directory for one container, or none when this process cannot make FIFOs for the slot's user. */
+/** A fresh channel directory for one container (the worker's, CHANNEL_DIR_MODE), or none when this process cannot make one or cannot give the slot's user a FIFO. */
 export async function makeChannelDir(c: { localDir: string; hostDir: string; uid: number; gid: number }): Promise<{ local: string; host: string } | undefined> {
+  // A worker not running as root cannot hand a FIFO to another uid (chown).
+  const self = process.getuid?.();
+  if (self !== undefined && self !== 0 && self !== c.uid) return undefined;
   const name = randomBytes(12).toString('hex');
   const local = `${c.localDir}/${name}`;
   try {
     await mkdir(c.localDir, { recursive: true, mode: 0o755 });
     await mkdir(local, { mode: CHANNEL_DIR_MODE });
     await chmod(local, CHANNEL_DIR_MODE); // not the umask's
-    // What every handshake does, once: a worker not running as root cannot hand a FIFO to another uid.
-    const probe = await makeFifoPair({ path: local, ...c });
-    await unlinkPair(local, probe);
   } catch {
     await removeChannelDir(local);
     return undefined; // no channel for this container: its sessions use the stream
