@@ -15,9 +15,9 @@ import { HELPER_SH } from './helper-bundle.js';
  * filesystem, gVisor, a worker that cannot make FIFOs for the slot's user), that session keeps the stream.
  *
  * Handshake, started by the worker for each session: it makes two FIFOs with random names (0600, the slot
- * user's) in the directory and sends a request of op `f` naming them on the stream. The supervisor only opens them (it makes nothing): holds `i` open read-write (so the worker's
- * non-blocking open for writing finds a reader), says FIFO on the stream, then switches its stdin and stdout
- * to them and says FREADY on `o`. The worker unlinks both names once FREADY arrives (or the handshake fails):
+ * user's) in the directory and sends a request of op `f` naming them on the stream. The supervisor only
+ * opens them (it makes nothing): holds `i` open read-write (so the worker's non-blocking open for writing
+ * finds a reader), says FIFO on the stream, then switches its stdin and stdout to them and says FREADY on `o`. The worker unlinks both names once FREADY arrives (or the handshake fails):
  * no process started later in the container can open them by path.
  *
  * Threat model: the directory is the slot's own (only its container mounts it), made by the worker, mode
@@ -71,7 +71,10 @@ export interface FifoChannel {
   close(): void;
 }
 
-/** A fresh channel directory for one container (the worker's, CHANNEL_DIR_MODE), or none when this process cannot make one or cannot give the slot's user a FIFO. */
+/**
+ * A fresh channel directory for one container (the worker's, CHANNEL_DIR_MODE), or none when this process
+ * cannot make one or cannot give the slot's user a FIFO.
+ */
 export async function makeChannelDir(c: { localDir: string; hostDir: string; uid: number; gid: number }): Promise<{ local: string; host: string } | undefined> {
   // A worker not running as root cannot hand a FIFO to another uid (chown).
   const self = process.getuid?.();
