@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Capture } from './bounded-capture.js';
+import type { ChannelDir } from './fifo-channel.js';
 
 /** A size-capped tmpfs owned by the user commands run as. */
 export interface TmpfsMount {
@@ -37,7 +38,8 @@ export interface ContainerSpec {
   readOnlyRootfs: boolean;
   /**
    * The FIFO channel (fifo-channel.ts): each container gets a directory of its own under localDir (this
-   * process's view) mounted from hostDir (the engine's view of the same directory), owned by uid:gid.
+   * process's view) mounted read-only from hostDir (the engine's view of the same directory); the worker
+   * owns it and makes each handshake's FIFOs there for uid:gid, the slot's user.
    */
   channel?: { localDir: string; hostDir: string; uid: number; gid: number };
 }
@@ -111,8 +113,8 @@ export interface ContainerDriver {
   deathCause?(id: string, sinceMs: number): Promise<ContainerDeathCause>;
   listManaged(labelFilters: string[]): Promise<ManagedContainer[]>;
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
-  /** This process's path of the container's channel directory, when it has one (ContainerSpec.channel). */
-  channelDir?(id: string): string | undefined;
+  /** This process's path of the container's channel directory and the slot user's uid:gid, when it has one (ContainerSpec.channel). */
+  channelDir?(id: string): ChannelDir | undefined;
   /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */
   /** capBytes: keep only the first and last capBytes of each stream (bounded memory). */
   exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number; capBytes?: number }): Promise<ExecOutput>;

@@ -6,7 +6,7 @@ import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
 import { BoundedCapture } from './bounded-capture.js';
-import { CHANNEL_TARGET, makeChannelDir, removeChannelDir } from './fifo-channel.js';
+import { CHANNEL_TARGET, makeChannelDir, removeChannelDir, type ChannelDir } from './fifo-channel.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
@@ -24,8 +24,8 @@ async function found(inspect: Promise<unknown>): Promise<boolean> {
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
-  /** Container id → this process's path of its channel directory. */
-  private readonly channels = new Map<string, string>();
+  /** Container id → this process's path of its channel directory, and the slot's user. */
+  private readonly channels = new Map<string, ChannelDir>();
   /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
   private readonly execStreams = new Map<string, Set<Duplex>>();
   private deathWatch: Promise<void> | undefined;
@@ -118,11 +118,11 @@ export class DockerDriver implements ContainerDriver {
 
   async create(spec: ContainerSpec): Promise<string> {
     const channel = spec.channel && (await makeChannelDir(spec.channel));
-    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}` : undefined)).catch(async (err: unknown) => {
+    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}:ro` : undefined)).catch(async (err: unknown) => {
       await removeChannelDir(channel ? channel.local : undefined);
       throw err;
     });
-    if (channel) this.channels.set(container.id, channel.local);
+    if (channel && spec.channel) this.channels.set(container.id, { path: channel.local, uid: spec.channel.uid, gid: spec.channel.gid });
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
@@ -138,7 +138,7 @@ export class DockerDriver implements ContainerDriver {
     return container.id;
   }
 
-  channelDir(id: string): string | undefined {
+  channelDir(id: string): ChannelDir | undefined {
     return this.channels.get(id);
   }
 
@@ -146,7 +146,7 @@ export class DockerDriver implements ContainerDriver {
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
     this.execUsers.delete(id);
-    await removeChannelDir(this.channels.get(id));
+    await removeChannelDir(this.channels.get(id)?.path);
     this.channels.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true });

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AttachedProcess, ContainerDriver } from './container-driver.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES, CAPTURE_TAIL_BYTES, captureOf, type Capture } from './bounded-capture.js';
 import { MAX_END_LINE_BYTES, MarkerScanner, encodeRequest, killArgv, killLine, newNonce, parseEndLine, parseReady, supervisorArgv, type EndFlags, type Op, type SessionShells } from './executor-protocol.js';
-import { FIFO_HANDSHAKE_MS, FIFO_REQUEST, channelFailedOn, connectFifos, killPidArgv, markChannelFailed, type FifoChannel } from './fifo-channel.js';
+import { FIFO_HANDSHAKE_MS, FifoHandshake, channelGivenUp, killPidArgv, noteChannelResult, type ChannelDir, type FifoChannel } from './fifo-channel.js';
 import { withDeadline } from '../shared/deadline.js';
 import { InternalError, SlotqError, toError } from '../shared/errors.js';
 
@@ -95,15 +95,16 @@ export class SupervisorSession {
    */
   static async open(driver: ContainerDriver, containerId: string, shells: SessionShells, log: Logger): Promise<SupervisorSession> {
     const session = await SupervisorSession.start(driver, containerId, shells, log);
-    const dir = driver.channelDir?.(containerId);
-    if (!dir || channelFailedOn(driver)) return session;
+    const ch = driver.channelDir?.(containerId);
+    if (!ch || channelGivenUp(ch.path)) return session;
     try {
-      await session.useFifos(dir);
+      noteChannelResult(ch.path, await session.useFifos(ch));
       return session;
     } catch (err) {
-      // A supervisor stuck in the handshake is killed; the next one stays on the stream, as do this engine's later ones.
-      markChannelFailed(driver);
-      log.warn({ err: toError(err).message }, "the executor's FIFO channel is not available here; calls use the attached stream");
+      // A supervisor stuck in the handshake is killed; the next one stays on the stream. Only this session
+      // (and this container, after CHANNEL_MAX_FAILURES in a row) gives up the channel: other slots keep theirs.
+      noteChannelResult(ch.path, false);
+      log.warn({ err: toError(err).message, containerId }, "this session's FIFO channel failed; its calls use the attached stream");
       session.close();
       if (session.pid) void driver.exec(containerId, killPidArgv(session.pid), { timeoutMs: KILL_ANSWER_MS }).catch(() => undefined);
       return SupervisorSession.start(driver, containerId, shells, log);
@@ -129,20 +130,31 @@ export class SupervisorSession {
     return opened;
   }
 
-  /** The handshake of fifo-channel.ts; resolves with the session still on the stream when the supervisor says NOFIFO. */
-  private async useFifos(dir: string): Promise<void> {
-    const announced = new Promise<boolean>((resolve) => (this.onAnnounce = resolve));
-    this.proc.stdin.write(FIFO_REQUEST);
-    const fifo = await withDeadline(announced, FIFO_HANDSHAKE_MS, () => new InternalError(`the supervisor did not answer the FIFO request within ${FIFO_HANDSHAKE_MS} ms`));
-    if (!fifo) return this.log.debug('the supervisor cannot make FIFOs here; calls use the attached stream');
-    const ch = await connectFifos(dir, FIFO_HANDSHAKE_MS);
-    if (this.deadReason !== undefined) return ch.close();
-    this.channel = ch;
-    this.input = ch.input;
-    ch.output.on('data', (chunk: Buffer) => this.guard(() => this.onStdout(chunk)));
-    ch.output.on('end', () => this.die('executor channel ended'));
-    ch.output.on('error', (err: Error) => this.die(`executor channel failed: ${err.message}`));
-    ch.output.resume();
+  /**
+   * The handshake of fifo-channel.ts, with FIFOs the worker makes for it: true once calls use them; false with
+   * the session still on the stream (no FIFOs could be made, or the supervisor cannot open them: NOFIFO).
+   */
+  private async useFifos(dir: ChannelDir): Promise<boolean> {
+    const handshake = await FifoHandshake.prepare(dir).catch((err: unknown) => void this.log.warn({ err: toError(err).message }, "cannot make this session's FIFOs; its calls use the attached stream"));
+    if (!handshake) return false;
+    try {
+      const announced = new Promise<boolean>((resolve) => (this.onAnnounce = resolve));
+      this.proc.stdin.write(handshake.request);
+      const fifo = await withDeadline(announced, FIFO_HANDSHAKE_MS, () => new InternalError(`the supervisor did not answer the FIFO request within ${FIFO_HANDSHAKE_MS} ms`));
+      if (!fifo) return (this.log.debug("the supervisor cannot open this session's FIFOs; its calls use the attached stream"), false);
+      const ch = await handshake.connect(FIFO_HANDSHAKE_MS);
+      if (this.deadReason !== undefined) return (ch.close(), false);
+      this.channel = ch;
+      this.input = ch.input;
+      ch.output.on('data', (chunk: Buffer) => this.guard(() => this.onStdout(chunk)));
+      ch.output.on('end', () => this.die('executor channel ended'));
+      ch.output.on('error', (err: Error) => this.die(`executor channel failed: ${err.message}`));
+      ch.output.resume();
+      return true;
+    } finally {
+      this.onAnnounce = undefined;
+      await handshake.discard();
+    }
   }
 
   /** Whether calls travel over the FIFO channel (else over the attached stream). */
