@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { randomId } from './ids.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
 import { INBOX_TTL_MS } from './retention.js';
@@ -29,12 +30,14 @@ export class Registry {
     readonly keys: Keys,
   ) {
     const [registryKeyCount, workerKeyCount] = [keys.registryKeys().length, keys.workerKeys('').length];
-    for (const [name, { lua, perWorker }] of Object.entries(REGISTRY_SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: registryKeyCount + (perWorker ? workerKeyCount : 0), lua });
+    for (const [name, { lua, perWorker, once }] of Object.entries(REGISTRY_SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: registryKeyCount + (perWorker ? workerKeyCount : 0) + (once ? 1 : 0), lua });
     }
     const r = redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<unknown>>;
+    // A script that answers once gets a key of its own per call (registry-once.ts): a re-sent command carries the same.
+    const withOnce = (n: ScriptName, k: string[]): string[] => (REGISTRY_SCRIPTS[n].once ? [...k, keys.once(randomId(8))] : k);
     this.run = Object.fromEntries(
-      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (k: string[], ...a: Array<string | number>) => r[n as ScriptName].call(redis, ...k, ...a)]),
+      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (k: string[], ...a: Array<string | number>) => r[n as ScriptName].call(redis, ...withOnce(n as ScriptName, k), ...a)]),
     ) as Record<ScriptName, Runner>;
   }
 
