@@ -92,16 +92,23 @@ export class Registry {
   async addSlot(slotId: string, workerId: string, containerId: string, image = ''): Promise<ReleaseOutcome> {
     return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now(), image));
   }
-  /** Acquire for an image: a slot, the slot of another image the trajectory holds, or queued ({wait}: the worker to create for it, or ''). */
-  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string; evict?: { slotId: string; workerId: string } }> {
+  /**
+   * Acquire for an image: a slot, the slot of another image the trajectory holds, queued ({wait}: the worker to
+   * create for it, or ''), or refused (no live worker's SLOTQ_IMAGES allow the image; nothing queued).
+   */
+  async acquireImage(a: { trajectoryId: string; owner: string; leaseId: string; ttlMs: number; waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { refused: true } | { wait: string; evict?: { slotId: string; workerId: string } }> {
     const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image)) as string[];
     if (res[0] === 'slot') return { slot: toRecord(res[1]!) };
+    if (res[0] === 'refused') return { refused: true };
     if (res[0] === 'other') return { other: toRecord(res[1]!) };
     return { wait: res[1] ?? '', ...(res[2] ? { evict: { slotId: res[2], workerId: res[3]! } } : {}) };
   }
-  /** Publishes the images this worker holds locally and, when given, its on-demand capacity (onlyIfMissing: when the registry forgot it). */
-  async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false): Promise<void> {
-    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', onlyIfMissing ? 'missing' : 'set', ...images);
+  /**
+   * Publishes the images this worker holds locally, when given its on-demand capacity (onlyIfMissing: when the
+   * registry forgot it), and when given its SLOTQ_IMAGES (placement then never puts another image on it).
+   */
+  async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false, allow?: readonly string[]): Promise<void> {
+    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', onlyIfMissing ? 'missing' : 'set', allow ? JSON.stringify(allow) : '', ...images);
   }
   /** After removing a released on-demand slot's container: refill it, or it is gone (and maybe a request waiting for capacity is next). */
   async retireImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<{ next: 'refill' | 'removed' } | { next: 'provision'; image: string; waiterId: string }> {
