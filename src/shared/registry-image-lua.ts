@@ -44,10 +44,10 @@ for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IFREE, lo, hi, 'LIMIT', 0, 32)) d
   end
 end
 if waiter == '' then return {'wait', ''} end
-if not placeable(img) then return {'refused'} end
+local wid = reserve(img, waiter)
+if not (wid or placeable(img)) then return {'refused'} end
 local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
 redis.call('ZADD', K_IWAIT, 0, member)
-local wid = reserve(img, waiter)
 redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SlotqError } from '../../src/index.js';
 import { keysFor } from '../../src/shared/keys.js';
 import { Registry } from '../../src/shared/registry.js';
+import { imageAllowed } from '../../src/worker/image-options.js';
 import { keysUnder } from '../../tools/testkit/leaks.js';
 import { connectTestRedis, harness, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 
@@ -57,6 +58,31 @@ describe('the registry places an image only on a worker whose SLOTQ_IMAGES allow
     await r.publishImages('wa', [], 1, false, ['a:1']);
     expect(await r.claimPending('wa', 30_000)).toEqual([{ image: 'a:1', waiterId: 'w6' }]);
     expect(await r.redis.lrange(keysFor(prefix).images.pending, 0, -1)).toEqual(['w7']);
+  });
+
+  it("matches SLOTQ_IMAGES globs as the worker does (imageAllowed), Lua's magic characters included", async () => {
+    const r = await registry();
+    const cases: Array<[string, string]> = [
+      ['swe-task-*', 'swe-task-12:latest'],
+      ['swe-task-*', 'swe-tasks'],
+      ['a.b/c?:1', 'a.b/cd:1'],
+      ['a.b/c?:1', 'aXb/cd:1'],
+      ['x+y:*', 'x+y:2'],
+      ['x+y:*', 'xxy:2'],
+      ['reg-io/(x)*', 'reg-io/(x)yz'],
+      ['p%q-[a]:*', 'p%q-[a]:1'],
+      ['p%q-[a]:*', 'p%q-a:1'],
+      ['exact:1', 'exact:1'],
+      ['exact:1', 'exact:10'],
+    ];
+    let n = 0;
+    for (const [glob, image] of cases) {
+      await r.publishImages('wa', [], 1, false, [glob]);
+      await r.publishImages('wb', [], 1, false, [glob]);
+      const got = await r.acquireImage({ trajectoryId: `g${++n}`, leaseId: `l${n}`, waiterId: `gw${n}`, image, ...lease });
+      expect({ glob, image, placed: !('refused' in got) }).toEqual({ glob, image, placed: imageAllowed([glob], image) });
+      await r.cancelWaiter(`gw${n}`);
+    }
   });
 });
 
