@@ -89,6 +89,7 @@ export class SlotLeases {
       if (image === undefined) rec = await this.registry.acquire(a);
       else {
         const r = await this.registry.acquireImage({ ...a, image });
+        if ('refused' in r) throw new InvalidArgsError(`image ${image} is refused by every worker: it is not in their SLOTQ_IMAGES (the images or patterns a worker serves)`);
         if ('other' in r) throw new InvalidArgsError(`trajectory ${trajectoryId} holds slot ${r.other['slotId']} of ${r.other['image'] ? `image ${r.other['image']}` : "the workers' own image"} and cannot acquire image ${image} while holding it: release it first`);
         const wait = 'wait' in r ? r.wait : '';
         rec = 'slot' in r ? r.slot : null;

@@ -40,6 +40,8 @@ export interface Keys {
   workerStats(workerId: string): string;
   /** BullMQ queue name of a worker (no colons: BullMQ forbids them in names and job IDs). */
   queueName(workerId: string): string;
+  /** String, expiring: the result of one run of a mutating registry script, so a re-sent run answers the same (registry-once.ts). */
+  once(opId: string): string;
   /** BullMQ's hash for a job in a worker's queue. */
   job(workerId: string, jobId: string): string;
   /** KEYS[1..17] of every registry script, in the order registry-lua.ts names them. */
@@ -72,6 +74,7 @@ export function keysFor(prefix: string): Keys {
     inbox: (id) => `${root}:inbox:${id}`,
     workerStats: (id) => `${root}:wstats:${id}`,
     queueName: (id) => `${QUEUE_NAME_PREFIX}${id}`,
+    once: (opId) => `${root}:once:${opId}`,
     job: (workerId, jobId) => `${root}:${QUEUE_NAME_PREFIX}${workerId}:${jobId}`,
   };
   return {

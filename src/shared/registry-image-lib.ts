@@ -15,6 +15,24 @@ local function has_image(s) return s.image ~= nil and s.image ~= '' end
 local function ifree_member(s) return s.image .. SEP .. s.workerId .. SEP .. s.slotId end
 local function irange(prefix) return '[' .. prefix .. SEP, '[' .. prefix .. SEP .. '\\255' end
 local function usable(wid) return alive(wid) and not draining(wid) end
+-- A glob of SLOTQ_IMAGES (exact, or with * and ?) against an image, as image-options.ts imageAllowed.
+local function glob_match(p, img)
+  if p == img then return true end
+  if not string.find(p, '[*?]') then return false end
+  local q = string.gsub(p, '[%^%$%(%)%%%.%[%]%+%-]', '%%%0')
+  q = string.gsub(q, '%*', '.*')
+  q = string.gsub(q, '%?', '.')
+  return string.find(img, '^' .. q .. '$') ~= nil
+end
+-- Whether the worker's SLOTQ_IMAGES (published as 'a:<wid>' in K_IMETA) allow the image; one that published none takes any.
+local function allows(wid, img)
+  local raw = redis.call('HGET', K_IMETA, 'a:' .. wid)
+  if not raw then return true end
+  for _, p in ipairs(cjson.decode(raw)) do
+    if glob_match(p, img) then return true end
+  end
+  return false
+end
 -- Takes a member off the image waiters; the FIFO counter goes with the last one (no key stays behind).
 local function iwait_rem(m)
   local n = redis.call('ZREM', K_IWAIT, m)
@@ -63,15 +81,27 @@ local function take_for_job(wid, waiter)
   redis.call('ZADD', K_IRES, 0, wid .. SEP .. string.format('%016d', clock()) .. SEP .. waiter)
   return wid
 end
--- Reserves one on-demand container for an image: on a live worker that holds it, else on the one with most room.
+-- Whether a live worker taking on-demand requests allows the image (also when none is there yet: one may come).
+local function placeable(img)
+  local seen = false
+  for _, wid in ipairs(redis.call('ZRANGE', K_ODCAP, 0, -1)) do
+    if usable(wid) then
+      if allows(wid, img) then return true end
+      seen = true
+    end
+  end
+  return not seen
+end
+-- Reserves one on-demand container for an image: on a live worker that holds it, else on the one with most
+-- room; only on a worker whose SLOTQ_IMAGES allow the image.
 local function reserve(img, waiter)
   local lo, hi = irange(img)
   for _, m in ipairs(redis.call('ZRANGEBYLEX', K_ILOC, lo, hi, 'LIMIT', 0, 64)) do
     local wid = string.sub(m, #img + #SEP + 1)
-    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) then return take_for_job(wid, waiter) end
+    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) and allows(wid, img) then return take_for_job(wid, waiter) end
   end
-  for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_ODCAP, '+inf', 1, 'LIMIT', 0, 32)) do
-    if usable(wid) then return take_for_job(wid, waiter) end
+  for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_ODCAP, '+inf', 1, 'LIMIT', 0, 128)) do
+    if usable(wid) and allows(wid, img) then return take_for_job(wid, waiter) end
   end
   return nil
 end
@@ -87,23 +117,26 @@ local function unreserve(wid, waiter)
   end
   return false
 end
--- A worker's on-demand capacity came back: the oldest request still waiting for capacity takes it.
--- Returns {image, waiterId} for the worker to create, or nil.
--- The oldest live request waiting for capacity, now reserved on the worker; nil when none (or no room).
+-- A worker's on-demand capacity came back: the oldest live request waiting for capacity whose image the
+-- worker allows takes it (requests for other images keep their place). Returns {image, waiterId} for the
+-- worker to create, its capacity reserved, or nil when none (or no room). Looks at the first 256 requests.
 local function claim_pending(wid)
   if not (usable(wid) and tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0) then return nil end
-  while true do
-    local w = redis.call('LPOP', K_IPEND)
-    if not w then return nil end
+  for _, w in ipairs(redis.call('LRANGE', K_IPEND, 0, 255)) do
     local raw = redis.call('HGET', K_WINFO, w)
     local info = raw and cjson.decode(raw)
-    if info and info.image and tonumber(info.expMs) > clock() then
+    local live = info and info.image and tonumber(info.expMs) > clock()
+    if not live then
+      redis.call('LREM', K_IPEND, 1, w)
+    elseif allows(wid, info.image) then
+      redis.call('LREM', K_IPEND, 1, w)
       redis.call('ZINCRBY', K_ODCAP, -1, wid)
       info.worker = wid
       redis.call('HSET', K_WINFO, w, cjson.encode(info))
       return {info.image, w}
     end
   end
+  return nil
 end
 local function give_back(wid)
   if not redis.call('ZSCORE', K_ODCAP, wid) then return nil end
@@ -120,7 +153,7 @@ local function drop_image_state(wid)
   if old then
     for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
   end
-  redis.call('HDEL', K_IMETA, 'w:' .. wid)
+  redis.call('HDEL', K_IMETA, 'w:' .. wid, 'a:' .. wid)
   redis.call('ZREM', K_ODCAP, wid)
   local rlo, rhi = irange(wid)
   redis.call('ZREMRANGEBYLEX', K_IRES, rlo, rhi)

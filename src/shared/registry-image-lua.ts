@@ -3,7 +3,8 @@ import { script } from './registry-lua.js';
 /**
  * The registry's scripts for per-trajectory images (the shared LIB, with IMAGE_LIB, comes first).
  * Placement: a warm free slot of the image; else a reservation on a worker that holds the image; else on any
- * worker with on-demand capacity; else the waiter waits for capacity (K_IPEND).
+ * worker with on-demand capacity; else the waiter waits for capacity (K_IPEND). A reservation, a claim of a
+ * waiting request and an eviction only ever pick a worker whose published SLOTQ_IMAGES allow the image.
  */
 
 /**
@@ -12,7 +13,8 @@ import { script } from './registry-lua.js';
  * when queued, workerId being the worker that should create a container for it ('' when none has room), its
  * capacity reserved and recorded until the provision job reaches it (TAKE_RESERVATION). With
  * no room anywhere, a warm container of another image makes room: {'wait', '', slotId, workerId} names it (its
- * worker removes it, and the capacity goes to the oldest request waiting for capacity).
+ * worker removes it, and the capacity goes to the oldest request waiting for capacity). {'refused'}, nothing
+ * queued: the live workers' SLOTQ_IMAGES all refuse the image.
  */
 export const ACQUIRE_IMAGE = script(`
 local tid, owner, lease, ttl, now, waiter, img, aff = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8], ARGV[9]
@@ -43,9 +45,10 @@ for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IFREE, lo, hi, 'LIMIT', 0, 32)) d
   end
 end
 if waiter == '' then return {'wait', ''} end
+local wid = reserve(img, waiter)
+if not (wid or placeable(img)) then return {'refused'} end
 local member = img .. SEP .. string.format('%016d', redis.call('HINCRBY', K_IMETA, 'seq', 1)) .. SEP .. waiter
 redis.call('ZADD', K_IWAIT, 0, member)
-local wid = reserve(img, waiter)
 redis.call('HSET', K_WINFO, waiter, cjson.encode({producerId = owner, trajectoryId = tid, affinity = aff, leaseId = lease, ttlMs = ttl, expMs = clock() + tonumber(ARGV[7]), image = img, member = member, worker = wid}))
 if wid then return {'wait', wid} end
 redis.call('RPUSH', K_IPEND, waiter)
@@ -53,7 +56,7 @@ for _, m in ipairs(redis.call('ZRANGE', K_IFREE, 0, 63)) do
   local a = string.find(m, SEP, 1, true)
   local b = string.find(m, SEP, a + 1, true)
   local owid, osid = string.sub(m, a + 1, b - 1), string.sub(m, b + 1)
-  if usable(owid) then
+  if usable(owid) and allows(owid, img) then
     redis.call('ZREM', K_IFREE, m)
     local s = get_slot(osid)
     if s and s.state == 'free' then
@@ -69,7 +72,8 @@ return {'wait', ''}
 
 /**
  * Worker keys. ARGV: workerId, capacity ('' keeps it), 'set' or 'missing' (set the capacity only when the
- * registry has none for the worker: it forgot it, Redis restarted), then the images the worker holds locally.
+ * registry has none for the worker: it forgot it, Redis restarted), the worker's SLOTQ_IMAGES as a JSON list
+ * ('' publishes none: any image may be placed on it), then the images the worker holds locally.
  */
 export const PUBLISH_IMAGES = script(`
 local wid = ARGV[1]
@@ -77,8 +81,9 @@ local old = redis.call('HGET', K_IMETA, 'w:' .. wid)
 if old then
   for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
 end
+if ARGV[4] ~= '' then redis.call('HSET', K_IMETA, 'a:' .. wid, ARGV[4]) end
 local imgs = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   imgs[#imgs + 1] = ARGV[i]
   redis.call('ZADD', K_ILOC, 0, ARGV[i] .. SEP .. wid)
 end

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { affinityKey, affinityScope } from './affinity.js';
+import { randomId } from './ids.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
 import { INBOX_TTL_MS } from './retention.js';
@@ -43,12 +44,14 @@ export class Registry {
     readonly keys: Keys,
   ) {
     const [registryKeyCount, workerKeyCount] = [keys.registryKeys().length, keys.workerKeys('').length];
-    for (const [name, { lua, perWorker }] of Object.entries(REGISTRY_SCRIPTS)) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: registryKeyCount + (perWorker ? workerKeyCount : 0), lua });
+    for (const [name, { lua, perWorker, once }] of Object.entries(REGISTRY_SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: registryKeyCount + (perWorker ? workerKeyCount : 0) + (once ? 1 : 0), lua });
     }
     const r = redis as unknown as Record<ScriptName, (...a: Array<string | number>) => Promise<unknown>>;
+    // A script that answers once gets a key of its own per call (registry-once.ts): a re-sent command carries the same.
+    const withOnce = (n: ScriptName, k: string[]): string[] => (REGISTRY_SCRIPTS[n].once ? [...k, keys.once(randomId(8))] : k);
     this.run = Object.fromEntries(
-      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (k: string[], ...a: Array<string | number>) => r[n as ScriptName].call(redis, ...k, ...a)]),
+      Object.keys(REGISTRY_SCRIPTS).map((n) => [n, (k: string[], ...a: Array<string | number>) => r[n as ScriptName].call(redis, ...withOnce(n as ScriptName, k), ...a)]),
     ) as Record<ScriptName, Runner>;
   }
 
@@ -103,16 +106,23 @@ export class Registry {
   async addSlot(slotId: string, workerId: string, containerId: string, image = ''): Promise<ReleaseOutcome> {
     return this.deliver(await this.run.slotqAddSlot(this.forWorker(workerId), slotId, workerId, containerId, Date.now(), image));
   }
-  /** Acquire for an image: a slot, the slot of another image the trajectory holds, or queued ({wait}: the worker to create for it, or ''). */
-  async acquireImage(a: AcquireArgs & { waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { wait: string; evict?: { slotId: string; workerId: string } }> {
+  /**
+   * Acquire for an image: a slot, the slot of another image the trajectory holds, queued ({wait}: the worker to
+   * create for it, or ''), or refused (no live worker's SLOTQ_IMAGES allow the image; nothing queued).
+   */
+  async acquireImage(a: AcquireArgs & { waiterId: string; waiterTtlMs: number; image: string }): Promise<{ slot: SlotRecord } | { other: SlotRecord } | { refused: true } | { wait: string; evict?: { slotId: string; workerId: string } }> {
     const res = (await this.run.slotqAcquireImage(this.all, a.trajectoryId, a.owner, a.leaseId, a.ttlMs, Date.now(), a.waiterId, a.waiterTtlMs, a.image, affinityOf(a))) as string[];
     if (res[0] === 'slot') return { slot: toRecord(res[1]!) };
+    if (res[0] === 'refused') return { refused: true };
     if (res[0] === 'other') return { other: toRecord(res[1]!) };
     return { wait: res[1] ?? '', ...(res[2] ? { evict: { slotId: res[2], workerId: res[3]! } } : {}) };
   }
-  /** Publishes the images this worker holds locally and, when given, its on-demand capacity (onlyIfMissing: when the registry forgot it). */
-  async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false): Promise<void> {
-    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', onlyIfMissing ? 'missing' : 'set', ...images);
+  /**
+   * Publishes the images this worker holds locally, when given its on-demand capacity (onlyIfMissing: when the
+   * registry forgot it), and when given its SLOTQ_IMAGES (placement then never puts another image on it).
+   */
+  async publishImages(workerId: string, images: readonly string[], capacity?: number, onlyIfMissing = false, allow?: readonly string[]): Promise<void> {
+    await this.run.slotqPublishImages(this.forWorker(workerId), workerId, capacity ?? '', onlyIfMissing ? 'missing' : 'set', allow ? JSON.stringify(allow) : '', ...images);
   }
   /** After removing a released on-demand slot's container: refill it, or it is gone (and maybe a request waiting for capacity is next). */
   async retireImageSlot(workerId: string, slotId: string, warmPerImage: number): Promise<{ next: 'refill' | 'removed' } | { next: 'provision'; image: string; waiterId: string }> {

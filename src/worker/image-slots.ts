@@ -92,10 +92,10 @@ export class ImageSlots {
     }
   }
 
-  /** Tells the registry which images this worker holds (and, when given, its on-demand capacity). */
+  /** Tells the registry which images this worker holds and allows (SLOTQ_IMAGES), and when given its on-demand capacity. */
   async publish(capacity?: number, onlyIfMissing = false): Promise<void> {
     const held = [this.d.config.image, ...this.found, ...this.images.ready.keys()];
-    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity, onlyIfMissing).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity, onlyIfMissing, this.d.settings.allow).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
   }
 
   /**

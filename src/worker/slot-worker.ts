@@ -129,7 +129,7 @@ export class SlotWorker {
       const liveness = p.liveness;
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log, () => liveness.epoch);
       const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes });
-      await p.queue.start((job) => processor.process(job));
+      await p.queue.start((job) => processor.process(job), this.config.slots + this.imageSettings.ondemandSlots);
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();
       this.phase = 'running';

@@ -13,9 +13,10 @@ import { callsJobSchema, type ExecutionResult } from '../shared/schemas.js';
 import { FetchProbes } from './fetch-probe.js';
 import { ProbingWorker } from './probing-worker.js';
 import { replyResults } from './reply.js';
+import { SlotAdmission } from './slot-admission.js';
 
 /**
- * The worker's own BullMQ queue: consumes its jobs (many at once; per-slot order is the slots' FIFOs),
+ * The worker's own BullMQ queue: consumes its jobs (many at once, a bounded number per slot; per-slot order is the slots' FIFOs),
  * and on stop drains it: calls in flight finish (up to a deadline), jobs that never ran get WORKER_LOST
  * results, and the queue is removed.
  */
@@ -40,11 +41,16 @@ export class WorkerQueue {
     return this.keys.queueName(this.workerId);
   }
 
-  async start(process: (job: Job) => Promise<unknown>): Promise<void> {
-    this.bull = new ProbingWorker(this.name, process, {
+  /**
+   * Consumes the queue with `process` behind the per-slot limit (slot-admission.ts); maxSlots: the slots the
+   * worker may serve at once (its pool and its on-demand ones), which sizes BullMQ's concurrency.
+   */
+  async start(process: (job: Job) => Promise<unknown>, maxSlots = this.config.slots): Promise<void> {
+    const admission = new SlotAdmission({ workerId: this.workerId, redis: this.redis, keys: this.keys, log: this.log });
+    this.bull = new ProbingWorker(this.name, admission.wrap(process), {
       connection: connectRedis(this.config, { blocking: true, name: `slotq-worker-${this.workerId}-bull` }),
       prefix: this.keys.root,
-      concurrency: Math.max(32, this.config.slots * 4),
+      concurrency: admission.concurrency(maxSlots),
       maxStalledCount: 0,
       ...JOB_RETENTION, // jobs carry their own (the same); this covers a job added without
     }, this.probes);

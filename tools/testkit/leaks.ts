@@ -8,7 +8,7 @@ import { waitUntil } from './wait.js';
 export interface Leaks {
   /** Slot containers with the prefix label still there (short IDs). */
   containers: string[];
-  /** Keys under `{prefix}:*` still there. With `persistentKeysOnly`, only those without a TTL. */
+  /** Keys under `{prefix}:*` still there (a script's remembered answer, expiring, is not counted). With `persistentKeysOnly`, only those without a TTL. */
   keys: string[];
   /** Child processes (started through the testkit) still running. */
   processes: string[];
@@ -38,7 +38,7 @@ export async function findLeaks(redisUrl: string, prefix: string, opts: LeakChec
   const redis = createRedis(redisUrl, { name: 'slotq-leak-check', ...(opts.cluster === undefined ? {} : { cluster: opts.cluster }) });
   const look = async (): Promise<Leaks> => ({
     containers: (await containersOf(prefix)).map((id) => id.slice(0, 12)),
-    keys: await keysUnder(redis, prefix, opts.persistentKeysOnly ?? false),
+    keys: (await keysUnder(redis, prefix, opts.persistentKeysOnly ?? false)).filter((k) => !isOnceKey(prefix, k)),
     processes: (opts.processes?.() ?? []).filter((p) => p.running).map((p) => `${p.name} (pid ${p.pid})`),
   });
   try {
@@ -49,6 +49,12 @@ export async function findLeaks(redisUrl: string, prefix: string, opts: LeakChec
     redis.disconnect();
   }
 }
+
+/**
+ * A registry script's remembered answer (registry-once.ts): written by every mutating script, it expires by
+ * itself within ONCE_TTL_MS and is not state anything needs; the one key a finished run may leave behind.
+ */
+const isOnceKey = (prefix: string, key: string): boolean => key.startsWith(keysFor(prefix).once(''));
 
 export const isClean = (l: Leaks): boolean => l.containers.length + l.keys.length + l.processes.length === 0;
 export const leakCount = (l: Leaks): number => l.containers.length + l.keys.length + l.processes.length;
