@@ -31,13 +31,23 @@ class GatewayRestartTest(LiveTestCase):
         run = uuid.uuid4().hex[:6]
         a, c = await self.within(asyncio.gather(b.acquire(f"restart-a-{run}"), b.acquire(f"restart-c-{run}")))
         marker = f"started-{run}"
-        batch = asyncio.ensure_future(b.execute_batch([(a, "bash", {"command": f"touch {marker}; sleep 20"}), (c, "bash", {"command": "echo -n fast"}), (a, "bash", {"command": "echo -n after"})]))
+        batch = asyncio.ensure_future(b.execute_batch([(a, "bash", {"command": f"touch {marker}; sleep 20"}), (c, "bash", {"command": "echo -n fast"}), (a, "bash", {"command": f"touch after-{run}; echo -n after"})]))
         await self.within(started_in(a, marker))
         await asyncio.to_thread(gw.stop, sig, 60)
         results = await self.within(batch, 60)  # typed results, no hang
         self.assertEqual(len(results), 3)
+        # The first call had started: it may have run, so it is never retryable (outcome unknown). A killed
+        # gateway leaves the client unable to tell any of them apart; a stopping one fences the job first,
+        # so the call still queued behind the first is known never to run.
+        self.assertCode(results[0], code, retryable=False)
+        self.assertEqual(results[0].metadata.get("outcome"), "unknown", results[0])
         for r in results:
-            self.assertCode(r, code, retryable=True)
+            self.assertEqual((r.success, r.metadata["code"]), (False, code), r)
+            self.assertEqual(r.metadata.get("outcome"), "not_run" if r.metadata["retryable"] else "unknown", r)
+        if sig == signal.SIGTERM:
+            self.assertEqual((results[2].metadata["retryable"], results[2].metadata.get("outcome")), (True, "not_run"), results[2])
+            # ... and it never ran: its workspace has no trace of it.
+            self.assertNotEqual(live.docker("exec", a.metadata["container_id"], "test", "-e", f"/workspace/after-{run}").returncode, 0)
         # The gateway comes back on the same port: the client opens a new session by itself.
         _, gw2 = await asyncio.to_thread(lambda: self.env.start_gateway("restarted", port=port))
         slot = await self.within(b.acquire("after-restart"))

@@ -1,4 +1,3 @@
-import { isRetryable, type ErrorCode } from '../shared/errors.js';
 import type { ExecutionResult, JobItem } from '../shared/schemas.js';
 
 interface PendingJob {
@@ -95,25 +94,6 @@ export class PendingJobs {
 
   workers(): Set<string> {
     return new Set([...this.jobs.values()].map((j) => j.workerId));
-  }
-
-  /** Fails every outstanding item of the jobs that match. */
-  failWhere(match: (job: { workerId: string; deadlineMs: number }, jobId: string) => boolean, code: ErrorCode, error: (job: { workerId: string }) => string): void {
-    for (const [jobId, job] of this.jobs) {
-      if (!match(job, jobId)) continue;
-      for (const item of job.items.values()) {
-        job.results[item.index] = {
-          success: false,
-          output: '',
-          error: error(job),
-          executionId: item.executionId,
-          slotId: item.slotId,
-          metadata: { durationMs: 0, code, retryable: isRetryable(code) },
-        };
-      }
-      job.items.clear();
-      this.finish(jobId, job);
-    }
   }
 
   private finish(jobId: string, job: PendingJob): void {

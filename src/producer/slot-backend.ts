@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { affinityScope } from '../shared/affinity.js';
 import { fenceJob } from '../shared/call-fence.js';
+import { withDeadline } from '../shared/deadline.js';
 import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors.js';
@@ -300,6 +301,13 @@ export class SlotBackend implements ToolBackend {
     });
   }
 
+  /** stop()'s give-up of a job: BACKEND_STOPPED, retryable only for calls that never started (fenced). */
+  private async fenceForStop(jobId: string, workerId: string, added: boolean, why: string): Promise<void> {
+    const fence = this.redis ? await withDeadline(fenceJob(this.redis, this.keys.job(workerId, jobId)), 2000, () => new Error('fencing took over 2 s')).catch(() => undefined) : undefined;
+    const notRun = (it: JobItem): boolean => fence !== undefined && (fence.state === 'fenced' ? !fence.started.has(it.index) : fence.state === 'absent' && !added);
+    this.pending.settle(jobId, (it) => (notRun(it) ? neverRan(it, why, 'BACKEND_STOPPED') : mayHaveRun(it, why, 'BACKEND_STOPPED')));
+  }
+
   /** Jobs gone from Redis without a result (Redis restarted without persistence): two rounds in a row. */
   private async vanishedJobs(): Promise<string[]> {
     const old = this.pending.olderThan(2 * WATCHDOG_MS);
@@ -320,11 +328,14 @@ export class SlotBackend implements ToolBackend {
   /** Releases every slot this backend holds (with reset); purge also drops this producer's keys. */
   async stop(opts: { purge?: boolean } = {}): Promise<void> {
     if (!this.started) return;
-    for (const slot of this.leases?.heldSlots() ?? []) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
-    this.started = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    this.pending.failWhere(() => true, 'BACKEND_STOPPED', () => 'SlotBackend.stop() was called before this call finished');
+    // Calls still waiting are fenced first, as any give-up (a call that had started may have run, one that
+    // had not never will), and before the releases reset their workspaces.
+    const why = 'SlotBackend.stop() was called before this call finished';
+    await Promise.all(this.pending.entries().map(([jobId, job]) => this.fenceForStop(jobId, job.workerId, job.added, why)));
+    for (const slot of this.leases?.heldSlots() ?? []) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
+    this.started = false;
     await this.leases?.cancelAll(new BackendStoppedError('SlotBackend.stop() was called while this acquire was waiting'));
     await this.inbox?.stop();
     if (opts.purge) await this.redis?.del(this.keys.inbox(this.producerId)).catch(() => undefined);

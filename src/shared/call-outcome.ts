@@ -1,3 +1,4 @@
+import type { ErrorCode } from './errors.js';
 import type { ExecutionResult, JobItem } from './schemas.js';
 
 type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;
@@ -12,23 +13,24 @@ type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;
  */
 export type GiveUpOutcome = 'not_run' | 'unknown';
 
-const result = (item: CallIds, error: string, retryable: boolean, outcome: GiveUpOutcome): ExecutionResult => ({
+const result = (item: CallIds, code: ErrorCode, error: string, retryable: boolean, outcome: GiveUpOutcome): ExecutionResult => ({
   success: false,
   output: '',
   error,
   executionId: item.executionId,
   slotId: item.slotId,
-  metadata: { durationMs: 0, code: 'WORKER_LOST', retryable, outcome },
+  metadata: { durationMs: 0, code, retryable, outcome },
 });
 
-/** A call that never started and never will: WORKER_LOST, retryable, outcome not_run. */
-export const neverRan = (item: CallIds, reason: string): ExecutionResult =>
-  result(item, `${reason}. This call never started and is fenced off, so it never will: retry it (on a new slot if its worker is gone).`, true, 'not_run');
+/** A call that never started and never will: WORKER_LOST (or code), retryable, outcome not_run. */
+export const neverRan = (item: CallIds, reason: string, code: ErrorCode = 'WORKER_LOST'): ExecutionResult =>
+  result(item, code, `${reason}. This call never started and is fenced off, so it never will: retry it (on a new slot if its worker is gone).`, true, 'not_run');
 
-/** A call that may have run: WORKER_LOST, not retryable, outcome unknown. */
-export const mayHaveRun = (item: CallIds, reason: string): ExecutionResult =>
+/** A call that may have run: WORKER_LOST (or code), not retryable, outcome unknown. */
+export const mayHaveRun = (item: CallIds, reason: string, code: ErrorCode = 'WORKER_LOST'): ExecutionResult =>
   result(
     item,
+    code,
     `${reason}. This call may have run (it had started): its effects may be in the workspace. Do not score it and do not retry it in this workspace: discard the trajectory, or release the slot with resetWorkspace and start over.`,
     false,
     'unknown',
