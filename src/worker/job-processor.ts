@@ -33,6 +33,8 @@ export interface JobProcessorDeps {
   log: Logger;
   /** Lease checks already made when the job was handed out (else the processor makes its own). */
   probes?: Pick<FetchProbes, 'take'>;
+  /** The bound of one reply message (SLOTQ_REPLY_CHUNK_BYTES; default reply.ts's REPLY_CHUNK_BYTES). */
+  replyChunkBytes?: number;
 }
 
 /**
@@ -59,7 +61,7 @@ export class JobProcessor {
     const results = await this.runCalls(payload, job.id ?? '').catch((err: unknown) =>
       payload.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', `The worker could not run this call: ${toError(err).message}`)]),
     );
-    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results);
+    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results, this.replyOptions());
     return { calls: results.length, failed: results.filter(([, r]) => !r.success).length };
   }
 
@@ -125,6 +127,10 @@ export class JobProcessor {
   }
 
 
+  private replyOptions(): { chunkBytes?: number } {
+    return this.d.replyChunkBytes === undefined ? {} : { chunkBytes: this.d.replyChunkBytes };
+  }
+
   /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
   private async rejectInvalid(job: Job, why: string): Promise<unknown> {
     this.d.log.warn({ jobId: job.id, why }, 'invalid job payload');
@@ -139,7 +145,7 @@ export class JobProcessor {
       const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
       return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
     });
-    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results);
+    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results, this.replyOptions());
     return { invalid: why };
   }
 }

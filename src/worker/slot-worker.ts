@@ -129,7 +129,7 @@ export class SlotWorker {
       p.liveness.start(); // heartbeats from here on: creating many containers can take longer than the heartbeat's TTL
       await this.slotSet.createAll(Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`), p.pool);
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log);
-      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, registry: p.registry, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes });
+      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, registry: p.registry, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes, replyChunkBytes: this.config.replyChunkBytes });
       await p.queue.start((job) => processor.process(job));
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();

@@ -74,7 +74,7 @@ export class WorkerQueue {
         if (!parsed.success) continue;
         const message = `Worker ${this.workerId} stopped before running this call: retry it on another slot`;
         const results = parsed.data.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'WORKER_LOST', message)]);
-        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id ?? '', results);
+        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id ?? '', results, { chunkBytes: this.config.replyChunkBytes });
       }
       await q.obliterate({ force: true });
     } finally {
