@@ -71,9 +71,19 @@ export interface AttachedProcess {
   close(): void;
 }
 
+/** A one-shot exec's options. Memory is bounded whatever the command prints: only the bytes below are kept. */
+export interface ExecOptions {
+  stdin?: Buffer;
+  timeoutMs?: number;
+  /** The first and last capBytes of each stream are kept, the middle only counted (default CAPTURE_HEAD_BYTES). */
+  capBytes?: number;
+  /** Keep stdout whole up to this many bytes instead (slotq's own scripts, which bound what they print); past it only counted. */
+  wholeStdoutBytes?: number;
+}
+
 export interface ExecOutput {
   exitCode: number;
-  /** The whole stream, or its head and tail when capBytes was given and exceeded (see the captures). */
+  /** The whole stream, or what was kept of it when it outgrew the bounds (the captures' totalBytes say). */
   stdout: Buffer;
   stderr: Buffer;
   stdoutCapture: Capture;
@@ -113,7 +123,6 @@ export interface ContainerDriver {
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
   /** This process's path of the container's channel directory, when it has one (ContainerSpec.channel). */
   channelDir?(id: string): string | undefined;
-  /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */
-  /** capBytes: keep only the first and last capBytes of each stream (bounded memory). */
-  exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number; capBytes?: number }): Promise<ExecOutput>;
+  /** One-shot exec with a deadline (the fallback and the out-of-band kill path); its output is always bounded (ExecOptions). */
+  exec(id: string, argv: string[], opts?: ExecOptions): Promise<ExecOutput>;
 }

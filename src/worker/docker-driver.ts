@@ -1,11 +1,11 @@
 import Docker from 'dockerode';
 import { slotCreateOptions } from './create-options.js';
 import { PassThrough, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
+import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOptions, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
 import { SlotBrokenError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
-import { BoundedCapture } from './bounded-capture.js';
+import { BoundedCapture, CAPTURE_HEAD_BYTES } from './bounded-capture.js';
 import { CHANNEL_TARGET, makeChannelDir, removeChannelDir } from './fifo-channel.js';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
@@ -212,12 +212,13 @@ export class DockerDriver implements ContainerDriver {
     return { stdin: stream, stdout, stderr, close: () => stream.destroy() };
   }
 
-  async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number; capBytes?: number } = {}): Promise<ExecOutput> {
+  async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
     const stream = this.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
-    const [headCap, tailCap] = opts.capBytes === undefined ? [Number.MAX_SAFE_INTEGER, 0] : [opts.capBytes, opts.capBytes];
-    const out = new BoundedCapture(headCap, tailCap);
-    const err = new BoundedCapture(headCap, tailCap);
+    // Never the whole stream: a command printing 200 MB keeps a few hundred KB here (head and tail, the rest counted).
+    const cap = opts.capBytes ?? CAPTURE_HEAD_BYTES;
+    const out = opts.wholeStdoutBytes === undefined ? new BoundedCapture(cap, cap) : new BoundedCapture(opts.wholeStdoutBytes, 0);
+    const err = new BoundedCapture(cap, cap);
     const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
     const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b));
     this.docker.modem.demuxStream(stream, stdout, stderr);
