@@ -71,6 +71,12 @@ export interface AttachedProcess {
   close(): void;
 }
 
+/** What a volume must hold: a tar, and the treeDigest of its files. */
+export interface VolumeContent {
+  tar: Buffer;
+  digest: string;
+}
+
 /** A one-shot exec's options. Memory is bounded whatever the command prints: only the bytes below are kept. */
 export interface ExecOptions {
   stdin?: Buffer;
@@ -104,8 +110,12 @@ export interface ContainerDriver {
   removeImage?(image: string): Promise<void>;
   /** Pulls an image, reporting progress; rejects on any error event or past the deadline. */
   pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void>;
-  /** Makes sure a named volume exists and holds the tar's files (checked by the marker file). */
-  ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void>;
+  /**
+   * Makes sure a named volume exists and holds exactly the tar's files, checked by their digest (treeDigest)
+   * before it is used: an empty volume is filled, one that differs (tampered, half filled) is emptied and
+   * filled again, and one that differs while containers use it fails with an ImageUnusableError.
+   */
+  ensureVolume(name: string, content: VolumeContent): Promise<void>;
   /** Whether a named volume exists (its content unchecked). */
   hasVolume?(name: string): Promise<boolean>;
   /** Creates and starts a container whose life is tied to this process (it ends when the process dies); returns its id. */
