@@ -107,6 +107,7 @@ export class DockerDriver implements ContainerDriver {
    */
   async ensureVolume(name: string, content: VolumeContent): Promise<void> {
     await this.importFillImage();
+    let previous: string | undefined;
     for (let round = 0; round < FILL_ROUNDS; round++) {
       await this.removeStaleFillers();
       if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { [HELPER_LABEL]: 'true' } });
@@ -119,8 +120,11 @@ export class DockerDriver implements ContainerDriver {
         return read();
       });
       if (found === content.digest) return;
-      // Tampered, half filled by a worker that died, or being filled right now by another worker.
-      if (await this.othersFilling(name)) {
+      // Tampered, half filled by a worker that died, or being filled right now by another worker: emptied
+      // only when no one else fills it and it read the same twice (another worker's fill may just have ended).
+      const settled = found === previous;
+      previous = found;
+      if (!settled || (await this.othersFilling(name))) {
         await new Promise((r) => setTimeout(r, 250));
         continue;
       }

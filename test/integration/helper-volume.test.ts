@@ -73,3 +73,10 @@ it('a changed helper volume that containers still use is refused with a clear er
   user = docker('create', '--network', 'none', '-v', `${alias}:/v:ro`, config.image, 'true').toString().trim();
   await expect(profileImage(new AliasDriver(alias), config, spec, log)).rejects.toMatchObject({ code: 'INVALID_ARGS', name: 'ImageUnusableError', message: expect.stringMatching(/does not hold slotq's helper .* containers use it/) as unknown });
 });
+
+it('workers filling one empty helper volume at once all get it verified (none empties it under another)', async () => {
+  docker('volume', 'rm', '-f', alias);
+  const bundle = await helperBundle();
+  await Promise.all(Array.from({ length: 3 }, () => new DockerDriver().ensureVolume(alias, bundle)));
+  expect(await volumeDigest()).toBe(bundle.digest);
+});
