@@ -63,6 +63,8 @@ const fields = {
   gatewayHost: { env: 'SLOTQ_GATEWAY_HOST', schema: z.string().min(1).default('127.0.0.1') },
   gatewayToken: { env: 'SLOTQ_GATEWAY_TOKEN', schema: z.string().min(16, 'use at least 16 characters').optional() },
   gatewaySessionTtlS: { env: 'SLOTQ_GATEWAY_SESSION_TTL_S', schema: z.coerce.number().min(1).max(86_400).default(60) },
+  /** Worker → producer: a job's results travel in inbox messages of at most this many bytes (a single larger result goes alone). */
+  replyChunkBytes: { env: 'SLOTQ_REPLY_CHUNK_BYTES', schema: intIn(1024, 256 * 1024 * 1024).default(4 * 1024 * 1024) },
   gatewayMaxBodyBytes: { env: 'SLOTQ_GATEWAY_MAX_BODY_BYTES', schema: intIn(1024, 1_073_741_824).default(32 * 1024 * 1024) },
 } as const;
 

@@ -1,3 +1,4 @@
+import { InternalError } from '../shared/errors.js';
 import type { ExecutionResult, JobItem } from '../shared/schemas.js';
 import { failure } from './call-result.js';
 import type { AttachedProcess, ExecOutput } from './container-driver.js';
@@ -13,7 +14,7 @@ import { EXIT } from './workspace-path.js';
  * process group killed at the deadline.
  */
 export interface ArtifactIo {
-  /** One-shot exec of a script; stdout comes back whole. */
+  /** One-shot exec of a script; stdout comes back whole up to INTERNAL_STDOUT_BYTES (its capture counts the rest). */
   exec(script: string, timeoutMs: number): Promise<ExecOutput>;
   /**
    * A one-shot script with streamed stdout (no size cap; the caller closes it). Runs as the container's user
@@ -40,6 +41,11 @@ export interface ScriptOutput {
 }
 
 const MAX_STDERR_CHARS = 2000;
+/**
+ * The most stdout a one-shot script keeps (ArtifactIo.exec): above the largest a script prints by design
+ * (a 5 MB read; 5 000 list entries of PATH_MAX names, ~21 MB), so memory stays bounded whatever runs.
+ */
+export const INTERNAL_STDOUT_BYTES = 32 * 1024 * 1024;
 /** How long past the call's deadline a one-shot exec may take before it is given up (docker round trips). */
 const EXEC_SLACK_MS = 5000;
 
@@ -64,6 +70,9 @@ export async function execScript(ctx: ArtifactContext, script: string): Promise<
   const budgetMs = remainingMs(ctx);
   const out = await raceDeadline(ctx.io.exec(script, budgetMs), budgetMs + EXEC_SLACK_MS);
   if (out === 'late') return { exitCode: -1, timedOut: true, stdout: Buffer.alloc(0), stderr: '' };
+  if (out.stdoutCapture.totalBytes > out.stdout.length) {
+    throw new InternalError(`slotq's own script printed ${out.stdoutCapture.totalBytes} bytes, more than the ${INTERNAL_STDOUT_BYTES} it may (the rest was not kept)`);
+  }
   const stderr = out.stderr.subarray(-MAX_STDERR_CHARS).toString('utf8');
   return { exitCode: out.exitCode, timedOut: out.exitCode === 137, stdout: out.stdout, stderr };
 }

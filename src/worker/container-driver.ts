@@ -73,9 +73,25 @@ export interface AttachedProcess {
   close(): void;
 }
 
+/** What a volume must hold: a tar, and the treeDigest of its files. */
+export interface VolumeContent {
+  tar: Buffer;
+  digest: string;
+}
+
+/** A one-shot exec's options. Memory is bounded whatever the command prints: only the bytes below are kept. */
+export interface ExecOptions {
+  stdin?: Buffer;
+  timeoutMs?: number;
+  /** The first and last capBytes of each stream are kept, the middle only counted (default CAPTURE_HEAD_BYTES). */
+  capBytes?: number;
+  /** Keep stdout whole up to this many bytes instead (slotq's own scripts, which bound what they print); past it only counted. */
+  wholeStdoutBytes?: number;
+}
+
 export interface ExecOutput {
   exitCode: number;
-  /** The whole stream, or its head and tail when capBytes was given and exceeded (see the captures). */
+  /** The whole stream, or what was kept of it when it outgrew the bounds (the captures' totalBytes say). */
   stdout: Buffer;
   stderr: Buffer;
   stdoutCapture: Capture;
@@ -96,8 +112,12 @@ export interface ContainerDriver {
   removeImage?(image: string): Promise<void>;
   /** Pulls an image, reporting progress; rejects on any error event or past the deadline. */
   pullImage(image: string, opts: { timeoutMs: number; onProgress?: (status: string) => void }): Promise<void>;
-  /** Makes sure a named volume exists and holds the tar's files (checked by the marker file). */
-  ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void>;
+  /**
+   * Makes sure a named volume exists and holds exactly the tar's files, checked by their digest (treeDigest)
+   * before it is used: an empty volume is filled, one that differs (tampered, half filled) is emptied and
+   * filled again, and one that differs while containers use it fails with an ImageUnusableError.
+   */
+  ensureVolume(name: string, content: VolumeContent): Promise<void>;
   /** Whether a named volume exists (its content unchecked). */
   hasVolume?(name: string): Promise<boolean>;
   /** Creates and starts a container whose life is tied to this process (it ends when the process dies); returns its id. */
@@ -115,7 +135,6 @@ export interface ContainerDriver {
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
   /** This process's path of the container's channel directory and the slot user's uid:gid, when it has one (ContainerSpec.channel). */
   channelDir?(id: string): ChannelDir | undefined;
-  /** One-shot exec with a deadline (the fallback and the out-of-band kill path). */
-  /** capBytes: keep only the first and last capBytes of each stream (bounded memory). */
-  exec(id: string, argv: string[], opts?: { stdin?: Buffer; timeoutMs?: number; capBytes?: number }): Promise<ExecOutput>;
+  /** One-shot exec with a deadline (the fallback and the out-of-band kill path); its output is always bounded (ExecOptions). */
+  exec(id: string, argv: string[], opts?: ExecOptions): Promise<ExecOutput>;
 }

@@ -1,12 +1,19 @@
 import Docker from 'dockerode';
 import { slotCreateOptions } from './create-options.js';
-import { PassThrough, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOutput, ImageConfig, ManagedContainer } from './container-driver.js';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
+import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOptions, ExecOutput, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
-import { SlotBrokenError } from '../shared/errors.js';
+import { ImageUnusableError, SlotBrokenError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
-import { BoundedCapture } from './bounded-capture.js';
+import { BoundedCapture, CAPTURE_HEAD_BYTES } from './bounded-capture.js';
 import { CHANNEL_TARGET, makeChannelDir, removeChannelDir, type ChannelDir } from './fifo-channel.js';
+import { EMPTY_TREE_DIGEST, FILL_IMAGE, FILL_MOUNT, fillImageTar, treeDigest } from './helper-digest.js';
+
+const HELPER_LABEL = 'org.slotq.helper';
+/** Rounds of check, fill or wait on the helper volume (250 ms apart while another worker fills it). */
+const FILL_ROUNDS = 80;
+/** A fill container older than this belongs to a worker that died filling. */
+const STALE_FILLER_S = 60;
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
@@ -93,27 +100,75 @@ export class DockerDriver implements ContainerDriver {
     return found(this.docker.getVolume(name).inspect());
   }
 
-  async ensureVolume(name: string, tar: Buffer, marker: string, viaImage: string): Promise<void> {
-    if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { 'org.slotq.helper': 'true' } });
-    // Fill containers left by a worker that died while filling (never started, so nothing removes them).
-    const stale = await this.docker.listContainers({ all: true, filters: { label: ['org.slotq.helper=true'], status: ['created'] } });
-    for (const old of stale) if (Date.now() / 1000 - old.Created > 60) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
-    // A container that is never started gives the archive API a view of the volume.
-    const c = await this.docker.createContainer({ Image: viaImage, Entrypoint: ['/nonexistent'], Cmd: [], HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/v' }] }, Labels: { 'org.slotq.helper': 'true' } });
-    try {
-      let has = true;
-      try {
+  /**
+   * Fills and checks the helper volume through a never-started container of FILL_IMAGE (an empty /v that
+   * slotq imports itself), the volume mounted NoCopy so no image content lands in it. The volume is used
+   * only when its tree's digest is the bundle's; otherwise it is emptied (removed and made anew) and filled.
+   */
+  async ensureVolume(name: string, content: VolumeContent): Promise<void> {
+    await this.importFillImage();
+    let previous: string | undefined;
+    for (let round = 0; round < FILL_ROUNDS; round++) {
+      await this.removeStaleFillers();
+      if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { [HELPER_LABEL]: 'true' } });
+      const found = await this.withFiller(name, async (c) => {
         // getArchive, read to its end: a HEAD (infoArchive) left its socket open and the process alive.
-        const tar = await c.getArchive({ path: `/v/${marker}` });
-        for await (const chunk of tar) void chunk;
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-        has = false;
+        const read = async (): Promise<string> => treeDigest(await c.getArchive({ path: FILL_MOUNT }), FILL_MOUNT.slice(1));
+        const digest = await read();
+        if (digest !== EMPTY_TREE_DIGEST) return digest;
+        await c.putArchive(content.tar, { path: FILL_MOUNT });
+        return read();
+      });
+      if (found === content.digest) return;
+      // Tampered, half filled by a worker that died, or being filled right now by another worker: emptied
+      // only when no one else fills it and it read the same twice (another worker's fill may just have ended).
+      const settled = found === previous;
+      previous = found;
+      if (!settled || (await this.othersFilling(name))) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
       }
-      if (!has) await c.putArchive(tar, { path: '/v' });
+      try {
+        await this.docker.getVolume(name).remove();
+      } catch (err) {
+        if (statusOf(err) === 404 || (await this.othersFilling(name))) continue;
+        if (statusOf(err) === 409) throw new ImageUnusableError(`slotq's helper volume ${name} does not hold slotq's helper (digest ${found.slice(0, 12)}, expected ${content.digest.slice(0, 12)}: changed or half filled) and containers use it, so it cannot be refilled: remove them and the volume (docker volume rm ${name})`, { cause: err });
+        throw err;
+      }
+    }
+    throw new ImageUnusableError(`slotq's helper volume ${name} still does not hold slotq's helper after ${FILL_ROUNDS} tries (other workers kept filling it?): remove it (docker volume rm ${name}) and start again`);
+  }
+
+  /** FILL_IMAGE, imported once per engine from its tar (a name no registry serves). */
+  private async importFillImage(): Promise<void> {
+    if (await this.imageExists(FILL_IMAGE)) return;
+    const [repo, tag] = FILL_IMAGE.split(':') as [string, string];
+    const progress = await this.docker.importImage(Readable.from([await fillImageTar()]), { repo, tag });
+    let text = '';
+    for await (const chunk of progress) text += String(chunk);
+    if (/"error"/.test(text) || !(await this.imageExists(FILL_IMAGE))) throw new Error(`importing ${FILL_IMAGE} failed: ${text.slice(0, 300)}`);
+  }
+
+  private async withFiller<T>(volume: string, fn: (c: Docker.Container) => Promise<T>): Promise<T> {
+    // NoCopy: Docker would otherwise copy the image's files under the mount point into an empty volume.
+    const mount = { Type: 'volume', Source: volume, Target: FILL_MOUNT, VolumeOptions: { NoCopy: true } } as Docker.MountSettings;
+    const c = await this.docker.createContainer({ Image: FILL_IMAGE, Entrypoint: ['/nonexistent'], Cmd: [], NetworkDisabled: true, HostConfig: { Mounts: [mount] }, Labels: { [HELPER_LABEL]: 'true' } });
+    try {
+      return await fn(c);
     } finally {
       await c.remove({ force: true }).catch(() => undefined);
     }
+  }
+
+  /** Whether another process's fill container holds the volume (ours are removed before this is asked). */
+  private async othersFilling(volume: string): Promise<boolean> {
+    return (await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], volume: [volume] } })).length > 0;
+  }
+
+  /** Fill containers left by a worker that died while filling (never started, so nothing removes them). */
+  private async removeStaleFillers(): Promise<void> {
+    const stale = await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], status: ['created'] } });
+    for (const old of stale) if (Date.now() / 1000 - old.Created > STALE_FILLER_S) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
   }
 
   async create(spec: ContainerSpec): Promise<string> {
@@ -212,12 +267,13 @@ export class DockerDriver implements ContainerDriver {
     return { stdin: stream, stdout, stderr, close: () => stream.destroy() };
   }
 
-  async exec(id: string, argv: string[], opts: { stdin?: Buffer; timeoutMs?: number; capBytes?: number } = {}): Promise<ExecOutput> {
+  async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
     const stream = this.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
-    const [headCap, tailCap] = opts.capBytes === undefined ? [Number.MAX_SAFE_INTEGER, 0] : [opts.capBytes, opts.capBytes];
-    const out = new BoundedCapture(headCap, tailCap);
-    const err = new BoundedCapture(headCap, tailCap);
+    // Never the whole stream: a command printing 200 MB keeps a few hundred KB here (head and tail, the rest counted).
+    const cap = opts.capBytes ?? CAPTURE_HEAD_BYTES;
+    const out = opts.wholeStdoutBytes === undefined ? new BoundedCapture(cap, cap) : new BoundedCapture(opts.wholeStdoutBytes, 0);
+    const err = new BoundedCapture(cap, cap);
     const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
     const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b));
     this.docker.modem.demuxStream(stream, stdout, stderr);

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pack } from 'tar-stream';
 import { ImageUnusableError } from '../shared/errors.js';
+import { treeDigest } from './helper-digest.js';
 import { nativeSpawn } from './native-spawn.js';
 
 /**
@@ -13,7 +14,7 @@ import { nativeSpawn } from './native-spawn.js';
 export const HELPER_DIR = '/.slotq';
 export const HELPER_BIN = `${HELPER_DIR}/bin`;
 export const HELPER_SH = `${HELPER_BIN}/sh`;
-/** Written last into the helper volume: its presence means the volume is complete. */
+/** Written last into the helper volume (the probe checks it); the volume is trusted by its digest (helper-digest.ts), not by this. */
 export const HELPER_MARKER = 'complete';
 
 /** Where a static busybox is looked for (Debian's busybox-static installs /bin/busybox). */
@@ -24,6 +25,8 @@ export interface HelperBundle {
   volume: string;
   /** tar of bin/busybox, one symlink per applet, and the marker. */
   tar: Buffer;
+  /** treeDigest of the tar: what the helper volume must hash to before any slot mounts it. */
+  digest: string;
   applets: number;
   /** Why the bundle has no launcher (native-spawn.ts): calls then fork and exec from the shell, slower. */
   noSpawn?: string;
@@ -92,6 +95,7 @@ export async function helperBundle(explicitPath = process.env['SLOTQ_HELPER_BUSY
   await done;
   const digest = createHash('sha256').update(bin).update(applets.join(',')).update(spawnBin ?? '').digest('hex').slice(0, 16);
   const noSpawn = spawnBin ? undefined : (spawn.reason ?? 'the launcher binary is not statically linked');
-  cached = { volume: `slotq-helper-${digest}`, tar: Buffer.concat(chunks), applets: applets.length, ...(noSpawn ? { noSpawn } : {}) };
+  const tar = Buffer.concat(chunks);
+  cached = { volume: `slotq-helper-${digest}`, tar, digest: await treeDigest(tar), applets: applets.length, ...(noSpawn ? { noSpawn } : {}) };
   return cached;
 }

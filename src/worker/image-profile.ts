@@ -87,10 +87,8 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
     warnedNoSpawn = true;
     log.warn({ reason: helper.noSpawn }, "slotq's call launcher is not available: calls work, through the shell's fork and exec, but cost more CPU");
   }
-  // A helper volume that exists (its name is its content's hash) is used as it is, which saves a container:
-  // the probe checks its marker, and a volume found incomplete (a worker died filling it) is filled then.
-  let volumeChecked = !(await driver.hasVolume?.(helper.volume).catch(() => false));
-  if (volumeChecked) await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
+  // Checked by its content's digest every time (filled or refilled when it differs), never trusted by its name or marker.
+  await driver.ensureVolume(helper.volume, helper);
   const user = c.user ?? imageUser;
   // No worker label: this worker is not registered yet, and other workers' reapers remove containers of
   // workers they cannot see alive. The lifeline still ends it with this process.
@@ -100,13 +98,6 @@ export async function profileImage(driver: ContainerDriver, c: SlotqConfig, base
     try {
       return await probe(driver, c.image, user, spec, helper.volume, log);
     } catch (err) {
-      if (!volumeChecked) {
-        log.info({ image: c.image, err: toError(err).message }, "the probe failed on slotq's helper volume as found; filling it and probing again");
-        volumeChecked = true;
-        await driver.ensureVolume(helper.volume, helper.tar, HELPER_MARKER, c.image);
-        attempt--;
-        continue;
-      }
       if (attempt >= PROBE_ATTEMPTS) throw err instanceof ImageUnusableError ? err : new ImageUnusableError(`image ${c.image}: slotq's probe failed ${PROBE_ATTEMPTS} times: ${toError(err).message}`, { cause: err });
       log.warn({ image: c.image, attempt, err: toError(err).message }, 'image probe failed; retrying');
       await new Promise((r) => setTimeout(r, 250 * attempt));

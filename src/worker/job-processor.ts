@@ -35,6 +35,8 @@ export interface JobProcessorDeps {
   probes?: Pick<FetchProbes, 'take'>;
   /** The worker's incarnation, and whether its registration is fresh (liveness.ts): calls start only then. */
   liveness: { readonly epoch: string; fresh(): boolean };
+  /** The bound of one reply message (SLOTQ_REPLY_CHUNK_BYTES; default reply.ts's REPLY_CHUNK_BYTES). */
+  replyChunkBytes?: number;
 }
 
 /** Why a call is not started: its job was given up (fenced) or is gone, or this worker may have been declared lost. */
@@ -68,7 +70,7 @@ export class JobProcessor {
     const results = await this.runCalls(payload, job.id ?? '').catch((err: unknown) =>
       payload.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', `The worker could not run this call: ${toError(err).message}`)]),
     );
-    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results);
+    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results, this.replyOptions());
     return { calls: results.length, failed: results.filter(([, r]) => !r.success).length };
   }
 
@@ -147,6 +149,10 @@ export class JobProcessor {
   }
 
 
+  private replyOptions(): { chunkBytes?: number } {
+    return this.d.replyChunkBytes === undefined ? {} : { chunkBytes: this.d.replyChunkBytes };
+  }
+
   /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
   private async rejectInvalid(job: Job, why: string): Promise<unknown> {
     this.d.log.warn({ jobId: job.id, why }, 'invalid job payload');
@@ -161,7 +167,7 @@ export class JobProcessor {
       const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
       return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
     });
-    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results);
+    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results, this.replyOptions());
     return { invalid: why };
   }
 }

@@ -10,7 +10,7 @@ export interface SlotTraits extends SessionShells {
   tmux: string;
   networkIsolated: boolean;
 }
-import type { ArtifactIo } from './artifact-context.js';
+import { INTERNAL_STDOUT_BYTES, type ArtifactIo } from './artifact-context.js';
 
 /** How many times an idle slot whose session ended asks the engine about its container (every 0.5 s while the engine does not answer: 30 s). */
 const IDLE_CHECK_ATTEMPTS = 60;
@@ -158,11 +158,11 @@ export class SlotRuntime {
     return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };
   }
 
-  /** slotq's own script over a one-shot exec with whole stdout (artifacts bigger than the session's capture). */
+  /** slotq's own script over a one-shot exec with whole stdout up to INTERNAL_STDOUT_BYTES (artifacts bigger than the session's capture). */
   async execInternal(script: string, timeoutMs: number): Promise<ExecOutput> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
     const argv = oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
-    return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS }).catch(async (err: unknown) => {
+    return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS, wholeStdoutBytes: INTERNAL_STDOUT_BYTES }).catch(async (err: unknown) => {
       await this.checkContainer(err);
       throw err;
     });

@@ -128,7 +128,7 @@ export class SlotWorker {
       await this.slotSet.createAll(Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`), p.pool);
       const liveness = p.liveness;
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log, () => liveness.epoch);
-      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes });
+      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes, replyChunkBytes: this.config.replyChunkBytes });
       await p.queue.start((job) => processor.process(job), this.config.slots + this.imageSettings.ondemandSlots);
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();

@@ -90,7 +90,7 @@ export class WorkerQueue {
         if (state === 'finished') continue; // its results went out
         const reason = `Worker ${this.workerId} stopped`;
         const results = parsed.data.items.map((it): [number, ExecutionResult] => [it.index, started.has(it.index) ? mayHaveRun(it, `${reason} while this call ran (the drain deadline passed)`) : neverRan(it, reason)]);
-        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id, results);
+        await replyResults(this.redis, this.keys.inbox(parsed.data.producerId), job.id, results, { chunkBytes: this.config.replyChunkBytes });
       }
       await q.obliterate({ force: true });
     } finally {

@@ -110,3 +110,17 @@ export async function startTlsRedis(password: string, user?: { name: string; pas
     stop: () => stopAll([child], dir),
   };
 }
+
+/** One plain redis-server on loopback, started with extra arguments (e.g. `--proto-max-bulk-len 1mb`). */
+export async function startRedis(args: string[] = []): Promise<LocalRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'slotq-redis-'));
+  const port = await freePort();
+  const child = startServer(dir, ['--port', String(port), ...args]);
+  try {
+    await waitFor(() => answers(['-p', String(port), 'ping']), 20_000, `redis-server on port ${port} (is redis-server installed? scripts/provision.sh installs it)`);
+  } catch (err) {
+    await stopAll([child], dir);
+    throw err;
+  }
+  return { url: `redis://127.0.0.1:${port}`, env: {}, stop: () => stopAll([child], dir) };
+}
