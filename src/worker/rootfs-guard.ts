@@ -42,18 +42,18 @@ const HOT_FOR_MS = 2000;
 const FALL_TRIGGER_BYTES = 4 * 2 ** 20;
 /** Every slot's layer is walked at least this often, whatever statfs says (another process freeing space hides a writer). */
 const WALK_EVERY_MS = 5000;
-/** A killed call whose layer still grows (by 1 MB) this long after the kill has a background writer: everything is killed. */
+/** A layer that still grows (by 32 MB: more than an in-band kill lets through) this long after a kill has a background writer: everything is killed. */
 const KILL_GRACE_MS = 50;
-const STILL_GROWING_BYTES = 2 ** 20;
+const STILL_GROWING_BYTES = 32 * 2 ** 20;
 /** Growth between calls, over the trigger, that counts as a background writer (not a flush of what the last call wrote). */
 const IDLE_SLACK_BYTES = 8 * 2 ** 20;
+/** What a call over the trigger may add (ext4 allocates extent blocks when it writes back what an earlier call wrote). */
+const CALL_SLACK_BYTES = 2 ** 20;
 
 interface Call {
   startedAtMs: number;
   limitBytes: number;
   killed: boolean;
-  killedAtMs: number;
-  bytesAtKill: number;
 }
 
 interface Layer {
@@ -68,6 +68,13 @@ interface Layer {
   measuredAtMs: number;
   /** Its container is being replaced (past the cap between calls). */
   discarding: boolean;
+  /** The last kill in the slot (a call, or all of it) and the layer's size then: growth after it is a background writer. */
+  killedAtMs: number;
+  bytesAtKill: number;
+  /** A kill of every process under way: a call waits for it before it starts. */
+  killing: Promise<void> | undefined;
+  /** A tick's measure of it is under way (a slow one, many files, holds up only this slot's). */
+  walking: boolean;
 }
 
 /**
@@ -114,9 +121,11 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
    */
   async around<T>(slot: S, fn: () => Promise<T>, diskFull: (note: string, value: T | undefined, workspaceLost: boolean) => T): Promise<T> {
     const layer = this.layerOf(slot);
-    // Over the trigger already: the baseline must be exact, since any growth from it fails the call.
+    while (layer.killing) await layer.killing;
+    // Over the trigger already: the baseline must be exact, since growth from it (past a slack) fails the call.
     if (layer.usedBytes >= this.triggerBytes) await this.measure(layer);
-    const call: Call = { startedAtMs: performance.now(), limitBytes: Math.max(this.triggerBytes, layer.usedBytes), killed: false, killedAtMs: 0, bytesAtKill: 0 };
+    const call: Call = { startedAtMs: performance.now(), limitBytes: Math.max(this.triggerBytes, layer.usedBytes + CALL_SLACK_BYTES), killed: false };
+    const freeAtStart = await this.freeBytes();
     layer.call = call;
     this.calls++;
     this.schedule(0);
@@ -130,9 +139,10 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
       layer.call = undefined;
       layer.callEndedAtMs = performance.now();
     }
-    // What the call left (its group is gone): measured when it may matter, a write between two ticks included.
-    if (call.killed || layer.usedBytes >= this.triggerBytes || (await this.freeBytes()) < this.freeAtWalk - FALL_TRIGGER_BYTES) await this.measure(layer);
+    // What the call left (its group is gone): measured when it may matter, whatever the ticks saw meanwhile.
+    if (call.killed || layer.usedBytes >= this.triggerBytes || (await this.freeBytes()) < freeAtStart - FALL_TRIGGER_BYTES) await this.measure(layer);
     if (layer.usedBytes > this.capBytes) {
+      layer.discarding = true;
       this.d.log.warn({ slotId: slot.slotId, usedMb: Math.round(layer.usedBytes / 2 ** 20), capMb: this.d.capMb }, 'a call took the layer past the rootfs cap at once: replacing the container');
       await this.d.discard(slot, true);
       return diskFull(`${this.note}. It took ${Math.round(layer.usedBytes / 2 ** 20)} MB at once (fallocate, say), so the slot's container was replaced: its workspace (files, processes, shell state) is gone`, value, true);
@@ -145,7 +155,7 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
     const known = this.layers.get(slot.slotId);
     if (known?.containerId === slot.containerId) return known;
     const dir = this.d.layerDir(slot.containerId).catch((err: unknown) => (this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'no writable layer found for the slot'), undefined));
-    const layer: Layer = { containerId: slot.containerId, dir, usedBytes: 0, idleLimitBytes: this.triggerBytes, call: undefined, callEndedAtMs: 0, measuredAtMs: 0, discarding: false };
+    const layer: Layer = { containerId: slot.containerId, dir, usedBytes: 0, idleLimitBytes: this.triggerBytes, call: undefined, callEndedAtMs: 0, measuredAtMs: 0, discarding: false, walking: false, killedAtMs: 0, bytesAtKill: 0, killing: undefined };
     this.layers.set(slot.slotId, layer);
     return layer;
   }
@@ -183,7 +193,7 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
       if (falling || Date.now() - this.walkedAtMs >= WALK_EVERY_MS) {
         this.walkedAtMs = Date.now();
         this.freeAtWalk = free;
-        await this.walkAll();
+        this.walkAll();
       } else if (free > this.freeAtWalk) this.freeAtWalk = free;
     } catch (err) {
       this.d.log.warn({ err: toError(err).message }, 'the rootfs guard could not measure');
@@ -193,45 +203,61 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
     }
   }
 
-  private async walkAll(): Promise<void> {
+  /** Measures every slot's layer, each on its own: the tick does not wait for them. */
+  private walkAll(): void {
     for (const [slotId, layer] of this.layers) if (this.d.slots.get(slotId)?.containerId !== layer.containerId) this.layers.delete(slotId);
-    await Promise.all([...this.d.slots.values()].map(async (slot) => {
+    for (const slot of this.d.slots.values()) {
       const layer = this.layerOf(slot);
-      this.enforce(slot, layer, await this.measure(layer));
-    }));
+      if (layer.walking) continue;
+      layer.walking = true;
+      this.measure(layer)
+        .then((at) => this.enforce(slot, layer, at))
+        .catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'the rootfs guard could not measure a slot'))
+        .finally(() => (layer.walking = false));
+    }
   }
 
   /** measuredAtMs: when the measure started; one from before the current call (or before the last call's end) is not its. */
   private enforce(slot: S, layer: Layer, measuredAtMs: number): void {
     const call = layer.call;
     const used = layer.usedBytes;
-    const mb = Math.round(used / 2 ** 20);
+    const now = Date.now();
+    const at = { slotId: slot.slotId, usedMb: Math.round(used / 2 ** 20), capMb: this.d.capMb };
     if (call ? measuredAtMs < call.startedAtMs : measuredAtMs < layer.callEndedAtMs) return;
-    if (call && !call.killed && used > call.limitBytes) {
-      this.hotUntilMs = Date.now() + HOT_FOR_MS;
-      Object.assign(call, { killed: true, killedAtMs: Date.now(), bytesAtKill: used });
-      this.d.log.warn({ slotId: slot.slotId, usedMb: mb, capMb: this.d.capMb }, 'rootfs cap reached: killing the call');
-      if (!slot.killCurrentCall()) this.killAll(slot, layer);
-    } else if (call?.killed && Date.now() - call.killedAtMs >= KILL_GRACE_MS && used > call.bytesAtKill + STILL_GROWING_BYTES) {
-      Object.assign(call, { killedAtMs: Date.now(), bytesAtKill: used });
-      this.hotUntilMs = Date.now() + HOT_FOR_MS;
-      this.d.log.warn({ slotId: slot.slotId, usedMb: mb }, 'the layer still grows after the kill: killing every process of the slot');
-      this.killAll(slot, layer);
-    } else if (!call && used > this.capBytes && !layer.discarding) {
+    if (!call && used > this.capBytes) {
+      if (layer.discarding) return;
       layer.discarding = true;
-      this.d.log.warn({ slotId: slot.slotId, usedMb: mb, capMb: this.d.capMb }, 'the layer went past the rootfs cap between calls: replacing the container');
-      void slot.enqueue(() => this.d.discard(slot, false)).catch(() => undefined);
+      this.d.log.warn(at, 'the layer went past the rootfs cap between calls: replacing the container');
+      // In the slot's FIFO, and only if the slot still has that container.
+      void slot.enqueue(async () => (slot.containerId === layer.containerId ? this.d.discard(slot, false) : undefined)).catch(() => undefined);
+    } else if (layer.killedAtMs && now - layer.killedAtMs >= KILL_GRACE_MS && now - layer.killedAtMs < HOT_FOR_MS && used > layer.bytesAtKill + STILL_GROWING_BYTES) {
+      this.d.log.warn(at, 'the layer still grows after a kill (a background writer): killing every process of the slot');
+      this.killAll(slot, layer);
+    } else if (call && !call.killed && used > call.limitBytes) {
+      this.d.log.warn(at, 'rootfs cap reached: killing the call');
+      this.killed(layer);
+      if (!slot.killCurrentCall()) this.killAll(slot, layer);
     } else if (!call && used > layer.idleLimitBytes + IDLE_SLACK_BYTES) {
       layer.idleLimitBytes = used;
-      this.hotUntilMs = Date.now() + HOT_FOR_MS;
-      this.d.log.warn({ slotId: slot.slotId, usedMb: mb, capMb: this.d.capMb }, 'rootfs cap reached between calls (a background process): killing every process of the slot');
-      // In the slot's FIFO: the kill never lands in the next call.
-      void slot.enqueue(() => this.d.killAll(layer.containerId)).catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'killing the processes of a slot over its rootfs cap failed'));
+      this.d.log.warn(at, 'rootfs cap reached between calls (a background process): killing every process of the slot');
+      this.killAll(slot, layer);
     }
   }
 
+  private killed(layer: Layer): void {
+    if (layer.call) layer.call.killed = true;
+    Object.assign(layer, { killedAtMs: Date.now(), bytesAtKill: layer.usedBytes });
+    this.hotUntilMs = Date.now() + HOT_FOR_MS;
+  }
+
+  /** At once; a call that starts meanwhile waits for it (around), and one running is failed as disk_full. */
   private killAll(slot: S, layer: Layer): void {
-    this.d.killAll(layer.containerId).catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'killing the processes of a slot over its rootfs cap failed'));
+    this.killed(layer);
+    if (layer.killing) return;
+    layer.killing = this.d
+      .killAll(layer.containerId)
+      .catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'killing the processes of a slot over its rootfs cap failed'))
+      .finally(() => (layer.killing = undefined));
   }
 }
 
