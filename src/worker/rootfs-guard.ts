@@ -27,9 +27,9 @@ export interface RootfsGuardDeps<S extends GuardedSlot> {
 }
 
 /**
- * Headroom under the cap where the guard acts. At full speed (dd or head from /dev/zero, about 0.9 GB/s on
- * this machine: 90 MB a tick) a call wrote at most 40 MB past the point where it was measured over; a
- * background writer, which outlives the call's kill, takes one hot tick and an exec more (docs/rootfs-cap.md).
+ * Headroom under the cap where the guard acts (the trigger: cap - 256 MB, at least half the cap). At full
+ * speed (dd or head from /dev/zero, about 0.9 GB/s on this machine: 90 MB a tick) a call's layer ended at
+ * most 92 MB past the trigger; a background writer, which outlives the call's kill, 173 MB (docs/rootfs-cap.md).
  */
 export const ROOTFS_HEADROOM_MB = 256;
 /** Tick while a call runs or the host's free space falls; when all is quiet (statfs only: cheap); and right after a kill. */
@@ -79,10 +79,11 @@ interface Layer {
 
 /**
  * SLOTQ_ROOTFS_MB where the engine cannot enforce a storage-opt size (overlay2 on ext4): measures each
- * slot's writable layer and, when it reaches the cap, kills the running call (its result becomes
+ * slot's writable layer and, when it reaches the trigger, kills the running call (its result becomes
  * disk_full); a later call that writes more while the layer is over the trigger is killed the same way
- * (deleting files works); a background process that writes past it between calls has every process of
- * the slot's user killed. Reset gives the slot a new container, hence an empty layer.
+ * (deleting files works); a background writer has every process of the slot's user killed; a layer past
+ * the cap itself (fallocate) loses its container at once. Reset gives the slot a new container, hence an
+ * empty layer.
  */
 export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
   private readonly layers = new Map<string, Layer>();
