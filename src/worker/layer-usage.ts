@@ -14,7 +14,7 @@ let duWorks = true;
 export async function allocatedBytes(dir: string): Promise<number> {
   if (duWorks) {
     const out = await new Promise<string | undefined>((resolve) => {
-      execFile('du', ['-s', '-B1', dir], { maxBuffer: 1 << 20 }, (err, stdout) => {
+      execFile('du', ['-s', '-B1', dir], { maxBuffer: 1 << 20, timeout: 60_000 }, (err, stdout) => {
         if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') duWorks = false;
         resolve(duWorks ? stdout : undefined);
       });
