@@ -32,6 +32,8 @@ const fields = {
   /** /workspace and /tmp are size-capped tmpfs (0: plain container filesystem, no cap). Counts toward memory. */
   workspaceMb: { env: 'SLOTQ_WORKSPACE_MB', schema: intIn(0, 1_048_576).default(1024) },
   tmpMb: { env: 'SLOTQ_TMP_MB', schema: intIn(0, 1_048_576).default(256) },
+  /** Cap on a slot's writable container layer (/, /root, /var, ...): the engine's storage-opt, else the worker's watcher (rootfs-guard.ts); 0: no cap. */
+  rootfsMb: { env: 'SLOTQ_ROOTFS_MB', schema: intIn(0, 1_048_576).default(2048) },
   cpus: { env: 'SLOTQ_CPUS', schema: z.coerce.number().positive().max(1024).default(1) },
   pids: { env: 'SLOTQ_PIDS', schema: intIn(8, 1_000_000).default(256) },
   defaultTimeoutS: { env: 'SLOTQ_DEFAULT_TIMEOUT_S', schema: z.coerce.number().min(1).max(3600).default(30) },

@@ -36,6 +36,8 @@ export interface ContainerSpec {
   /** Named volumes (slotq's helper, mounted read-only). */
   volumes: Array<{ name: string; target: string; readOnly: boolean }>;
   readOnlyRootfs: boolean;
+  /** SLOTQ_ROOTFS_MB in bytes: create() applies it as the engine's storage-opt size when probeStorageOpt found it enforced. */
+  rootfsCapBytes?: number;
   /**
    * The FIFO channel (fifo-channel.ts): each container gets a directory of its own under localDir (this
    * process's view) mounted read-only from hostDir (the engine's view of the same directory); the worker
@@ -98,6 +100,12 @@ export interface ExecOutput {
   stderrCapture: Capture;
 }
 
+/** The engine's storage (docker info): its driver (overlay2, btrfs, zfs, ...) and data root. */
+export interface EngineStorage {
+  driver: string;
+  dataRoot: string;
+}
+
 export type ContainerDeathCause = 'oom' | 'killed' | 'unknown';
 
 /** The worker's only port to Docker. */
@@ -132,6 +140,16 @@ export interface ContainerDriver {
    */
   deathCause?(id: string, sinceMs: number): Promise<ContainerDeathCause>;
   listManaged(labelFilters: string[]): Promise<ManagedContainer[]>;
+  /** The engine's storage driver and data root. Optional: SLOTQ_ROOTFS_MB needs it. */
+  storage?(): Promise<EngineStorage>;
+  /**
+   * Whether the engine enforces a container's storage-opt size: creates (never starts) a throwaway container
+   * of image with one and removes it. undefined when accepted (create() applies spec.rootfsCapBytes from then
+   * on), else the engine's refusal.
+   */
+  probeStorageOpt?(image: string, labels: Record<string, string>): Promise<string | undefined>;
+  /** The host path of a container's writable layer (overlay2's UpperDir), undefined when the engine has none. */
+  writableLayer?(id: string): Promise<string | undefined>;
   attach(id: string, argv: string[]): Promise<AttachedProcess>;
   /** This process's path of the container's channel directory and the slot user's uid:gid, when it has one (ContainerSpec.channel). */
   channelDir?(id: string): ChannelDir | undefined;

@@ -43,6 +43,8 @@ export function slotContainerSpec(c: SlotqConfig, workerId: string, profile?: Im
     },
     volumes: profile ? [{ name: profile.helperVolume, target: HELPER_DIR, readOnly: true }] : [],
     readOnlyRootfs: c.readOnlyRootfs,
+    // Applied by the engine where it enforces a storage-opt size; else the worker's watcher holds it (rootfs-plan.ts).
+    ...(c.rootfsMb > 0 ? { rootfsCapBytes: c.rootfsMb * 2 ** 20 } : {}),
     // The FIFO channel needs the host's kernel to join the two ends: not under gVisor (its own kernel).
     // One subdirectory per worker: removed when it stops, or by another worker's reaper when it died.
     ...(profile && c.channel === 'fifo' && runtime === 'runc' ? { channel: { localDir: `${c.channelDir}/${channelSubdir(workerId)}`, hostDir: `${c.channelHostDir ?? c.channelDir}/${channelSubdir(workerId)}`, ...owner } } : {}),

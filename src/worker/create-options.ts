@@ -3,9 +3,9 @@ import type { ContainerSpec } from './container-driver.js';
 /**
  * The engine's create options for a slot container (dockerode's ContainerCreateOptions, built here as plain
  * data so docker-driver.ts stays the only file that imports dockerode). channelBind: "host:target" of the
- * per-slot call channel directory, when there is one.
+ * per-slot call channel directory, when there is one. storageBytes: the engine's storage-opt size, when it enforces one.
  */
-export function slotCreateOptions(spec: ContainerSpec, channelBind: string | undefined) {
+export function slotCreateOptions(spec: ContainerSpec, channelBind: string | undefined, storageBytes?: number) {
   return {
     Image: spec.image,
     ...(spec.name ? { name: spec.name } : {}),
@@ -33,6 +33,7 @@ export function slotCreateOptions(spec: ContainerSpec, channelBind: string | und
       SecurityOpt: ['no-new-privileges'],
       PidsLimit: spec.pids,
       ReadonlyRootfs: spec.readOnlyRootfs,
+      ...(storageBytes !== undefined ? { StorageOpt: { size: String(storageBytes) } } : {}),
       // Binds (not Mounts): a host path the engine does not have is made, not refused, and the handshake falls back.
       ...(channelBind ? { Binds: [channelBind] } : {}),
       Mounts: spec.volumes.map((v) => ({ Type: 'volume' as const, Source: v.name, Target: v.target, ReadOnly: v.readOnly })),

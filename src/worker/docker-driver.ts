@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { slotCreateOptions } from './create-options.js';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
-import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, ExecOptions, ExecOutput, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
+import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, EngineStorage, ExecOptions, ExecOutput, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
 import { ImageUnusableError, SlotBrokenError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
@@ -38,6 +38,8 @@ export class DockerDriver implements ContainerDriver {
   private deathWatch: Promise<void> | undefined;
   /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
   private readonly execUsers = new Map<string, string>();
+  /** Whether the engine took a storage-opt size (probeStorageOpt): create() applies spec.rootfsCapBytes then. */
+  private storageOpt: { countsImage: boolean } | undefined;
   constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
@@ -171,9 +173,42 @@ export class DockerDriver implements ContainerDriver {
     for (const old of stale) if (Date.now() / 1000 - old.Created > STALE_FILLER_S) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
   }
 
+  async storage(): Promise<EngineStorage> {
+    const info = (await this.docker.info()) as { Driver?: string; DockerRootDir?: string };
+    return { driver: info.Driver ?? '', dataRoot: info.DockerRootDir ?? '' };
+  }
+
+  async probeStorageOpt(image: string, labels: Record<string, string>): Promise<string | undefined> {
+    // On btrfs (and zfs) the size counts the image's bytes too: the cap comes on top of them.
+    const countsImage = ['btrfs', 'zfs'].includes((await this.storage()).driver);
+    const size = (countsImage ? ((await this.inspectImage(image))?.sizeBytes ?? 0) : 0) + 2 ** 30;
+    try {
+      const c = await this.docker.createContainer({ Image: image, Entrypoint: ['/nonexistent'], Cmd: [], Labels: labels, HostConfig: { StorageOpt: { size: String(size) } } });
+      await c.remove({ force: true });
+    } catch (err) {
+      const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message;
+      if (/storage.?opt|quota|not supported/i.test(message)) return message;
+      throw err;
+    }
+    this.storageOpt = { countsImage };
+    return undefined;
+  }
+
+  async writableLayer(id: string): Promise<string | undefined> {
+    const { GraphDriver: g } = (await this.docker.getContainer(id).inspect()) as unknown as { GraphDriver: { Name: string; Data: Record<string, string> | null } };
+    return /^overlay2?$/.test(g.Name) ? g.Data?.['UpperDir'] : undefined;
+  }
+
+  /** The storage-opt size for a container of the image: the cap, plus the image where the engine counts it. */
+  private async storageBytes(spec: ContainerSpec): Promise<number | undefined> {
+    if (!this.storageOpt || !spec.rootfsCapBytes) return undefined;
+    return spec.rootfsCapBytes + (this.storageOpt.countsImage ? ((await this.inspectImage(spec.image))?.sizeBytes ?? 0) : 0);
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     const channel = spec.channel && (await makeChannelDir(spec.channel));
-    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}:ro` : undefined)).catch(async (err: unknown) => {
+    const storageBytes = await this.storageBytes(spec);
+    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}:ro` : undefined, storageBytes)).catch(async (err: unknown) => {
       await removeChannelDir(channel ? channel.local : undefined);
       throw err;
     });

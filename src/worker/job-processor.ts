@@ -12,6 +12,7 @@ import type { ContainerDriver } from './container-driver.js';
 import { leasePairs, type FetchProbes } from './fetch-probe.js';
 import { replyResults } from './reply.js';
 import type { ImageSlots } from './image-slots.js';
+import { diskFullResult, type RootfsGuard } from './rootfs-guard.js';
 import type { SlotResetter } from './slot-resetter.js';
 import type { SlotRuntime } from './slot-runtime.js';
 import { executeCall } from './tools.js';
@@ -37,6 +38,8 @@ export interface JobProcessorDeps {
   liveness: { readonly epoch: string; fresh(): boolean };
   /** The bound of one reply message (SLOTQ_REPLY_CHUNK_BYTES; default reply.ts's REPLY_CHUNK_BYTES). */
   replyChunkBytes?: number;
+  /** SLOTQ_ROOTFS_MB's watcher, where the engine does not enforce it (rootfs-guard.ts). */
+  rootfs?: Pick<RootfsGuard<SlotRuntime>, 'around'>;
 }
 
 /** Why a call is not started: its job was given up (fenced) or is gone, or this worker may have been declared lost. */
@@ -130,12 +133,13 @@ export class JobProcessor {
       // The container died under the previous call and was replaced: say so before running anything.
       slot.workspaceLost = false;
       // When the slot itself killed it (OOM), that is the model's doing too: not retryable.
-      const own = slot.lostCause === 'oom' ? { retryable: false, cause: 'oom' } : slot.lostCause ? { cause: slot.lostCause } : {};
-      const why = slot.lostCause === 'oom' ? 'was killed by the kernel when the slot exhausted its memory, and' : 'died and';
+      const own = slot.lostCause === 'oom' || slot.lostCause === 'disk_full' ? { retryable: false, cause: slot.lostCause } : slot.lostCause ? { cause: slot.lostCause } : {};
+      const why = slot.lostCause === 'oom' ? 'was killed by the kernel when the slot exhausted its memory, and' : slot.lostCause === 'disk_full' ? 'took more disk than SLOTQ_ROOTFS_MB at once (a background fallocate, say), so it' : 'died and';
       result = failure(item, 'SLOT_BROKEN', `This slot's container ${why} was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true, ...own });
     } else {
       try {
-        result = await executeCall(slot, item);
+        const rootfs = this.d.rootfs;
+        result = await (rootfs ? rootfs.around(slot, () => executeCall(slot, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeCall(slot, item));
       } catch (err) {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});

@@ -270,6 +270,15 @@ export class SupervisorSession {
     p.fallbackTimer = fallback;
   }
 
+  /** Kills the call in flight like a timeout does (in band, then out of band) without making it one; false when none runs. */
+  killCurrent(): boolean {
+    const p = this.pending;
+    if (!p || this.deadReason !== undefined) return false;
+    this.input.write(killLine(p.id));
+    p.fallbackTimer ??= setTimeout(() => this.pending === p && this.kill(p), IN_BAND_KILL_MS);
+    return true;
+  }
+
   /**
    * Kills the call's whole process group; for a stateful call also unblocks the supervisor. The script
    * forks nothing (a fork bomb may hold every pid), and the exec is retried until the call ends: a

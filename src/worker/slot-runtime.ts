@@ -35,8 +35,8 @@ export class SlotRuntime {
   brokenReason: string | undefined;
   /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
   workspaceLost = false;
-  /** Why the container died: 'oom' (the slot itself did it), 'container_killed' or 'container_died' (from outside). */
-  lostCause: 'oom' | 'container_killed' | 'container_died' | undefined;
+  /** Why the container died: 'oom' or 'disk_full' (the slot itself did it), 'container_killed' or 'container_died' (from outside). */
+  lostCause: 'oom' | 'disk_full' | 'container_killed' | 'container_died' | undefined;
   /** When the current container was attached (the engine's events about it start there). */
   private attachedAtMs = Date.now();
   /** The slot cgroup's OOM-kill and refused-fork totals last reported, to tell a new event from an old one. */
@@ -221,6 +221,11 @@ export class SlotRuntime {
     this.attachedAtMs = Date.now();
     this.seen = { oom: 0, pids: 0 };
     await this.openSession();
+  }
+
+  /** Kills the call running on the slot's session (rootfs-guard.ts); false when none runs there (the one-shot fallback). */
+  killCurrentCall(): boolean {
+    return this.session?.killCurrent() ?? false;
   }
 
   close(): void {

@@ -17,6 +17,8 @@ import { DeadWorkerReaper, queueDropper } from './dead-worker-reaper.js';
 import { DockerDriver } from './docker-driver.js';
 import { loadImageSettings, type ImageOptions, type ImageSettings } from './image-options.js';
 import { profileImage } from './image-profile.js';
+import type { RootfsGuard } from './rootfs-guard.js';
+import { planRootfs, startRootfsGuard, type RootfsPlan } from './rootfs-plan.js';
 import { ImageSlots } from './image-slots.js';
 import { JobProcessor } from './job-processor.js';
 import { checkRuntime } from './runtime-check.js';
@@ -44,6 +46,7 @@ interface Parts {
   liveness?: Liveness<SlotRuntime>;
   queue?: WorkerQueue;
   images?: ImageSlots;
+  rootfs?: RootfsGuard<SlotRuntime>;
 }
 
 /**
@@ -69,6 +72,8 @@ export class SlotWorker {
   private phase: WorkerPhase = 'idle';
   /** The image's shells, from its profile at start. */
   private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true };
+  /** How SLOTQ_ROOTFS_MB is enforced here (decided at start). */
+  private rootfsPlan: RootfsPlan = { kind: 'off' };
   private parts: Parts | undefined;
 
   constructor(opts: SlotWorkerOptions = {}) {
@@ -126,9 +131,10 @@ export class SlotWorker {
       await p.liveness.register();
       p.liveness.start(); // heartbeats from here on: creating many containers can take longer than the heartbeat's TTL
       await this.slotSet.createAll(Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`), p.pool);
+      if (this.rootfsPlan.kind === 'watcher') p.rootfs = await startRootfsGuard(this.driver, this.rootfsPlan, this.config, this.slots, (slot, told) => this.discardLayer(slot, told), this.log);
       const liveness = p.liveness;
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log, () => liveness.epoch);
-      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes, replyChunkBytes: this.config.replyChunkBytes });
+      const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes, replyChunkBytes: this.config.replyChunkBytes, ...(p.rootfs ? { rootfs: p.rootfs } : {}) });
       await p.queue.start((job) => processor.process(job), this.config.slots + this.imageSettings.ondemandSlots);
       for (const slot of this.slots.values()) await relist(slot);
       p.pool.refill();
@@ -150,6 +156,7 @@ export class SlotWorker {
     const offered = await this.driver.runtimes();
     for (const runtime of new Set([base.runtime, ...Object.values(this.config.runtimeByImage)])) checkRuntime(offered, runtime, base.network);
     const profile = await profileImage(this.driver, this.config, base, this.log);
+    this.rootfsPlan = await planRootfs(this.driver, this.config, base.labels, this.log);
     this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
     return slotContainerSpec(this.config, this.workerId, profile);
   }
@@ -173,6 +180,19 @@ export class SlotWorker {
     if (state === 'free' && slot.brokenReason === undefined) slot.workspaceLost = false;
   }
 
+  /**
+   * A slot's writable layer went past SLOTQ_ROOTFS_MB in one go (fallocate): its container goes now, so the
+   * host gets its disk back, and the slot gets a new one. told: the call's own result says so already.
+   */
+  private async discardLayer(slot: SlotRuntime, told: boolean): Promise<void> {
+    const p = this.parts;
+    slot.brokenReason = "the slot's writable layer went past SLOTQ_ROOTFS_MB; it is being replaced";
+    slot.lostCause = 'disk_full';
+    await this.driver.remove(slot.containerId).catch((err: unknown) => this.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'removing a container over its rootfs cap failed'));
+    await (p?.images?.owns(slot.slotId) ? p.images.replaceBroken(slot) : p?.resetter?.replaceBroken(slot));
+    if (told) slot.workspaceLost = false;
+  }
+
   /** Gives a slot a pristine container (a warm spare when there is one), then frees it. */
   async resetSlot(slotId: string): Promise<void> {
     await this.parts?.resetter?.reset(slotId);
@@ -192,6 +212,7 @@ export class SlotWorker {
     await this.slotSet.settle(this.drainTimeoutMs);
     await p?.images?.drained(this.drainTimeoutMs);
     p?.liveness?.stop();
+    p?.rootfs?.stop();
     await this.slotSet.removeAll();
     await p?.pool?.close().catch(() => undefined);
     await p?.resetter?.drained();
