@@ -149,7 +149,7 @@ static int take_kill(const char *id) {
 
 /* waits for fd to be readable, or a child to change state; watching the worker's input for a kill when
  * watch_in: 1 when fd is readable (or at EOF), 2 when the kill came (or the worker's input ended), 0 otherwise */
-static int wait_event(int fd, const char *id, int *watch_in) {
+static int wait_event(int fd, const char *id, int *watch_in, int timeout_ms) {
   if (*watch_in) {
     int k = take_kill(id);
     if (k == 1) return 2;
@@ -158,7 +158,7 @@ static int wait_event(int fd, const char *id, int *watch_in) {
   struct pollfd p[3] = {{sig_fd, POLLIN, 0}, {fd, POLLIN, 0}, {0, POLLIN, 0}};
   int n = fd >= 0 ? 2 : 1;
   if (*watch_in) p[n].fd = 0, n++;
-  if (poll(p, (nfds_t)n, -1) < 0) return 0;
+  if (poll(p, (nfds_t)n, timeout_ms) <= 0) return 0;
   if (p[0].revents) {
     struct signalfd_siginfo si;
     while (read(sig_fd, &si, sizeof si) > 0) {
@@ -274,7 +274,7 @@ static int run(char op, const char *id, int from_file, char *cmd, int has_stdin)
   for (;;) {
     w = waitpid(pid, &status, WNOHANG);
     if (w == pid || (w < 0 && errno != EINTR)) break;
-    if (w == 0 && wait_event(-1, id, &watch_in) == 2) kill(-pid, SIGKILL); /* timed out: the whole group */
+    if (w == 0 && wait_event(-1, id, &watch_in, -1) == 2) kill(-pid, SIGKILL); /* timed out: the whole group */
   }
   kill(-pid, SIGKILL); /* what the command left running in its group */
   if (w < 0) return 255;
@@ -320,15 +320,17 @@ static void end_of_call(const char *nonce, int status, const char *flags) {
 }
 
 /* the kill of a timed-out op t call: the stateful shell's group (the supervisor wrote "<id> <pgid>"), and an
- * answer for the supervisor, which waits on the shell (as killArgv() in executor-protocol.ts does) */
-static void kill_stateful(const char *id) {
+ * answer for the supervisor, which waits on the shell (as killArgv() in executor-protocol.ts does); 1 when
+ * done, 0 when the pid file does not name the call yet (the caller tries again) */
+static int kill_stateful(const char *id) {
   char buf[128] = "", pid_id[64];
   long g = 0;
   int fd = open(p_pid, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) return 0;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0 || sscanf(buf, "%63s %ld", pid_id, &g) != 2 || strcmp(pid_id, id) != 0 || g <= 1) return;
+  /* not (yet) this call's: the supervisor writes it just before it hands the statement to the shell */
+  if (n <= 0 || sscanf(buf, "%63s %ld", pid_id, &g) != 2 || strcmp(pid_id, id) != 0 || g <= 1) return 0;
   kill((pid_t)-g, SIGKILL);
   char sout[4096];
   snprintf(sout, sizeof sout, "%s/sout", dir);
@@ -338,6 +340,7 @@ static void kill_stateful(const char *id) {
     }
     close(fd);
   }
+  return 1;
 }
 
 /* one request whose header is parsed; returns -1 on EOF */
@@ -364,11 +367,13 @@ static int request(const char *op, const char *id, const char *nonce, size_t inl
   if (op[0] == 't') {
     /* as it came, for the supervisor's loop; its answer: "<status>|<flags>" */
     if (dprintf(3, "%s %s %s %zu\n%s\n", op, id, nonce, inlen, cmd) < 0 || copy_in(inlen, 3) < 0) return -1;
-    int watch_in = 1;
+    int watch_in = 1, killing = 0;
     while (rd_line_at(&rsup) == 0) {
-      int ev = wait_event(5, id, &watch_in);
-      if (ev == 2) kill_stateful(id);
-      else if (ev == 1 && rd_fill(&rsup) <= 0) return -1;
+      /* a kill that came before the supervisor named the call in the pid file is tried again every 20 ms */
+      int ev = wait_event(5, id, &watch_in, killing ? 20 : -1);
+      if (ev == 2) killing = 1;
+      if (killing && kill_stateful(id)) killing = 0;
+      if (ev == 1 && rd_fill(&rsup) <= 0) return -1;
     }
     char *ans = rd_line(&rsup);
     char *bar = ans ? strchr(ans, '|') : NULL;

@@ -205,7 +205,8 @@ class SlotqBackend:
                 body["timeout_s"] = call_timeout
             answer = await self._send_batch(body, _batch_deadline_s(wire, call_timeout))
             for k, i in enumerate(sent):
-                results[i] = answer[k] if k < len(answer) else ExecutionResult.failure("INTERNAL", "Missing result in batch response", slot_id=wire[k]["slot"].get("slot_id", ""), retryable=True)
+                # A call the gateway's answer left out may have run: never retryable.
+                results[i] = answer[k] if k < len(answer) else ExecutionResult.failure("INTERNAL", "Missing result in batch response: this call may have run; do not score it or retry it in this workspace", slot_id=wire[k]["slot"].get("slot_id", ""), retryable=False, outcome="unknown")
         return [r for r in results if r is not None]
 
     async def _send_batch(self, body: Dict[str, Any], deadline_s: float) -> List[ExecutionResult]:

@@ -264,11 +264,11 @@ export class SlotBackend implements ToolBackend {
       else if (j.deadlineMs < now) lost.set(jobId, 'No result before the call deadline: the worker is stuck or lost the job');
     }
     for (const workerId of this.pending.workers()) {
-      if (await this.registry.workerAlive(workerId).catch(() => true)) continue;
+      if (await bounded(this.registry.workerAlive(workerId), 'asking whether a worker is alive').catch(() => true)) continue;
       const why = `Worker ${workerId} that owns this slot is gone (crashed, stopped, or unresponsive past its heartbeat TTL)`;
       for (const [jobId, j] of this.pending.entries()) if (j.workerId === workerId && !lost.has(jobId)) lost.set(jobId, why);
     }
-    for (const jobId of await this.vanishedJobs().catch((err: unknown) => (this.log.warn({ err: toError(err).message }, 'checking pending jobs failed'), []))) {
+    for (const jobId of await bounded(this.vanishedJobs(), 'looking for vanished jobs').catch((err: unknown) => (this.log.warn({ err: toError(err).message }, 'checking pending jobs failed'), []))) {
       if (!lost.has(jobId)) lost.set(jobId, 'The job carrying this call vanished from Redis (was Redis restarted?)');
     }
     for (const [jobId, why] of lost) await this.giveUp(jobId, why, now);
@@ -286,7 +286,7 @@ export class SlotBackend implements ToolBackend {
     if (!job || !this.redis) return;
     let fence: Awaited<ReturnType<typeof fenceJob>>;
     try {
-      fence = await fenceJob(this.redis, this.keys.job(job.workerId, jobId));
+      fence = await bounded(fenceJob(this.redis, this.keys.job(job.workerId, jobId)), 'fencing a job');
     } catch (err) {
       this.log.warn({ err: toError(err).message, jobId }, 'could not fence a job being given up; trying again');
       if (nowMs > job.deadlineMs + FENCE_GRACE_MS) this.pending.settle(jobId, (it) => mayHaveRun(it, `${why}; Redis could not be reached to fence it off`));
@@ -344,6 +344,10 @@ export class SlotBackend implements ToolBackend {
     this.redis?.disconnect();
   }
 }
+
+/** A watchdog round's Redis command, bounded: a Redis that takes connections but does not answer must not wedge the round. */
+const WATCHDOG_COMMAND_MS = 5000;
+const bounded = <T>(p: Promise<T>, what: string): Promise<T> => withDeadline(p, WATCHDOG_COMMAND_MS, () => new Error(`${what} took over ${WATCHDOG_COMMAND_MS} ms`));
 
 /** Runs fn every ms, never two at a time (while Redis is slow, rounds would otherwise pile up). */
 function every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {

@@ -49,7 +49,8 @@ end
 local status = 'ok'
 if redis.call('HEXISTS', jobKey, '${FENCE_FIELD}') == 1 then status = 'fenced'
 elseif redis.call('HGET', KEYS[6], 'epoch') ~= ARGV[3] then status = 'stale' end
-local out, run = {}, ','
+-- Marks are only ever added (as START_CALLS does): the job at the head may be an older one, already marked.
+local out, run = {}, redis.call('HGET', jobKey, '${RUN_FIELD}') or ','
 for _, sid in ipairs(order) do
   local j = redis.call('HGET', KEYS[5], sid)
   local valid = 0
@@ -57,7 +58,8 @@ for _, sid in ipairs(order) do
     local s = cjson.decode(j)
     if s.leaseId == lease[sid] and s.state == 'held' then valid = 1 end
   end
-  if valid == 1 and first[sid].leaseId == lease[sid] then run = run .. string.format('%d', first[sid].index) .. ',' end
+  local mark = string.format('%d', first[sid].index)
+  if valid == 1 and first[sid].leaseId == lease[sid] and not string.find(run, ',' .. mark .. ',', 1, true) then run = run .. mark .. ',' end
   out[#out + 1] = sid
   out[#out + 1] = lease[sid]
   out[#out + 1] = valid
@@ -88,6 +90,8 @@ export interface ProbeReply {
   valid: boolean[];
   /** 'ok': the first call of each slot with a valid lease is marked started; else none is (call-fence.ts). */
   status: Exclude<StartStatus, 'gone'>;
+  /** When the probe was sent: the leases were valid no earlier than this. */
+  checkedAtMs: number;
 }
 
 type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Promise<[string, number, Array<string | number>, string]> };
@@ -172,6 +176,7 @@ export class FetchProbes {
   async send(): Promise<ProbeReply> {
     if (!this.bound) throw new Error('fetch probe: no connection bound');
     const { redis, keys: k } = this.bound;
+    const sentAtMs = Date.now();
     const [jobId, idle, flat, status] = await redis.slotqFetchProbe(k.active, k.wait, k.prioritized, k.marker, this.slotsKey, this.workerKey, k.jobPrefix, MAX_PROBED_DATA_BYTES, this.epoch());
     const pairs: Array<[string, string]> = [];
     const valid: boolean[] = [];
@@ -179,7 +184,7 @@ export class FetchProbes {
       pairs.push([String(flat[i]), String(flat[i + 1])]);
       valid.push(Number(flat[i + 2]) === 1);
     }
-    return { jobId: String(jobId), idle: Number(idle) === 1, pairs, valid, status: status === 'fenced' || status === 'stale' ? status : 'ok' };
+    return { jobId: String(jobId), idle: Number(idle) === 1, pairs, valid, status: status === 'fenced' || status === 'stale' ? status : 'ok', checkedAtMs: sentAtMs };
   }
 
   /** Keeps a probe for the job the fetch handed out (the processor takes it). */
@@ -193,12 +198,12 @@ export class FetchProbes {
    * The lease answer for a job, once: undefined when it was not probed, or the probe found another job
    * or other pairs, or the probe failed (then the caller checks the leases itself).
    */
-  async take(jobId: string, pairs: LeasePairs): Promise<Pick<ProbeReply, 'valid' | 'status'> | undefined> {
+  async take(jobId: string, pairs: LeasePairs): Promise<Pick<ProbeReply, 'valid' | 'status' | 'checkedAtMs'> | undefined> {
     const probe = this.probes.get(jobId);
     if (!probe) return undefined;
     this.probes.delete(jobId);
     const reply = await probe.catch(() => undefined);
     // A probe of an undecodable payload ('' status) marked nothing: the processor claims the calls itself.
-    return reply && reply.jobId === jobId && reply.pairs.length > 0 && JSON.stringify(reply.pairs) === JSON.stringify(pairs) ? { valid: reply.valid, status: reply.status } : undefined;
+    return reply && reply.jobId === jobId && reply.pairs.length > 0 && JSON.stringify(reply.pairs) === JSON.stringify(pairs) ? { valid: reply.valid, status: reply.status, checkedAtMs: reply.checkedAtMs } : undefined;
   }
 }

@@ -6,7 +6,7 @@ import { InvalidArgsError, SlotqError, codeOf, toError } from '../shared/errors.
 import type { Keys } from '../shared/keys.js';
 import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../shared/schemas.js';
 import { startCalls, type StartKeys, type StartStatus } from '../shared/call-fence.js';
-import { neverRan } from '../shared/call-outcome.js';
+import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
 import { failure } from './call-result.js';
 import type { ContainerDriver } from './container-driver.js';
 import { leasePairs, type FetchProbes } from './fetch-probe.js';
@@ -84,9 +84,12 @@ export class JobProcessor {
     // Each slot's first call is marked started now (by the fetch's probe, else here), as it starts at once
     // when its slot is idle; the others are marked when they start (call-fence.ts).
     const firsts = pairs.map(([slotId]) => job.items.find((it) => it.slotId === slotId)!);
+    const claimedAtMs = Date.now();
     const claim =
       (await this.d.probes?.take(jobId, pairs)) ??
       (await startCalls(this.d.redis, startKeys, this.d.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const)));
+    // The leases were checked no earlier than this: the probe's send, or this claim's.
+    const checkedAtMs = 'checkedAtMs' in claim && typeof claim.checkedAtMs === 'number' ? claim.checkedAtMs : claimedAtMs;
     const marked = new Set(claim.status === 'ok' ? firsts.filter((it, i) => claim.valid[i] && it.leaseId === pairs[i]![1]).map((it) => it.index) : []);
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
@@ -98,11 +101,30 @@ export class JobProcessor {
         return Promise.resolve([item.index, failure(item, 'LEASE_LOST', `Slot ${item.slotId} is not held by this caller any more (released, or its lease expired): acquire a slot again`)]);
       }
       const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
-      const checkedAtMs = Date.now();
       const start = { keys: startKeys, checkedAtMs, marked: marked.has(item.index) };
-      return slot.enqueue(async () => (await this.refusal(item, start, job)) ?? this.runOne(slot, item, log)).then((r) => [item.index, r]);
+      return slot.enqueue(() => this.startAndRun(slot, item, start, job, log)).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
+  }
+
+  /**
+   * One call, never throwing (one call's error must not answer its job's others, which go on running): an
+   * error before it started means it never ran (and it is not run); one after, that it may have.
+   */
+  private async startAndRun(slot: SlotRuntime, item: JobItem, start: { keys: StartKeys; checkedAtMs: number; marked: boolean }, job: CallsJob, log: Logger): Promise<ExecutionResult> {
+    let refused: ExecutionResult | undefined;
+    try {
+      refused = await this.refusal(item, start, job);
+    } catch (err) {
+      return neverRan(item, `Not run: the worker could not check that it may start it (${toError(err).message})`);
+    }
+    if (refused) return refused;
+    try {
+      return await this.runOne(slot, item, log);
+    } catch (err) {
+      log.warn({ err: toError(err).message }, 'a call failed in the worker');
+      return mayHaveRun(item, `The worker failed while running this call (${toError(err).message})`);
+    }
   }
 
   /**

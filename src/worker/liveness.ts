@@ -30,8 +30,9 @@ export interface LivenessDeps<S extends ManagedSlot> {
  *
  * Each registration is a new incarnation (`epoch`, in the worker's registry record): a call starts only
  * under the current one (call-fence.ts). A worker whose last successful heartbeat is older than its TTL
- * (paused, starved, cut off) is `fresh` no more: it starts no call until a heartbeat gets through, and
- * that one finds its entry gone and registers a new incarnation, so nothing the old one was handed runs.
+ * (paused, starved, cut off) is `fresh` no more: it starts no call until it has registered again, as a
+ * new incarnation. Calls it was handed before still start after that unless their producer gave them up
+ * meanwhile: a producer fences a job before it answers for it, so a fenced call never starts.
  */
 export class Liveness<S extends ManagedSlot> {
   private beatTimer: NodeJS.Timeout | undefined;

@@ -267,6 +267,7 @@ export class SupervisorSession {
     this.input.write(killLine(p.id));
     const fallback = setTimeout(() => this.pending === p && this.kill(p), IN_BAND_KILL_MS);
     p.killTimer = setTimeout(() => this.die(`the call did not stop within ${IN_BAND_KILL_MS + KILL_ANSWER_MS} ms of being killed`), IN_BAND_KILL_MS + KILL_ANSWER_MS);
+    if (p.fallbackTimer) clearTimeout(p.fallbackTimer);
     p.fallbackTimer = fallback;
   }
 

@@ -107,9 +107,10 @@ describe('fencing: a call answered retryable never ran, and never will', () => {
     const s = await b.acquire('t');
     const id = randomId(3);
     const m = (n: string): string => `${id}-${n}`;
-    // t1 ends within the drain; t2 runs on past it (it is cut off); t3 waits behind t2.
-    const batch = b.executeBatch([mark(s, m('t1'), 1), mark(s, m('t2'), 20), mark(s, m('t3'))]);
-    await waitFor(async () => (await ledgers(h!.prefix)).includes(m('t1')), 30_000, 't1 to start');
+    // t1 has ended and t2 runs when the worker is told to stop; t2 runs on past the drain deadline (it is
+    // cut off); t3 waits behind it.
+    const batch = b.executeBatch([mark(s, m('t1')), mark(s, m('t2'), 20), mark(s, m('t3'))]);
+    await waitFor(async () => (await ledgers(h!.prefix)).includes(m('t2')), 30_000, 't2 to start');
     const exited = worker.stop('SIGTERM');
     // The container goes with the worker: keep the last ledger read while it exists.
     let ran: string[] = [];
@@ -125,7 +126,7 @@ describe('fencing: a call answered retryable never ran, and never will', () => {
     await watch;
     // t1 ended; its job did not: its answer is its result, or (the job was abandoned whole) outcome unknown.
     if (!results[0]!.success) expect(results[0]!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: false, outcome: 'unknown' });
-    expect(ran).toContain(m('t2'));
+    expect(ran, JSON.stringify({ ran, results, log: worker.output().split('\n').filter((l) => !l.includes('"level":20')).slice(-15) })).toContain(m('t2'));
     expect(results[1]!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: false, outcome: 'unknown' });
     expect(results[2]!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: true, outcome: 'not_run' });
     expectHonest(results.map((r, i) => [m(`t${i + 1}`), r] as const), ran);
