@@ -3,7 +3,7 @@ import { slotCreateOptions } from './create-options.js';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import type { AttachedProcess, ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, EngineStorage, ExecOptions, ExecOutput, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
 import { withDeadline } from '../shared/deadline.js';
-import { ImageUnusableError, SlotBrokenError } from '../shared/errors.js';
+import { ImageUnusableError, SlotBrokenError, toError } from '../shared/errors.js';
 import { LABELS } from '../shared/keys.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES } from './bounded-capture.js';
 import { CHANNEL_TARGET, makeChannelDir, removeChannelDir, type ChannelDir } from './fifo-channel.js';
@@ -110,6 +110,7 @@ export class DockerDriver implements ContainerDriver {
   async ensureVolume(name: string, content: VolumeContent): Promise<void> {
     await this.importFillImage();
     let previous: string | undefined;
+    let fillError: unknown;
     for (let round = 0; round < FILL_ROUNDS; round++) {
       await this.removeStaleFillers();
       if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { [HELPER_LABEL]: 'true' } });
@@ -118,10 +119,18 @@ export class DockerDriver implements ContainerDriver {
         const read = async (): Promise<string> => treeDigest(await c.getArchive({ path: FILL_MOUNT }), FILL_MOUNT.slice(1));
         const digest = await read();
         if (digest !== EMPTY_TREE_DIGEST) return digest;
-        await c.putArchive(content.tar, { path: FILL_MOUNT });
-        return read();
+        // Another worker that found it empty too may be filling it now ("file exists"): look again.
+        const filled = await c.putArchive(content.tar, { path: FILL_MOUNT }).then(
+          () => true,
+          (err: unknown) => ((fillError = err), false),
+        );
+        return filled ? read() : undefined;
       });
       if (found === content.digest) return;
+      if (found === undefined) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
       // Tampered, half filled by a worker that died, or being filled right now by another worker: emptied
       // only when no one else fills it and it read the same twice (another worker's fill may just have ended).
       const settled = found === previous;
@@ -138,7 +147,7 @@ export class DockerDriver implements ContainerDriver {
         throw err;
       }
     }
-    throw new ImageUnusableError(`slotq's helper volume ${name} still does not hold slotq's helper after ${FILL_ROUNDS} tries (other workers kept filling it?): remove it (docker volume rm ${name}) and start again`);
+    throw new ImageUnusableError(`slotq's helper volume ${name} still does not hold slotq's helper after ${FILL_ROUNDS} tries (other workers kept filling it?${fillError ? ` the last fill failed: ${toError(fillError).message}` : ''}): remove it (docker volume rm ${name}) and start again`, fillError ? { cause: fillError } : {});
   }
 
   /** FILL_IMAGE, imported once per engine from its tar (a name no registry serves). */
