@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import { Registry } from '../../src/shared/registry.js';
@@ -81,8 +82,20 @@ async function pausedWorker(pauseMs: number): Promise<void> {
   await new Promise((r) => setTimeout(r, pauseMs - (Date.now() - pausedAt)));
   process.kill(worker.child.pid!, 'SIGCONT');
   const results = [...(await first).map((r, i) => [m(['a1', 'a2', 'a3', 'c1'][i]!), r] as const), ...(await second).map((r, i) => [m(['a4', 'c2'][i]!), r] as const)];
-  // Anything the resumed worker would still run, it runs within a few seconds.
-  await new Promise((r) => setTimeout(r, 4000));
+  // The resumed worker came back (a new incarnation) and has nothing of before left to run: no job waits
+  // in its queue, and a call on each slot answered, behind anything still in the slots' FIFOs. (A job
+  // whose lock expired during a long pause may stay listed active until BullMQ's stall check: it ran out.)
+  const keys = keysFor(h.prefix);
+  const queue = new Queue(keys.queueName(worker.workerId), { connection: h.redis(), prefix: keys.root });
+  try {
+    await waitFor(
+      async () => (await queue.getJobCountByTypes('waiting', 'prioritized', 'delayed')) === 0 && (await b.executeBatch([a, c].map((s) => [s, 'bash', { command: 'echo ok' }]))).every((r) => r.success),
+      30_000,
+      'the resumed worker to serve again with nothing of before left',
+    );
+  } finally {
+    await queue.close();
+  }
   const ran = await ledgers(h.prefix);
   expectHonest(results, ran);
   if (pauseMs >= 2 * WORKER_LOST_MS) {
@@ -91,8 +104,6 @@ async function pausedWorker(pauseMs: number): Promise<void> {
     expect(by.get(m('a1'))!.metadata).toMatchObject({ code: 'WORKER_LOST', retryable: false, outcome: 'unknown' });
     for (const n of ['a2', 'a3', 'a4', 'c2']) expect(by.get(m(n))!.metadata, n).toMatchObject({ code: 'WORKER_LOST', retryable: true, outcome: 'not_run' });
   }
-  // The worker came back as a new incarnation and serves again.
-  await waitFor(async () => (await b.executeBatch([[a, 'bash', { command: 'echo ok' }]]))[0]!.success, 30_000, 'the resumed worker to serve again');
 }
 
 describe('fencing: a call answered retryable never ran, and never will', () => {
@@ -115,12 +126,15 @@ describe('fencing: a call answered retryable never ran, and never will', () => {
     // The container goes with the worker: keep every marker seen in its ledger while it exists.
     const seen = new Set<string>([m('t1'), m('t2')]);
     const prefix = h.prefix;
-    const watch = (async () => {
-      while (worker?.child.exitCode === null && worker.child.signalCode === null) {
+    const child = worker.child;
+    const watch = waitFor(
+      async () => {
         for (const marker of await ledgers(prefix)) seen.add(marker);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+        return child.exitCode !== null || child.signalCode !== null;
+      },
+      60_000,
+      'the worker to exit',
+    );
     const results = await batch;
     await exited;
     await watch;
