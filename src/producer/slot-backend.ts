@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { affinityScope } from '../shared/affinity.js';
 import { fenceJob } from '../shared/call-fence.js';
 import { withDeadline } from '../shared/deadline.js';
-import { mayHaveRun, neverRan } from '../shared/call-outcome.js';
+import { givenUp, mayHaveRun } from '../shared/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors.js';
 import { newProducerId, randomId } from '../shared/ids.js';
@@ -295,17 +295,13 @@ export class SlotBackend implements ToolBackend {
     const mayHaveResults = fence.state === 'finished' || (fence.state === 'absent' && job.added);
     if (mayHaveResults && this.pending.noteGiveUpRound(jobId) < RESULT_WAIT_ROUNDS) return;
     this.log.warn({ jobId, workerId: job.workerId, fence: fence.state, started: [...fence.started] }, 'gave up a job');
-    this.pending.settle(jobId, (it) => {
-      if (fence.state === 'fenced') return fence.started.has(it.index) ? mayHaveRun(it, why) : neverRan(it, why);
-      return fence.state === 'absent' && !job.added ? neverRan(it, why) : mayHaveRun(it, why);
-    });
+    this.pending.settle(jobId, (it) => givenUp(it, fence, job.added, why));
   }
 
   /** stop()'s give-up of a job: BACKEND_STOPPED, retryable only for calls that never started (fenced). */
   private async fenceForStop(jobId: string, workerId: string, added: boolean, why: string): Promise<void> {
     const fence = this.redis ? await withDeadline(fenceJob(this.redis, this.keys.job(workerId, jobId)), 2000, () => new Error('fencing took over 2 s')).catch(() => undefined) : undefined;
-    const notRun = (it: JobItem): boolean => fence !== undefined && (fence.state === 'fenced' ? !fence.started.has(it.index) : fence.state === 'absent' && !added);
-    this.pending.settle(jobId, (it) => (notRun(it) ? neverRan(it, why, 'BACKEND_STOPPED') : mayHaveRun(it, why, 'BACKEND_STOPPED')));
+    this.pending.settle(jobId, (it) => givenUp(it, fence, added, why, 'BACKEND_STOPPED'));
   }
 
   /** Jobs gone from Redis without a result (Redis restarted without persistence): two rounds in a row. */

@@ -1,3 +1,4 @@
+import type { FenceState } from './call-fence.js';
 import type { ErrorCode } from './errors.js';
 import type { ExecutionResult, JobItem } from './schemas.js';
 
@@ -35,3 +36,13 @@ export const mayHaveRun = (item: CallIds, reason: string, code: ErrorCode = 'WOR
     false,
     'unknown',
   );
+
+/**
+ * The answer for a call of a job given up, from what fencing it found (undefined: it could not be fenced):
+ * not run only when it is known never to: the job was fenced before the call started, or its add never
+ * reached Redis and now never will; else it may have run.
+ */
+export function givenUp(item: CallIds & Pick<JobItem, 'index'>, fence: { state: FenceState; started: ReadonlySet<number> } | undefined, added: boolean, reason: string, code: ErrorCode = 'WORKER_LOST'): ExecutionResult {
+  const notRun = fence !== undefined && (fence.state === 'fenced' ? !fence.started.has(item.index) : fence.state === 'absent' && !added);
+  return notRun ? neverRan(item, reason, code) : mayHaveRun(item, reason, code);
+}

@@ -13,6 +13,9 @@ const runtimeMap = z.union([
 ]);
 
 /** Every setting, its env variable, and its default (contract §8). */
+/** The default bound of one inbox message (SLOTQ_REPLY_CHUNK_BYTES): far below Redis's 512 MB bulk limit and its client buffers. */
+export const REPLY_CHUNK_BYTES = 4 * 1024 * 1024;
+
 const fields = {
   /** One URL, or a comma-separated list of a Redis Cluster's nodes (any one is enough to find the rest). */
   redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\/[^,\s]+(,\s*rediss?:\/\/[^,\s]+)*$/, 'must start with redis:// or rediss:// (a comma-separated list of them for a Redis Cluster)').default('redis://127.0.0.1:6379') },
@@ -66,7 +69,7 @@ const fields = {
   gatewayToken: { env: 'SLOTQ_GATEWAY_TOKEN', schema: z.string().min(16, 'use at least 16 characters').optional() },
   gatewaySessionTtlS: { env: 'SLOTQ_GATEWAY_SESSION_TTL_S', schema: z.coerce.number().min(1).max(86_400).default(60) },
   /** Worker → producer: a job's results travel in inbox messages of at most this many bytes (a single larger result goes alone). */
-  replyChunkBytes: { env: 'SLOTQ_REPLY_CHUNK_BYTES', schema: intIn(1024, 256 * 1024 * 1024).default(4 * 1024 * 1024) },
+  replyChunkBytes: { env: 'SLOTQ_REPLY_CHUNK_BYTES', schema: intIn(1024, 256 * 1024 * 1024).default(REPLY_CHUNK_BYTES) },
   gatewayMaxBodyBytes: { env: 'SLOTQ_GATEWAY_MAX_BODY_BYTES', schema: intIn(1024, 1_073_741_824).default(32 * 1024 * 1024) },
 } as const;
 

@@ -40,6 +40,8 @@ export class DockerDriver implements ContainerDriver {
   private readonly execUsers = new Map<string, string>();
   /** Whether the engine took a storage-opt size (probeStorageOpt): create() applies spec.rootfsCapBytes then. */
   private storageOpt: { countsImage: boolean } | undefined;
+  private storageInfo: Promise<EngineStorage> | undefined;
+  private readonly imageBytes = new Map<string, number>();
   constructor(private readonly docker: Docker = new Docker()) {}
 
   async ping(): Promise<void> {
@@ -182,9 +184,11 @@ export class DockerDriver implements ContainerDriver {
     for (const old of stale) if (Date.now() / 1000 - old.Created > STALE_FILLER_S) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
   }
 
-  async storage(): Promise<EngineStorage> {
-    const info = (await this.docker.info()) as { Driver?: string; DockerRootDir?: string };
-    return { driver: info.Driver ?? '', dataRoot: info.DockerRootDir ?? '' };
+  /** Asked of the engine once (planRootfs and probeStorageOpt both need it; it does not change while it runs). */
+  storage(): Promise<EngineStorage> {
+    this.storageInfo ??= this.docker.info().then((info: { Driver?: string; DockerRootDir?: string }) => ({ driver: info.Driver ?? '', dataRoot: info.DockerRootDir ?? '' }));
+    this.storageInfo.catch(() => (this.storageInfo = undefined));
+    return this.storageInfo;
   }
 
   async probeStorageOpt(image: string, labels: Record<string, string>): Promise<string | undefined> {
@@ -211,7 +215,11 @@ export class DockerDriver implements ContainerDriver {
   /** The storage-opt size for a container of the image: the cap, plus the image where the engine counts it. */
   private async storageBytes(spec: ContainerSpec): Promise<number | undefined> {
     if (!this.storageOpt || !spec.rootfsCapBytes) return undefined;
-    return spec.rootfsCapBytes + (this.storageOpt.countsImage ? ((await this.inspectImage(spec.image))?.sizeBytes ?? 0) : 0);
+    if (!this.storageOpt.countsImage) return spec.rootfsCapBytes;
+    // An image's size, asked once per image (not at every container this worker creates of it).
+    let size = this.imageBytes.get(spec.image);
+    if (size === undefined) this.imageBytes.set(spec.image, (size = (await this.inspectImage(spec.image))?.sizeBytes ?? 0));
+    return spec.rootfsCapBytes + size;
   }
 
   async create(spec: ContainerSpec): Promise<string> {

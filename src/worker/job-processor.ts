@@ -36,7 +36,7 @@ export interface JobProcessorDeps {
   probes?: Pick<FetchProbes, 'take'>;
   /** The worker's incarnation, and whether its registration is fresh (liveness.ts): calls start only then. */
   liveness: { readonly epoch: string; fresh(): boolean };
-  /** The bound of one reply message (SLOTQ_REPLY_CHUNK_BYTES; default reply.ts's REPLY_CHUNK_BYTES). */
+  /** The bound of one reply message (SLOTQ_REPLY_CHUNK_BYTES; default config.ts's REPLY_CHUNK_BYTES). */
   replyChunkBytes?: number;
   /** SLOTQ_ROOTFS_MB's watcher, where the engine does not enforce it (rootfs-guard.ts). */
   rootfs?: Pick<RootfsGuard<SlotRuntime>, 'around'>;
@@ -84,12 +84,11 @@ export class JobProcessor {
     // Each slot's first call is marked started now (by the fetch's probe, else here), as it starts at once
     // when its slot is idle; the others are marked when they start (call-fence.ts).
     const firsts = pairs.map(([slotId]) => job.items.find((it) => it.slotId === slotId)!);
+    // checkedAtMs: the leases were checked no earlier than this (the probe's send, or this claim's).
     const claimedAtMs = Date.now();
-    const claim =
+    const { checkedAtMs, ...claim } =
       (await this.d.probes?.take(jobId, pairs)) ??
-      (await startCalls(this.d.redis, startKeys, this.d.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const)));
-    // The leases were checked no earlier than this: the probe's send, or this claim's.
-    const checkedAtMs = 'checkedAtMs' in claim && typeof claim.checkedAtMs === 'number' ? claim.checkedAtMs : claimedAtMs;
+      { ...(await startCalls(this.d.redis, startKeys, this.d.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const))), checkedAtMs: claimedAtMs };
     const marked = new Set(claim.status === 'ok' ? firsts.filter((it, i) => claim.valid[i] && it.leaseId === pairs[i]![1]).map((it) => it.index) : []);
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { REPLY_CHUNK_BYTES } from '../shared/config.js';
 import { INBOX_TTL_MS } from '../shared/retention.js';
 import type { ExecutionResult } from '../shared/schemas.js';
 
@@ -8,9 +9,6 @@ redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
-
-/** The default bound of one inbox message (SLOTQ_REPLY_CHUNK_BYTES): far below Redis's 512 MB bulk limit and its client buffers. */
-export const REPLY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 type ReplyRedis = Redis & { slotqPushReply(inbox: string, message: string, ttlMs: number): Promise<number> };
 

@@ -264,20 +264,22 @@ export class SupervisorSession {
    */
   private onTimeout(p: Pending): void {
     p.timedOut = true;
-    this.input.write(killLine(p.id));
-    const fallback = setTimeout(() => this.pending === p && this.kill(p), IN_BAND_KILL_MS);
+    this.killInBand(p);
     p.killTimer = setTimeout(() => this.die(`the call did not stop within ${IN_BAND_KILL_MS + KILL_ANSWER_MS} ms of being killed`), IN_BAND_KILL_MS + KILL_ANSWER_MS);
-    if (p.fallbackTimer) clearTimeout(p.fallbackTimer);
-    p.fallbackTimer = fallback;
   }
 
   /** Kills the call in flight like a timeout does (in band, then out of band) without making it one; false when none runs. */
   killCurrent(): boolean {
     const p = this.pending;
     if (!p || this.deadReason !== undefined) return false;
+    this.killInBand(p);
+    return true;
+  }
+
+  /** "k <id>" on the call's input; the out-of-band kill once, if the call is still there IN_BAND_KILL_MS later. */
+  private killInBand(p: Pending): void {
     this.input.write(killLine(p.id));
     p.fallbackTimer ??= setTimeout(() => this.pending === p && this.kill(p), IN_BAND_KILL_MS);
-    return true;
   }
 
   /**
