@@ -8,6 +8,7 @@ import { connectRedis, redactUrl, verifyRedis } from '../shared/redis.js';
 import { checkListenAddress, makeTokenCheck } from './auth.js';
 import { errorBody, makeErrorHandler } from './http-errors.js';
 import { callRoutes, sessionRoutes } from './routes.js';
+import { sandboxRoutes } from './sandbox-routes.js';
 import { SessionManager } from './sessions.js';
 import { healthSchema } from './wire-schemas.js';
 
@@ -152,6 +153,7 @@ async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => Promise.resolve(app.swagger()));
   sessionRoutes(app, sessions, opts.sessionTtlS);
   callRoutes(app, sessions);
+  sandboxRoutes(app, sessions);
   await app.ready();
   return app;
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -24,6 +25,7 @@ import type {
 import type { ToolBackend, ToolRequest } from '../shared/tool-backend.js';
 import { archiveArtifactsCall, listArtifactsCall, readArtifactCall, toArchiveArtifactsResult, toListArtifactsResult, toReadArtifactResult, type ArtifactCall } from './artifacts.js';
 import { Inbox } from './inbox.js';
+import { downloadIn, execIn, readFileIn, uploadIn, writeFileIn, type ExecOptions, type ExecResult, type FileOptions, type SandboxCall } from './sandbox.js';
 import { SlotLeases } from './slot-leases.js';
 import { PendingJobs } from './pending-jobs.js';
 import { SlotClock } from './slot-clock.js';
@@ -202,6 +204,38 @@ export class SlotBackend implements ToolBackend {
   /** A tar.gz (base64) of a directory's regular files or of one file, member names relative to `path`. */
   async archiveArtifacts(slot: Slot, path?: string, opts?: ArchiveArtifactsOptions): Promise<ArchiveArtifactsResult> {
     return toArchiveArtifactsResult(await this.artifactCall(slot, archiveArtifactsCall(path, opts)));
+  }
+
+  // The harness's surface (docs/harnesses.md): any path, any user, bytes and directories. Not the model's tools.
+
+  /** Runs a command (a string under the image's sh -c, an array as argv) in the slot; never throws per call. */
+  async exec(slot: Slot, command: string | readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return execIn(this.sandboxCall(slot), command, opts);
+  }
+
+  /** Writes bytes at an absolute path of the slot, making parent directories; throws a typed SlotqError. */
+  async writeFile(slot: Slot, path: string, data: string | Uint8Array, opts?: FileOptions & { mode?: number }): Promise<void> {
+    return writeFileIn(this.sandboxCall(slot), path, data, opts);
+  }
+
+  /** Reads a file at an absolute path of the slot whole (NOT_FOUND, TOO_LARGE, PERMISSION_DENIED are typed). */
+  async readFile(slot: Slot, path: string, opts?: FileOptions & { maxBytes?: number }): Promise<Uint8Array> {
+    return readFileIn(this.sandboxCall(slot), path, opts);
+  }
+
+  /** Unpacks a local directory (or a tar stream) into targetDir of the slot. */
+  async upload(slot: Slot, source: string | Readable, targetDir: string, opts?: FileOptions): Promise<void> {
+    return uploadIn(this.sandboxCall(slot), source, targetDir, opts);
+  }
+
+  /** A tar stream of a directory or file of the slot, its members named from the path's basename. */
+  async download(slot: Slot, path: string, opts?: FileOptions & { maxBytes?: number }): Promise<Readable> {
+    return downloadIn(this.sandboxCall(slot), path, opts);
+  }
+
+  private sandboxCall(slot: Slot): SandboxCall {
+    const held = this.checkSlot(slot);
+    return async (tool, args) => (await this.executeBatch([[held, tool, args]]))[0]!;
   }
 
   private async artifactCall(slot: Slot, [tool, args]: ArtifactCall): Promise<ExecutionResult> {
