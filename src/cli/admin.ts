@@ -3,7 +3,7 @@ import type { SlotqConfig } from '../shared/config.js';
 import { LABELS, keysFor } from '../shared/keys.js';
 import { connectRedis, scanKeys, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
-import { DockerDriver } from '../worker/docker-driver.js';
+import { DockerDriver } from '../worker/engine/docker-driver.js';
 
 /** A table of workers and their slots, from the registry. */
 export async function statusTable(config: SlotqConfig): Promise<string> {

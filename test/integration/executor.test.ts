@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import { harness, type Harness } from '../support/harness.js';
-import { helperBundle } from '../../src/worker/helper-bundle.js';
+import { helperBundle } from '../../src/worker/executor/helper-bundle.js';
 
 let h: Harness;
 afterEach(async () => {

@@ -6,8 +6,8 @@ import { keysFor } from '../../src/shared/keys.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { connectRedis, scanKeys } from '../../src/shared/redis.js';
 import type { CallsJob } from '../../src/shared/schemas.js';
-import { FetchProbes, leasePairs } from '../../src/worker/fetch-probe.js';
-import { ProbingWorker } from '../../src/worker/probing-worker.js';
+import { FetchProbes, leasePairs } from '../../src/worker/queue/fetch-probe.js';
+import { ProbingWorker } from '../../src/worker/queue/probing-worker.js';
 import { connectTestRedis, redisUrl, uniquePrefix, waitFor } from '../support/harness.js';
 
 /** BullMQ's queue and worker with the fetch probe, on real Redis, with a processor that records what it was told. */

@@ -5,11 +5,11 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
-import { slotContainerSpec } from '../../src/worker/container-spec.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
-import { CHANNEL_DIR_MODE, CHANNEL_MAX_FAILURES, channelGivenUp, openOwnFifo } from '../../src/worker/fifo-channel.js';
-import { profileImage, type ImageProfile } from '../../src/worker/image-profile.js';
-import { SlotRuntime } from '../../src/worker/slot-runtime.js';
+import { slotContainerSpec } from '../../src/worker/engine/container-spec.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
+import { CHANNEL_DIR_MODE, CHANNEL_MAX_FAILURES, channelGivenUp, openOwnFifo } from '../../src/worker/executor/fifo-channel.js';
+import { profileImage, type ImageProfile } from '../../src/worker/engine/image-profile.js';
+import { SlotRuntime } from '../../src/worker/lifecycle/slot-runtime.js';
 import { uniquePrefix } from '../support/harness.js';
 
 /**

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { afterEach, expect, it } from 'vitest';
 import { loadConfig, type SlotqOptions } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
-import { slotContainerSpec } from '../../src/worker/container-spec.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
-import { profileImage } from '../../src/worker/image-profile.js';
-import { SlotRuntime } from '../../src/worker/slot-runtime.js';
+import { slotContainerSpec } from '../../src/worker/engine/container-spec.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
+import { profileImage } from '../../src/worker/engine/image-profile.js';
+import { SlotRuntime } from '../../src/worker/lifecycle/slot-runtime.js';
 import { uniquePrefix } from '../support/harness.js';
 
 const log = createLogger({ level: 'silent' });

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { createLogger, loadConfig } from '../../src/index.js';
-import type { ContainerSpec, VolumeContent } from '../../src/worker/container-driver.js';
-import { slotContainerSpec } from '../../src/worker/container-spec.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
-import { HELPER_DIR, helperBundle } from '../../src/worker/helper-bundle.js';
-import { treeDigest } from '../../src/worker/helper-digest.js';
-import { profileImage } from '../../src/worker/image-profile.js';
+import type { ContainerSpec, VolumeContent } from '../../src/worker/engine/container-driver.js';
+import { slotContainerSpec } from '../../src/worker/engine/container-spec.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
+import { HELPER_DIR, helperBundle } from '../../src/worker/executor/helper-bundle.js';
+import { treeDigest } from '../../src/worker/executor/helper-digest.js';
+import { profileImage } from '../../src/worker/engine/image-profile.js';
 import { uniquePrefix } from '../support/harness.js';
 
 /** slotq's helper volume swapped for `alias` (this test's own, empty at first): what it fills and what its probe mounts. */

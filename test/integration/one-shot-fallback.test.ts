@@ -1,12 +1,12 @@
 import { afterEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
-import type { AttachedProcess } from '../../src/worker/container-driver.js';
-import { slotContainerSpec } from '../../src/worker/container-spec.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
-import { profileImage } from '../../src/worker/image-profile.js';
-import { CAPTURE_HEAD_BYTES } from '../../src/worker/bounded-capture.js';
-import { SlotRuntime } from '../../src/worker/slot-runtime.js';
+import type { AttachedProcess } from '../../src/worker/executor/exec-port.js';
+import { slotContainerSpec } from '../../src/worker/engine/container-spec.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
+import { profileImage } from '../../src/worker/engine/image-profile.js';
+import { CAPTURE_HEAD_BYTES } from '../../src/worker/executor/bounded-capture.js';
+import { SlotRuntime } from '../../src/worker/lifecycle/slot-runtime.js';
 import { uniquePrefix } from '../support/harness.js';
 
 /** A Docker driver on which no executor session can start: every call must take the one-shot path. */

@@ -1,8 +1,8 @@
 import { statfs } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
-import { allocatedBytes } from '../../src/worker/layer-usage.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
+import { allocatedBytes } from '../../src/worker/engine/layer-usage.js';
 import type { SlotWorker } from '../../src/worker/slot-worker.js';
 import { harness, waitFor, type Harness } from '../support/harness.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import type { ExecutionResult } from '../../src/index.js';
-import { SLOT_JOBS_LIMIT } from '../../src/worker/slot-admission.js';
+import { SLOT_JOBS_LIMIT } from '../../src/worker/queue/slot-admission.js';
 import { driver, runsIn } from '../../tools/testkit/docker.js';
 import { harness, waitFor, type Harness } from '../support/harness.js';
 

@@ -1,5 +1,5 @@
-import type { ContainerDriver, ContainerSpec, ManagedContainer } from '../../src/worker/container-driver.js';
-import type { ContainerSource, ManagedSlot } from '../../src/worker/slot-set.js';
+import type { ContainerDriver, ContainerSpec, ManagedContainer } from '../../src/worker/engine/container-driver.js';
+import type { ContainerSource, ManagedSlot } from '../../src/worker/lifecycle/slot-set.js';
 
 type FakePort = Pick<ContainerDriver, 'create' | 'remove' | 'isRunning' | 'listManaged'>;
 

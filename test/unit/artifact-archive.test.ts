@@ -6,7 +6,7 @@ import { extract } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { toArchiveArtifactsResult, toReadArtifactResult } from '../../src/producer/artifacts.js';
 import type { ExecutionResult } from '../../src/shared/schemas.js';
-import { repackArchive, type RepackOptions } from '../../src/worker/artifact-archive.js';
+import { repackArchive, type RepackOptions } from '../../src/worker/tools/artifact-archive.js';
 
 /** A cpio member as busybox `cpio -o -H newc` writes it. */
 type Member = { name: string; type?: 'file' | 'directory' | 'symlink' | 'fifo'; ino?: number; nlink?: number; body?: Buffer | string };

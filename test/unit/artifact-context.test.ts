@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InternalError } from '../../src/shared/errors.js';
-import { INTERNAL_STDOUT_BYTES, execScript, type ArtifactContext } from '../../src/worker/artifact-context.js';
-import type { ExecOutput } from '../../src/worker/container-driver.js';
+import { execScript, type ArtifactContext } from '../../src/worker/tools/artifact-context.js';
+import { INTERNAL_STDOUT_BYTES } from '../../src/worker/tools/slot-access.js';
+import type { ExecOutput } from '../../src/worker/executor/exec-port.js';
 
 const ctxWith = (out: ExecOutput): ArtifactContext => ({
   item: { index: 0, executionId: 'e0', slotId: 's0', leaseId: 'l0', tool: 'artifact_read', args: {}, timeoutS: 10 },

@@ -1,7 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CpioFormatError, MAX_NAME_BYTES, readCpio } from '../../src/worker/cpio-reader.js';
-import { repackArchive } from '../../src/worker/artifact-archive.js';
+import { CpioFormatError, MAX_NAME_BYTES, readCpio } from '../../src/worker/tools/cpio-reader.js';
+import { repackArchive } from '../../src/worker/tools/artifact-archive.js';
 
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 const pad = (n: number): Buffer => Buffer.alloc((4 - (n % 4)) % 4);

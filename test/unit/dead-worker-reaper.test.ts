@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/shared/keys.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { DeadWorkerReaper, SWEEP_INTERVAL_MS } from '../../src/worker/dead-worker-reaper.js';
+import { DeadWorkerReaper, SWEEP_INTERVAL_MS } from '../../src/worker/lifecycle/dead-worker-reaper.js';
 import { FakeDriver } from '../support/fake-driver.js';
 
 const labels = (worker: string, host = 'here', prefix = 'p') => ({ [LABELS.prefix]: prefix, [LABELS.worker]: worker, [LABELS.host]: host });

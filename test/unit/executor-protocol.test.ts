@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedCapture, captureOf } from '../../src/worker/bounded-capture.js';
-import { BODY_MIN_BYTES, MarkerScanner, encodeRequest, parseEndLine } from '../../src/worker/executor-protocol.js';
+import { BoundedCapture, captureOf } from '../../src/worker/executor/bounded-capture.js';
+import { BODY_MIN_BYTES, MarkerScanner, encodeRequest, parseEndLine } from '../../src/worker/executor/executor-protocol.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 

@@ -1,6 +1,6 @@
 import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { EMPTY_TREE_DIGEST, treeDigest } from '../../src/worker/helper-digest.js';
+import { EMPTY_TREE_DIGEST, treeDigest } from '../../src/worker/executor/helper-digest.js';
 
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink'; mode: number; linkname?: string; uid?: number; mtime?: Date; body?: string };
 async function tarOf(entries: Entry[]): Promise<Buffer> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
-import { ImageCache } from '../../src/worker/image-cache.js';
-import type { ImagePreparer, PreparedImage } from '../../src/worker/image-prepare.js';
+import { ImageCache } from '../../src/worker/images/image-cache.js';
+import type { ImagePreparer, PreparedImage } from '../../src/worker/images/image-prepare.js';
 
 function cache(budgetBytes: number, images: Array<[string, number, number]>, inUse: string[], failing: string[] = []): { run: () => Promise<void>; removed: string[]; forgotten: string[] } {
   const ready = new Map(images.map(([image, sizeBytes, usedAtMs]) => [image, { prepared: { image, sizeBytes } as PreparedImage, usedAtMs }]));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SlotqError } from '../../src/shared/errors.js';
-import { imageAllowed, loadImageSettings } from '../../src/worker/image-options.js';
+import { imageAllowed, loadImageSettings } from '../../src/worker/images/image-options.js';
 
 describe('image options (SLOTQ_IMAGES and friends)', () => {
   it('allows only SLOTQ_IMAGE by default, with 4 on-demand slots and nothing kept warm', () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
-import { Liveness } from '../../src/worker/liveness.js';
-import type { WorkerPhase } from '../../src/worker/worker-phase.js';
+import { Liveness, type WorkerPhase } from '../../src/worker/lifecycle/liveness.js';
 import { FakeSlot } from '../support/fake-driver.js';
 
 function setup(phase: WorkerPhase, alive: boolean, chores: () => Promise<void> = () => Promise.resolve()) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Capture } from '../../src/worker/bounded-capture.js';
-import { MAX_OUTPUT_CHARS, joinOutput, renderCapture, type RenderedOutput } from '../../src/worker/output.js';
+import type { Capture } from '../../src/worker/executor/bounded-capture.js';
+import { MAX_OUTPUT_CHARS, joinOutput, renderCapture, type RenderedOutput } from '../../src/worker/tools/output.js';
 
 const whole = (data: Buffer | string): Capture => {
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8');

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { ContainerDriver } from '../../src/worker/container-driver.js';
-import { planRootfs } from '../../src/worker/rootfs-plan.js';
+import type { ContainerDriver } from '../../src/worker/engine/container-driver.js';
+import { planRootfs } from '../../src/worker/lifecycle/rootfs-plan.js';
 
 const root = mkdtempSync(`${tmpdir()}/slotq-rootfs-plan-`);
 mkdirSync(`${root}/overlay2`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/shared/errors.js';
-import { checkRuntime } from '../../src/worker/runtime-check.js';
+import { checkRuntime } from '../../src/worker/engine/runtime-check.js';
 
 const runc = { path: 'runc', args: [] };
 const runsc = { path: '/usr/bin/runsc', args: ['--network=none'] };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
-import { SlotResetter } from '../../src/worker/slot-resetter.js';
+import { SlotResetter } from '../../src/worker/lifecycle/slot-resetter.js';
 import { FakeDriver, FakeSlot } from '../support/fake-driver.js';
 
 /** A resetter over a fake driver and one fake slot holding container c1. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
-import { SlotSet } from '../../src/worker/slot-set.js';
+import { SlotSet } from '../../src/worker/lifecycle/slot-set.js';
 import { FakeDriver, FakeSlot } from '../support/fake-driver.js';
 
 describe('SlotSet', () => {

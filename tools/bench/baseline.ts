@@ -1,4 +1,4 @@
-import type { ContainerDriver } from '../../src/worker/container-driver.js';
+import type { ContainerDriver } from '../../src/worker/engine/container-driver.js';
 import { cpuPerCallUs, cpuSnapshot, type CpuSnapshot } from './cpu.js';
 import { expectedOutput, round } from './stats.js';
 

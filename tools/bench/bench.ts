@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { SlotBackend, SlotWorker, createLogger, type Slot } from '../../src/index.js';
 import { randomId } from '../../src/shared/ids.js';
 import { redactUrl } from '../../src/shared/redis.js';
-import type { ContainerDriver } from '../../src/worker/container-driver.js';
+import type { ContainerDriver } from '../../src/worker/engine/container-driver.js';
 import { driver } from '../testkit/docker.js';
 import { baselineConcurrent, baselineSerial, type ThroughputRun } from './baseline.js';
 import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type FailureLog } from './e2e.js';

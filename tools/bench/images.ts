@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { SlotBackend, SlotWorker, createLogger, type Slot } from '../../src/index.js';
 import { randomId } from '../../src/shared/ids.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
 import { DEFAULT_RESULTS_FILE } from './bench.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 

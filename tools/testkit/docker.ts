@@ -1,10 +1,10 @@
 import { LABELS } from '../../src/shared/keys.js';
-import type { ContainerDriver } from '../../src/worker/container-driver.js';
-import { DockerDriver } from '../../src/worker/docker-driver.js';
+import type { ContainerDriver } from '../../src/worker/engine/container-driver.js';
+import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
 
 /**
  * Docker for tests and tools, through slotq's own port (ContainerDriver): dockerode stays behind
- * src/worker/docker-driver.ts.
+ * src/worker/engine/docker-driver.ts.
  */
 let shared: ContainerDriver | undefined;
 export const driver = (): ContainerDriver => (shared ??= new DockerDriver());

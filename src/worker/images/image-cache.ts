@@ -1,0 +1,51 @@
+import type { Logger } from 'pino';
+import { toError } from '../../shared/errors.js';
+import type { ImagePreparer } from './image-prepare.js';
+
+export interface ImageCacheDeps {
+  /** Removes an image from the engine (not forced: the engine refuses one a container uses). */
+  removeImage: (image: string) => Promise<void>;
+  /** SLOTQ_IMAGE_CACHE_GB in bytes; 0 keeps every image. */
+  budgetBytes: number;
+  /** The on-demand images this worker pulled or used, with their size and when they were last used. */
+  preparer: ImagePreparer;
+  /** Images that must stay: the worker's own, and those a container runs or is being made of. */
+  inUse: () => Set<string>;
+  /** The image is gone from the engine. */
+  forget: (image: string) => void;
+  log: Logger;
+}
+
+/**
+ * Keeps the on-demand images a worker pulled or used within a disk budget: beyond it, removes the least
+ * recently used ones, never one in use (and the engine itself refuses to remove an image a container uses).
+ * One trim at a time.
+ */
+export class ImageCache {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly d: ImageCacheDeps) {}
+
+  trim(): Promise<void> {
+    if (this.d.budgetBytes <= 0) return Promise.resolve();
+    this.chain = this.chain.then(() => this.run()).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'trimming the image cache failed'));
+    return this.chain;
+  }
+
+  private async run(): Promise<void> {
+    const entries = [...this.d.preparer.ready.entries()].sort((a, b) => a[1].usedAtMs - b[1].usedAtMs);
+    let total = entries.reduce((n, [, r]) => n + r.prepared.sizeBytes, 0);
+    for (const [image, r] of entries) {
+      if (total <= this.d.budgetBytes) return;
+      if (this.d.inUse().has(image)) continue;
+      try {
+        await this.d.removeImage(image);
+        this.d.forget(image);
+        total -= r.prepared.sizeBytes;
+        this.d.log.info({ image, sizeMb: Math.round(r.prepared.sizeBytes / 1e6), budgetMb: Math.round(this.d.budgetBytes / 1e6) }, 'removed an unused on-demand image (SLOTQ_IMAGE_CACHE_GB)');
+      } catch (err) {
+        this.d.log.warn({ image, err: toError(err).message }, 'could not remove an unused on-demand image');
+      }
+    }
+  }
+}

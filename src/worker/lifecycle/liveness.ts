@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import { toError } from '../../shared/errors.js';
+import { randomId } from '../../shared/ids.js';
+import type { Registry } from '../../shared/registry.js';
+import type { ManagedSlot } from './slot-set.js';
+
+/** Where a SlotWorker is in its life; the parts it wires read it to decide what they may do. */
+export type WorkerPhase = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface LivenessDeps<S extends ManagedSlot> {
+  workerId: string;
+  registry: Pick<Registry, 'heartbeat' | 'registerWorker' | 'slotStates'>;
+  /** How long the registry keeps this worker without a heartbeat. */
+  heartbeatTtlMs: number;
+  phase: () => WorkerPhase;
+  /** The worker's registry record (host, pid, slots, ...). */
+  info: () => Record<string, string | number>;
+  slots: ReadonlyMap<string, S>;
+  relist: (slot: S) => Promise<void>;
+  resetInBackground: (slotId: string) => void;
+  /** The rest of a running worker's round (sweeps, lease reaping, metrics), on a timer of its own. */
+  chores: () => Promise<void>;
+  log: Logger;
+}
+
+/**
+ * Keeps the worker known to the registry: registers it, heartbeats every quarter of its TTL (from the
+ * start on: creating many containers can take longer than the TTL), and registers again and resyncs its
+ * slots when the registry forgot it (Redis restarted, or heartbeats stalled). The heartbeat has a timer
+ * of its own: the chores (sweeps, lease reaping, metrics; Docker-bound some of them) run on another, so
+ * a stalled engine never gets a live worker declared lost.
+ *
+ * Each registration is a new incarnation (`epoch`, in the worker's registry record): a call starts only
+ * under the current one (call-fence.ts). A worker whose last successful heartbeat is older than its TTL
+ * (paused, starved, cut off) is `fresh` no more: it starts no call until it has registered again, as a
+ * new incarnation. Calls it was handed before still start after that unless their producer gave them up
+ * meanwhile: a producer fences a job before it answers for it, so a fenced call never starts.
+ */
+export class Liveness<S extends ManagedSlot> {
+  private beatTimer: NodeJS.Timeout | undefined;
+  private choreTimer: NodeJS.Timeout | undefined;
+  private beating = false;
+  private choring = false;
+  private lastOkMs = 0;
+  private incarnation = randomId(6);
+
+  constructor(private readonly d: LivenessDeps<S>) {}
+
+  /** This incarnation's ID, as registered. */
+  get epoch(): string {
+    return this.incarnation;
+  }
+
+  /** Whether the registry heard from this worker within its TTL (else it may have been declared lost). */
+  fresh(nowMs = Date.now()): boolean {
+    return nowMs - this.lastOkMs < this.d.heartbeatTtlMs;
+  }
+
+  async register(): Promise<void> {
+    this.incarnation = randomId(6);
+    const sentAtMs = Date.now();
+    await this.d.registry.registerWorker(this.d.workerId, this.d.heartbeatTtlMs, { ...this.d.info(), epoch: this.incarnation });
+    this.lastOkMs = sentAtMs;
+  }
+
+  start(): void {
+    const every = Math.max(250, Math.round(this.d.heartbeatTtlMs / 4));
+    this.beatTimer ??= setInterval(() => void this.tick(), every);
+    this.choreTimer ??= setInterval(() => void this.choreRound(), every);
+  }
+
+  stop(): void {
+    clearInterval(this.beatTimer);
+    clearInterval(this.choreTimer);
+    this.beatTimer = this.choreTimer = undefined;
+  }
+
+  /** One heartbeat (and, running, a resync when forgotten). One at a time; never throws. */
+  async tick(): Promise<void> {
+    const phase = this.d.phase();
+    // One at a time: while Redis is away beats would pile up and each would resync on its return.
+    if (this.beating || phase === 'idle' || phase === 'stopped') return;
+    this.beating = true;
+    try {
+      const sentAtMs = Date.now();
+      // A worker that was not fresh may have been declared lost meanwhile: it comes back as a new incarnation.
+      const alive = this.fresh(sentAtMs) && (await this.d.registry.heartbeat(this.d.workerId, this.d.heartbeatTtlMs));
+      if (alive) this.lastOkMs = sentAtMs;
+      // While starting or draining only the heartbeat runs: calls in flight must not look like a dead worker's.
+      else if (phase === 'starting') await this.register();
+      else if (phase === 'running') await this.resync();
+    } catch (err) {
+      this.d.log.warn({ err: toError(err).message }, 'heartbeat failed');
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** The rest of a running worker's round, on its own timer. Never throws. */
+  async choreRound(): Promise<void> {
+    if (this.choring || this.d.phase() !== 'running' || !this.fresh()) return;
+    this.choring = true;
+    try {
+      await this.d.chores();
+    } catch (err) {
+      this.d.log.warn({ err: toError(err).message }, 'worker chores failed');
+    } finally {
+      this.choring = false;
+    }
+  }
+
+  /**
+   * Our registry entry expired. Held slots whose record survived keep their holder; free ones are listed
+   * again; any other slot gets a pristine container before it is offered.
+   */
+  private async resync(): Promise<void> {
+    this.d.log.warn('registry entry vanished or stale (Redis restarted, or heartbeats stalled); registering again as a new incarnation');
+    // The old entry goes first: a stale one (this worker was paused) must not be extended under the new epoch.
+    await this.register();
+    for (const [slotId, state] of await this.d.registry.slotStates([...this.d.slots.keys()])) {
+      const slot = this.d.slots.get(slotId);
+      if (!slot || state === 'held') continue;
+      if (state === 'free') await this.d.relist(slot);
+      else this.d.resetInBackground(slotId);
+    }
+  }
+}

@@ -1,0 +1,231 @@
+import type { Logger } from 'pino';
+import type { ContainerDeathCause, ContainerDriver } from '../engine/container-driver.js';
+import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
+import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from '../executor/session.js';
+import { InsideSlotError, SlotBrokenError, toError } from '../../shared/errors.js';
+import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
+import { oneShotArgv } from '../executor/executor-protocol.js';
+
+import { INTERNAL_STDOUT_BYTES, type ArtifactIo, type SlotTraits } from '../tools/slot-access.js';
+
+/** How many times an idle slot whose session ended asks the engine about its container (every 0.5 s while the engine does not answer: 30 s). */
+const IDLE_CHECK_ATTEMPTS = 60;
+
+/** The warm-up call at a session's start (it starts the front). */
+const FRONT_START_TIMEOUT_MS = 10_000;
+
+/** Prints the slot cgroup's OOM-kill and refused-fork counters (cgroup v1 or v2 layout). */
+const COUNTERS_SCRIPT = 'cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events 2>/dev/null; true';
+
+/** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
+const ONE_SHOT_SLACK_MS = 10_000;
+
+/**
+ * One slot inside a worker: its container, its executor session, and a FIFO of calls.
+ * Calls on a slot run one at a time in the order they were enqueued.
+ */
+export class SlotRuntime {
+  private chain: Promise<unknown> = Promise.resolve();
+  private session: SupervisorSession | undefined;
+  /** Set when the container died; calls fail with SLOT_BROKEN until the slot gets a new container. */
+  brokenReason: string | undefined;
+  /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
+  workspaceLost = false;
+  /** Why the container died: 'oom' or 'disk_full' (the slot itself did it), 'container_killed' or 'container_died' (from outside). */
+  lostCause: 'oom' | 'disk_full' | 'container_killed' | 'container_died' | undefined;
+  /** When the current container was attached (the engine's events about it start there). */
+  private attachedAtMs = Date.now();
+  /** The slot cgroup's OOM-kill and refused-fork totals last reported, to tell a new event from an old one. */
+  private seen = { oom: 0, pids: 0 };
+
+  constructor(
+    readonly slotId: string,
+    public containerId: string,
+    private readonly driver: ContainerDriver,
+    /** What the slot's image offers (from the worker's image profile) and its network policy. */
+    readonly traits: SlotTraits,
+    private readonly log: Logger,
+  ) {}
+
+  /** Container access for the artifact helpers, through this runtime (it reads containerId at call time). */
+  readonly io: ArtifactIo = { exec: (script, timeoutMs) => this.execInternal(script, timeoutMs), stream: (script, timeoutMs) => this.streamInternal(script, timeoutMs) };
+
+  /** Runs fn after everything enqueued before it (FIFO), whatever those did. */
+  enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Set by the worker: gives the slot a new container (called inside the slot's FIFO) when its container
+   * died while no call ran, so the slot's next call, or next holder, does not find it dead.
+   */
+  onContainerGone: ((slot: SlotRuntime) => Promise<void>) | undefined;
+
+  async openSession(): Promise<void> {
+    this.session?.close();
+    const session = (this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log));
+    session.onIdleEnd = () => void this.enqueue(() => this.idleSessionEnded(session)).catch(() => undefined);
+    // The front (native/slotq-spawn.c) takes over at a session's first call: make that call now, while the
+    // slot is being made or reset, so a trajectory's first call does not pay for starting it.
+    await session.run({ mode: 'i', command: ':', timeoutMs: FRONT_START_TIMEOUT_MS }).catch((err: unknown) => this.log.debug({ err: toError(err).message }, 'the warm-up call failed'));
+  }
+
+  /** Runs on the persistent session, restarting it when it died; detects a dead container. */
+  async run(req: RunRequest): Promise<RunResult> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    if (!this.session?.alive) {
+      try {
+        await this.openSession();
+      } catch (err) {
+        await this.checkContainer(err);
+        this.log.warn({ err: toError(err).message }, 'executor session cannot start; using one-shot docker exec');
+        return this.runOneShot(req);
+      }
+    }
+    try {
+      const r = await this.session!.run(req);
+      this.seen = { oom: r.flags?.oomKills ?? this.seen.oom, pids: r.flags?.pidsRefused ?? this.seen.pids };
+      return r;
+    } catch (err) {
+      if (!(err instanceof SessionDiedError)) throw err;
+      await this.checkContainer(err);
+      // The container lives and only this call's session died: the command did it (kill -9 $PPID, a fork
+      // bomb, memory exhausted); the slot's cgroup counters say which.
+      const cause = await this.sessionDeathCause();
+      const what = cause === 'oom' ? 'exhausted the slot\'s memory: the kernel killed slotq\'s executor session for this slot' : cause === 'pids_exhausted' ? 'exhausted the slot\'s process limit and slotq\'s executor session for this slot died' : 'killed slotq\'s executor session for this slot';
+      throw new InsideSlotError(`The command ${what} (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, cause);
+    }
+  }
+
+  /**
+   * The session ended while no call ran. A container the engine says is gone is marked broken and replaced
+   * now; a live one (something in the slot killed the supervisor) gets a new session at its next call.
+   * While the engine does not answer (dockerd restarting), it is asked again for a while.
+   */
+  private async idleSessionEnded(session: SupervisorSession): Promise<void> {
+    if (this.session !== session || this.brokenReason !== undefined) return;
+    // Docker may report a dying container as running for a moment: only several answers in a row count.
+    let runningAnswers = 0;
+    for (let i = 0; i < IDLE_CHECK_ATTEMPTS && runningAnswers < 5; i++) {
+      const running = await this.driver.isRunning(this.containerId).catch(() => undefined);
+      if (this.session !== session) return; // reset or replaced meanwhile
+      if (running === false) {
+        this.log.warn({ containerId: this.containerId }, 'the container of an idle slot died; replacing it');
+        await this.markBroken(new Error("the slot's container died while no call ran")).catch(() => undefined);
+        await this.onContainerGone?.(this);
+        return;
+      }
+      if (running) runningAnswers++;
+      await new Promise((r) => setTimeout(r, running ? 100 : 500));
+    }
+  }
+
+  /** Reads the slot cgroup's counters after the session died: which of them grew names the cause. */
+  private async sessionDeathCause(): Promise<string> {
+    try {
+      const out = await this.execInternal(COUNTERS_SCRIPT, 5000);
+      const text = out.stdout.toString();
+      if (!/^(oom_kill|max) /m.test(text)) throw new Error(`no cgroup counters (exit ${out.exitCode})`);
+      const oom = Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+      const pids = Number(/^max (\d+)$/m.exec(text)?.[1] ?? 0);
+      const cause = oom > this.seen.oom ? 'oom' : pids > this.seen.pids ? 'pids_exhausted' : 'killed_executor_session';
+      this.seen = { oom, pids };
+      return cause;
+    } catch (err) {
+      await this.checkContainer(err); // the container may be dying only now (OOM), say so then
+      // No exec starts in it (its memory is full of files, say): the engine's events tell an OOM.
+      return (await this.engineVerdict()) === 'oom' ? 'oom' : 'killed_executor_session';
+    }
+  }
+
+  /**
+   * Fallback when no session can start: one plain `docker exec` per call, its process group killed at the
+   * timeout, output capped like a session's. There is no persistent shell here, so a stateful call runs like
+   * a stateless one.
+   */
+  private async runOneShot(req: RunRequest): Promise<RunResult> {
+    const t0 = performance.now();
+    const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
+    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.traits, req.command, timeoutS), { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
+    const durationMs = Math.round(performance.now() - t0);
+    const timedOut = out.exitCode === 137 && durationMs >= req.timeoutMs;
+    return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };
+  }
+
+  /** slotq's own script over a one-shot exec with whole stdout up to INTERNAL_STDOUT_BYTES (artifacts bigger than the session's capture). */
+  async execInternal(script: string, timeoutMs: number): Promise<ExecOutput> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    const argv = oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
+    return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS, wholeStdoutBytes: INTERNAL_STDOUT_BYTES }).catch(async (err: unknown) => {
+      await this.checkContainer(err);
+      throw err;
+    });
+  }
+
+  /** slotq's own script with its stdout streamed (archives); the caller closes it. */
+  async streamInternal(script: string, timeoutMs: number): Promise<AttachedProcess> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    return this.driver.attach(this.containerId, oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
+      await this.checkContainer(err);
+      throw err;
+    });
+  }
+
+  /** Throws SLOT_BROKEN when the container is dead. Docker may report a dying container as running for a moment. */
+  private async checkContainer(cause: unknown): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      if (!(await this.driver.isRunning(this.containerId).catch(() => false))) return await this.markBroken(cause);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The engine's events about this container since it was attached, asked again while they say nothing yet. */
+  private async engineVerdict(): Promise<ContainerDeathCause> {
+    for (let i = 0; ; i++) {
+      const v = (await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const)) ?? 'unknown';
+      if (v !== 'unknown' || i === 3) return v;
+      await new Promise((r) => setTimeout(r, 200)); // the engine publishes its events a moment later
+    }
+  }
+
+  /**
+   * The container is gone. When the slot's own memory use killed it (the engine saw an OOM in it), the call
+   * is the command's failure (not retryable, cause 'oom'); otherwise someone outside killed it (retryable).
+   */
+  private async markBroken(cause: unknown): Promise<never> {
+    const death = await this.engineVerdict();
+    this.session?.close();
+    this.session = undefined;
+    if (death === 'oom') {
+      this.lostCause = 'oom';
+      this.brokenReason = `the slot's container was killed by the kernel because the slot exhausted its memory (files in /workspace and /tmp count towards it); its workspace is gone and the slot is being replaced`;
+      throw new SlotBrokenError(`The command exhausted the slot's memory and the kernel killed its container (files in /workspace and /tmp count towards the memory limit): the workspace is gone and the slot gets a fresh container`, { cause, retryable: false, details: { cause: 'oom' } });
+    }
+    this.lostCause = death === 'killed' ? 'container_killed' : 'container_died';
+    this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
+    throw new SlotBrokenError(this.brokenReason, { cause, details: { cause: this.lostCause } });
+  }
+
+  /** Points the slot at a fresh container (after reset or replacement) and starts its session. */
+  async attachContainer(containerId: string): Promise<void> {
+    this.session?.close();
+    this.session = undefined;
+    this.containerId = containerId;
+    this.brokenReason = undefined;
+    this.attachedAtMs = Date.now();
+    this.seen = { oom: 0, pids: 0 };
+    await this.openSession();
+  }
+
+  /** Kills the call running on the slot's session (rootfs-guard.ts); false when none runs there (the one-shot fallback). */
+  killCurrentCall(): boolean {
+    return this.session?.killCurrent() ?? false;
+  }
+
+  close(): void {
+    this.session?.close();
+    this.session = undefined;
+  }
+}
