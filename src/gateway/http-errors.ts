@@ -16,6 +16,8 @@ function statusOf(code: ErrorCode, err: unknown): number {
       return 400;
     case 'NOT_FOUND':
       return 404;
+    case 'PERMISSION_DENIED':
+      return 403;
     case 'LEASE_LOST':
       return 409;
     case 'NO_SLOT':

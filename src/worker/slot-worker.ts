@@ -24,7 +24,7 @@ import { JobProcessor } from './queue/job-processor.js';
 import { checkRuntime } from './engine/runtime-check.js';
 import { Liveness, type WorkerPhase } from './lifecycle/liveness.js';
 import { SlotResetter } from './lifecycle/slot-resetter.js';
-import { SlotRuntime } from './lifecycle/slot-runtime.js';
+import { SlotRuntime, traitsOf } from './lifecycle/slot-runtime.js';
 import type { SlotTraits } from './tools/slot-access.js';
 import { SlotSet } from './lifecycle/slot-set.js';
 import type { WorkerEventMap } from './worker-events.js';
@@ -71,7 +71,7 @@ export class SlotWorker {
   readonly imageSettings: ImageSettings;
   private phase: WorkerPhase = 'idle';
   /** The image's shells, from its profile at start. */
-  private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true };
+  private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true, user: '', uid: 0 };
   /** How SLOTQ_ROOTFS_MB is enforced here (decided at start). */
   private rootfsPlan: RootfsPlan = { kind: 'off' };
   private parts: Parts | undefined;
@@ -157,7 +157,7 @@ export class SlotWorker {
     for (const runtime of new Set([base.runtime, ...Object.values(this.config.runtimeByImage)])) checkRuntime(offered, runtime, base.network);
     const profile = await profileImage(this.driver, this.config, base, this.log);
     this.rootfsPlan = await planRootfs(this.driver, this.config, base.labels, this.log);
-    this.traits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: this.config.network === 'none' };
+    this.traits = traitsOf(profile, this.config.network);
     return slotContainerSpec(this.config, this.workerId, profile);
   }
 

@@ -321,7 +321,7 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecOutput> {
-    const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined);
+    const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined, opts.user);
     const stream = this.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
     // Never the whole stream: a command printing 200 MB keeps a few hundred KB here (head and tail, the rest counted).
     const cap = opts.capBytes ?? CAPTURE_HEAD_BYTES;
@@ -345,9 +345,9 @@ export class DockerDriver implements ContainerDriver {
     return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat([o.head, o.tail]), stderr: Buffer.concat([e.head, e.tail]), stdoutCapture: o, stderrCapture: e };
   }
 
-  private async getContainerExec(id: string, argv: string[], stdin: boolean): Promise<Docker.Exec> {
+  private async getContainerExec(id: string, argv: string[], stdin: boolean, asUser?: string): Promise<Docker.Exec> {
     try {
-      const user = this.execUsers.get(id);
+      const user = asUser ?? this.execUsers.get(id);
       return await this.docker.getContainer(id).exec({ Cmd: argv, AttachStdin: stdin, AttachStdout: true, AttachStderr: true, Tty: false, WorkingDir: '/workspace', ...(user !== undefined ? { User: user } : {}) });
     } catch (err) {
       const code = statusOf(err);

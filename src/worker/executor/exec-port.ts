@@ -20,6 +20,8 @@ export interface ExecOptions {
   capBytes?: number;
   /** Keep stdout whole up to this many bytes instead (slotq's own scripts, which bound what they print); past it only counted. */
   wholeStdoutBytes?: number;
+  /** Run as this user (Docker's User: name, uid or uid:gid) instead of the slot's. */
+  user?: string;
 }
 
 

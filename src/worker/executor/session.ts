@@ -13,6 +13,10 @@ export interface RunRequest {
   command: string;
   stdin?: Buffer;
   timeoutMs: number;
+  /** Run as this user (Docker's User form) instead of the slot's: the slot runs it over a one-shot exec. */
+  user?: string;
+  /** Keep this many bytes of stdout whole (a transfer chunk) instead of the usual head and tail. */
+  stdoutCap?: number;
 }
 
 export interface RunResult {
@@ -179,7 +183,7 @@ export class SupervisorSession {
         t0: performance.now(),
         timedOut: false,
         timer: setTimeout(() => this.onTimeout(p), req.timeoutMs),
-        out: new BoundedCapture(),
+        out: req.stdoutCap === undefined ? new BoundedCapture() : new BoundedCapture(req.stdoutCap, 0),
         scan: new MarkerScanner(Buffer.from(nonce)),
         resolve,
         reject,

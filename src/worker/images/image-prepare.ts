@@ -6,6 +6,7 @@ import type { ContainerDriver, ContainerSpec } from '../engine/container-driver.
 import { slotContainerSpec } from '../engine/container-spec.js';
 import { profileImage } from '../engine/image-profile.js';
 import type { SlotTraits } from '../tools/slot-access.js';
+import { traitsOf } from '../lifecycle/slot-runtime.js';
 
 /** What a worker needs to make slot containers of an image: their spec and what the image offers. */
 export interface PreparedImage {
@@ -71,7 +72,7 @@ export class ImagePreparer {
       if (!info) throw new ImageUnusableError(`image ${image} is still missing after a pull`);
     }
     const profile = await profileImage(this.driver, c, slotContainerSpec(c, this.workerId), this.log);
-    const traits: SlotTraits = { sh: profile.shell ?? '', stateful: profile.bash ?? profile.shell ?? '', tmux: profile.tmux ?? '', networkIsolated: c.network === 'none' };
+    const traits: SlotTraits = traitsOf(profile, c.network);
     return { image, spec: slotContainerSpec(c, this.workerId, profile), traits, sizeBytes: info.sizeBytes };
   }
 

@@ -7,6 +7,17 @@ import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { oneShotArgv } from '../executor/executor-protocol.js';
 
 import { INTERNAL_STDOUT_BYTES, type ArtifactIo, type SlotTraits } from '../tools/slot-access.js';
+import type { ImageProfile } from '../engine/image-profile.js';
+
+/** What a slot of this image offers, on a worker with this network. */
+export const traitsOf = (profile: ImageProfile, network: string): SlotTraits => ({
+  sh: profile.shell ?? '',
+  stateful: profile.bash ?? profile.shell ?? '',
+  tmux: profile.tmux ?? '',
+  networkIsolated: network === 'none',
+  user: profile.user,
+  uid: profile.uid,
+});
 
 /** How many times an idle slot whose session ended asks the engine about its container (every 0.5 s while the engine does not answer: 30 s). */
 const IDLE_CHECK_ATTEMPTS = 60;
@@ -75,6 +86,8 @@ export class SlotRuntime {
   /** Runs on the persistent session, restarting it when it died; detects a dead container. */
   async run(req: RunRequest): Promise<RunResult> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    // The session runs as the slot's user and no one in the slot may switch users (no capabilities).
+    if (req.user !== undefined) return this.runOneShot(req);
     if (!this.session?.alive) {
       try {
         await this.openSession();
@@ -148,7 +161,13 @@ export class SlotRuntime {
   private async runOneShot(req: RunRequest): Promise<RunResult> {
     const t0 = performance.now();
     const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
-    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.traits, req.command, timeoutS), { timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS, capBytes: CAPTURE_HEAD_BYTES, ...(req.stdin ? { stdin: req.stdin } : {}) });
+    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.traits, req.command, timeoutS), {
+      timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS,
+      capBytes: CAPTURE_HEAD_BYTES,
+      ...(req.stdoutCap !== undefined ? { wholeStdoutBytes: req.stdoutCap } : {}),
+      ...(req.stdin ? { stdin: req.stdin } : {}),
+      ...(req.user !== undefined ? { user: req.user } : {}),
+    });
     const durationMs = Math.round(performance.now() - t0);
     const timedOut = out.exitCode === 137 && durationMs >= req.timeoutMs;
     return { exitCode: timedOut ? -1 : out.exitCode, timedOut, durationMs, stdout: out.stdoutCapture, stderr: out.stderrCapture };

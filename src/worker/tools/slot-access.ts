@@ -11,6 +11,9 @@ import type { RunRequest, RunResult } from '../executor/session.js';
 export interface SlotTraits extends SessionShells {
   tmux: string;
   networkIsolated: boolean;
+  /** The slot's user as Docker's User ('' = the image's default, root) and its uid: the executor runs as it. */
+  user?: string;
+  uid?: number;
 }
 
 /** Runs one request on the slot's executor (the slot handles sessions, fallback and broken containers). */
