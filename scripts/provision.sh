@@ -38,7 +38,7 @@ else
   die "no Docker engine: install Docker Engine (https://docs.docker.com/engine/install/) and start it"
 fi
 
-# a2. gVisor: Debian's runsc as a second Docker runtime (SLOTQ_RUNTIME=runsc; README "Isolation tiers").
+# a2. gVisor: Debian's runsc as a second Docker runtime (SLOTQ_RUNTIME=runsc; docs/images.md "Isolation tiers").
 #     Merged into /etc/docker/daemon.json (other keys kept), then dockerd reloads its runtimes on SIGHUP.
 #     --network=none: without it this runsc refuses to start containers here. Skipped if runsc cannot be had.
 if ! command -v runsc >/dev/null && can_apt; then
@@ -50,7 +50,7 @@ if ! command -v runsc >/dev/null; then
 elif docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
   log "runsc: registered with dockerd"
 elif [ "$(id -u)" -ne 0 ]; then
-  log "runsc: not registered with dockerd; as root, add it to /etc/docker/daemon.json (see README) and kill -HUP dockerd"
+  log "runsc: not registered with dockerd; as root, add it to /etc/docker/daemon.json (see docs/images.md) and kill -HUP dockerd"
 else
   log "runsc: registering in /etc/docker/daemon.json"
   mkdir -p /etc/docker

@@ -58,7 +58,7 @@ class GatewayUnavailableError(SlotqError):
     ``may_have_arrived`` is True when the request had been sent (no answer in time, the connection broke
     after it went out): the gateway may have acted on it, so calls it carried may have run. A batch of
     tool calls given up that way comes back ``retryable=False`` with ``metadata["outcome"] == "unknown"``
-    (README "What to score and what to mask"); one that never went out is retryable."""
+    (docs/tools-and-results.md "What to score and what to mask"); one that never went out is retryable."""
 
     def __init__(self, message: str, *, may_have_arrived: bool = False) -> None:
         super().__init__("INTERNAL", message, retryable=not may_have_arrived)

@@ -124,7 +124,7 @@ export class SlotBackend implements ToolBackend {
     return this.registry;
   }
 
-  /** image: the trajectory's own image (a worker makes a container of it on demand; see README "Per-trajectory images"). */
+  /** image: the trajectory's own image (a worker makes a container of it on demand; see docs/images.md "A trajectory's own image"). */
   async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number; image?: string } = {}): Promise<Slot> {
     this.requireStarted();
     return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000, opts.image);

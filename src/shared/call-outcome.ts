@@ -6,7 +6,7 @@ type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;
 
 /**
  * The two answers for a call slotq gave up on (worker lost, deadline, job vanished, drain), told apart by
- * `metadata.outcome` (README "What to score and what to mask"):
+ * `metadata.outcome` (docs/tools-and-results.md "What to score and what to mask"):
  * - `not_run`: it never started, and it is fenced off, so it never will (call-fence.ts): retryable.
  * - `unknown`: it had started, so it may have run and its effects may be in the workspace: not retryable,
  *   and not the model's doing either. Mask it and discard the trajectory (or release the slot with reset

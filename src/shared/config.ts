@@ -27,7 +27,7 @@ const fields = {
   image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
   slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },
   network: { env: 'SLOTQ_NETWORK', schema: z.string().min(1).default('none') },
-  /** OCI runtime of the slot containers (Docker's --runtime): runc, or runsc for gVisor (README "Isolation tiers"). */
+  /** OCI runtime of the slot containers (Docker's --runtime): runc, or runsc for gVisor (docs/images.md "Isolation tiers"). */
   runtime: { env: 'SLOTQ_RUNTIME', schema: runtimeName.default('runc') },
   /** Per-image runtime, overriding SLOTQ_RUNTIME: "image=runtime,image=runtime" (e.g. "python:3.12=runsc"). */
   runtimeByImage: { env: 'SLOTQ_RUNTIME_BY_IMAGE', schema: runtimeMap.default({}) },

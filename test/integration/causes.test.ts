@@ -4,7 +4,7 @@ import type { ExecutionResult, Slot, SlotBackend, SlotWorker } from '../../src/i
 import { harness, type Harness } from '../support/harness.js';
 
 /**
- * The README's table of causes, row by row: what a command does inside its own slot comes back scored
+ * The table of causes in docs/tools-and-results.md, row by row: what a command does inside its own slot comes back scored
  * (`retryable: false`, with `metadata.cause`); what happens to the slot from outside comes back masked
  * (`retryable: true`). In RL a policy would otherwise learn to turn its failures into masked ones.
  */

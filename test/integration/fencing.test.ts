@@ -10,7 +10,7 @@ import { startCliWorker, type CliWorker } from '../support/cli-worker.js';
 import { containersOf, harness, redisUrl, waitFor, type Harness } from '../support/harness.js';
 
 /**
- * "Retryable" means "never ran, and never will" (README "What to score and what to mask"). Every call
+ * "Retryable" means "never ran, and never will" (docs/tools-and-results.md "What to score and what to mask"). Every call
  * appends its marker to an append-only ledger in its slot before doing anything else; whatever happens to
  * the worker, no call answered `retryable: true` may appear in a ledger, and a call that may have run is
  * answered `outcome: unknown`, never "not run".

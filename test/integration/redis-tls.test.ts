@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { redisBehaviour } from '../support/redis-behaviour.js';
 import { startTlsRedis } from '../support/redis-servers.js';
 
-/** The ACL of a worker or a producer for the keys `keys` (README: "Redis in production"). */
+/** The ACL of a worker or a producer for the keys `keys` (docs/redis-production.md, "Minimal ACL"). */
 const aclRules = (keys: string): string[] =>
   ['resetkeys', `~${keys}`, 'resetchannels', '-@all', '+@read', '+@write', '+@blocking', '+@transaction', '+@connection', '-@dangerous', '+info', '+time', '+eval', '+evalsha', '+script|load', '+client|setname', '+cluster|slots', '+cluster|info'];
 
@@ -18,15 +18,15 @@ describe('on a TLS Redis with a password', () => {
   );
 });
 
-/** The same, connected as the least-privilege ACL user the README documents (test prefixes start with t). */
-describe('on a TLS Redis, as the README\'s minimal ACL user', () => {
+/** The same, connected as the least-privilege ACL user docs/redis-production.md documents (test prefixes start with t). */
+describe('on a TLS Redis, as the documented minimal ACL user', () => {
   redisBehaviour(
     () => startTlsRedis('tls-test-password', { name: 'slotq', password: 'acl-test-password', rules: aclRules('{t*}:*') }),
     (r) => ({ redisTlsCa: r.env['SLOTQ_REDIS_TLS_CA'] ?? '' }),
   );
 
-  it('is the ACL the README documents', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    expect(readme).toContain(`ACL SETUSER slotq on >PASSWORD ${aclRules('{slotq}:*').join(' ')}`);
+  it('is the ACL docs/redis-production.md documents', () => {
+    const page = readFileSync(new URL('../../docs/redis-production.md', import.meta.url), 'utf8');
+    expect(page).toContain(`ACL SETUSER slotq on >PASSWORD ${aclRules('{slotq}:*').join(' ')}`);
   });
 });

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../shared/errors.js';
 import type { EngineRuntime } from './container-driver.js';
 
-/** How to register gVisor with dockerd (README "Isolation tiers"; scripts/provision.sh does it). */
+/** How to register gVisor with dockerd (docs/images.md "Isolation tiers"; scripts/provision.sh does it). */
 export const RUNSC_REGISTRATION =
   'add {"runtimes":{"runsc":{"path":"/usr/bin/runsc","runtimeArgs":["--network=none"]}}} to /etc/docker/daemon.json (merged with what is there; `apt-get install runsc` on Debian), then `kill -HUP $(pidof dockerd)`; `bash scripts/provision.sh` does all of it';
 

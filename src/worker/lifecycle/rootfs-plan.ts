@@ -7,7 +7,7 @@ import type { ContainerDriver } from '../engine/container-driver.js';
 import { HELPER_SH } from '../executor/helper-bundle.js';
 import { RootfsGuard, type GuardedSlot } from './rootfs-guard.js';
 
-/** How SLOTQ_ROOTFS_MB is enforced on this worker's engine (README "Which part is enforced by what"). */
+/** How SLOTQ_ROOTFS_MB is enforced on this worker's engine (docs/security.md "Disk, memory and processes"). */
 export type RootfsPlan = { kind: 'off' } | { kind: 'engine'; driver: string } | { kind: 'watcher'; dataRoot: string };
 
 const FIX = 'run the worker where it can read the docker data root at the engine\'s path (on the engine\'s host as root, or with it mounted read-only at the same path), or use a storage driver that enforces --storage-opt size (overlay2 on xfs with pquota, btrfs with quotas, zfs), or set SLOTQ_ROOTFS_MB=0 (no cap: a slot can fill the host\'s disk)';
