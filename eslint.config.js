@@ -47,6 +47,8 @@ export default tseslint.config(
   room('engine', ENGINE_FORBIDDEN),
   // tools see the slot only through their port (tools/slot-access.ts) and the executor's types.
   room('tools', ['engine', 'queue', 'lifecycle', 'images']),
+  // the harness's exec and transfers: like tools, through the slot's port only.
+  room('harness', ['engine', 'queue', 'lifecycle', 'images']),
   room('lifecycle', ['queue', 'images']),
   room('images', ['queue']),
   room('queue', []),

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import {
   SANDBOX_TOOLS,
+  isSandboxTool,
   sandboxArgsSchemas,
   TRANSFER_CHUNK_BYTES,
   type DiscardArgs,
@@ -17,7 +18,8 @@ import type { Capture } from '../executor/bounded-capture.js';
 import { failure, succeed } from '../tools/call-result.js';
 import { shellQuote as q } from '../executor/executor-protocol.js';
 import type { RunRequest, RunResult } from '../executor/session.js';
-import type { SlotTraits } from '../tools/slot-access.js';
+import type { SlotAccess, SlotTraits } from '../tools/slot-access.js';
+import { executeCall } from '../tools/tools.js';
 
 /**
  * The harness's surface in the slot (src/shared/sandbox-schemas.ts, docs/harnesses.md): exec with cwd,
@@ -40,7 +42,21 @@ function asUser(run: Runner, traits: SlotTraits, user: string | number | undefin
   if (user === undefined) return run;
   const u = String(user);
   const own = u === (traits.user ?? '') || u === String(traits.uid ?? 0) || (!traits.user && (u === 'root' || u === '0'));
-  return own ? run : (req) => run({ ...req, user: u });
+  if (own) return run;
+  return async (req) => {
+    const r = await run({ ...req, user: u });
+    // The engine answers an exec as a user the image lacks with exit 126 and its message on the stream.
+    if (r.exitCode === 126) {
+      const said = `${bytesOf(r.stdout).toString('utf8')} ${bytesOf(r.stderr).toString('utf8')}`;
+      if (userMissing(said) !== undefined) throw new Error(said.trim());
+    }
+    return r;
+  };
+}
+
+/** Any call of a job: the harness's sandbox tools here, the model's tools and the artifact helpers in tools/. */
+export function executeSlotCall(slot: SlotAccess, item: JobItem): Promise<ExecutionResult> {
+  return isSandboxTool(item.tool) ? executeSandboxCall((req) => slot.run(req), slot.traits, item, item.tool) : executeCall(slot, item);
 }
 
 export async function executeSandboxCall(run: Runner, traits: SlotTraits, item: JobItem, tool: SandboxToolName): Promise<ExecutionResult> {
@@ -104,7 +120,7 @@ async function execCall(run: Runner, traits: SlotTraits, item: JobItem, a: ExecA
   const meta = { exec: payload, exitCode: payload.exitCode, durationMs: r.durationMs };
   if (r.timedOut) return { ...failure(item, 'TIMEOUT', `Command timed out after ${timeoutS}s and its process group was killed`, { ...meta, timedOut: true, retryable: false }) };
   // An exit code of its own is the command's answer, not a failure of the call: the harness reads exitCode.
-  return succeed(item, '', r.durationMs, meta);
+  return { ...succeed(item, '', r.durationMs, meta), success: r.exitCode === 0 };
 }
 
 /** The checks before reading $p: it exists, is a regular file, and this user may read it. */
@@ -113,7 +129,7 @@ const readable = ['[ -e "$p" ] || exit ' + X.notFound, '[ -d "$p" ] && exit ' + 
 async function readCall(run: Runner, item: JobItem, a: ReadArgs, timeoutS: number): Promise<ExecutionResult> {
   const aligned = a.offset % 65536 === 0 && a.length % 65536 === 0;
   const copy = aligned
-    ? `dd if="$p" bs=65536 skip=${a.offset / 65536} count=${a.length / 65536} 2>/dev/null`
+    ? `dd if="$p" bs=65536 skip=${a.offset / 65536} count=${a.length / 65536} status=none`
     : `tail -c +${a.offset + 1} "$p" | head -c ${a.length}`;
   const script = [`p=${a.part ? partPath(a.part) : q(a.path)}`, readable, 'sz=$(stat -L -c %s "$p") || exit 1', 'echo "$sz"', `exec ${copy}`].join('\n');
   const r = await run({ mode: 'i', command: script, timeoutMs: timeoutS * 1000, stdoutCap: a.length + 64 });
@@ -143,7 +159,7 @@ async function writeCall(run: Runner, item: JobItem, a: WriteArgs, timeoutS: num
     // Chunks land at their offset in the part file (in any order); the final one moves it into place.
     lines.push(`f=${partPath(a.part)}`, `[ -n "\${f%/.slotq-xfer-*}" ] || exit ${X.denied}`);
     const seek = a.offset % 65536 === 0 ? `bs=65536 seek=${a.offset / 65536}` : `bs=1 seek=${a.offset}`;
-    lines.push(`dd of="$f" ${seek} conv=notrunc 2>/dev/null || exit ${X.denied}`);
+    lines.push(`dd of="$f" ${seek} conv=notrunc status=none || exit ${X.denied}`);
     if (a.final && a.path) lines.push(`p=${q(a.path)}`, writable, chmod, `mv -f -- "$f" "$p" || exit ${X.denied}`);
   } else {
     if (!a.path) return failure(item, 'INVALID_ARGS', 'A write without a part needs a path');
@@ -212,6 +228,7 @@ function fileFailure(item: JobItem, r: RunResult, path: string, timeoutS: number
     case X.denied:
       return failure(item, 'PERMISSION_DENIED', `Permission denied: ${path} cannot be written by this user${detail ? ` (${detail})` : ''}`, meta);
     default:
+      if (/ermission denied/.test(detail)) return failure(item, 'PERMISSION_DENIED', `Permission denied: ${path} (${detail})`, meta);
       return failure(item, 'TOOL_FAILED', `File operation on ${path} failed with exit code ${r.exitCode}${detail ? `: ${detail}` : ''}`, { ...meta, exitCode: r.exitCode });
   }
 }

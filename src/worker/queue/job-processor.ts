@@ -15,7 +15,7 @@ import type { ImageSlots } from '../images/image-slots.js';
 import { diskFullResult, type RootfsGuard } from '../lifecycle/rootfs-guard.js';
 import type { SlotResetter } from '../lifecycle/slot-resetter.js';
 import type { SlotRuntime } from '../lifecycle/slot-runtime.js';
-import { executeCall } from '../tools/tools.js';
+import { executeSlotCall } from '../harness/sandbox-tools.js';
 import type { WorkerEventMap } from '../worker-events.js';
 
 /** A call marked started when its job was fetched starts without asking Redis again if it waited less than this. */
@@ -160,7 +160,7 @@ export class JobProcessor {
     } else {
       try {
         const rootfs = this.d.rootfs;
-        result = await (rootfs ? rootfs.around(slot, () => executeCall(slot, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeCall(slot, item));
+        result = await (rootfs ? rootfs.around(slot, () => executeSlotCall(slot, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeSlotCall(slot, item));
       } catch (err) {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});
