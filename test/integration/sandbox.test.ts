@@ -81,6 +81,24 @@ describe.each(IMAGES)('harness surface on $name', ({ image, uid }) => {
     expect(r.error).toMatch(/No such user.*nosuchuser/);
   });
 
+  it('4 execs at once in one slot (a server and its clients): they overlap, and the model tools keep their FIFO', async () => {
+    await b.exec(s, 'rm -f /tmp/go');
+    const wait = (name: string) => b.exec(s, `i=0; until [ -e /tmp/go ]; do sleep 0.05; i=$((i+1)); [ $i -lt 200 ] || exit 9; done; echo ${name}`, { timeoutS: 30 });
+    const waiters = [wait('a'), wait('b'), wait('c')];
+    await new Promise((r) => setTimeout(r, 300));
+    const go = b.exec(s, 'touch /tmp/go; echo go');
+    const out = await Promise.all([...waiters, go]);
+    expect(out.map((r) => r.stdout.trim())).toEqual(['a', 'b', 'c', 'go']);
+    expect(out.every((r) => r.exitCode === 0)).toBe(true);
+    // The model's calls of one batch still run in order.
+    const seq = await b.executeBatch([
+      [s, 'bash', { command: 'sleep 0.3; echo 1 >> /tmp/order' }],
+      [s, 'bash', { command: 'echo 2 >> /tmp/order' }],
+      [s, 'bash', { command: 'cat /tmp/order' }],
+    ]);
+    expect(seq[2]!.output).toBe('1\n2\n');
+  });
+
   it('exec: the timeout kills the process group, children too', async () => {
     const r = await b.exec(s, 'sleep 300 & sleep 301; echo never', { timeoutS: 1 });
     expect(r).toMatchObject({ timedOut: true, code: 'TIMEOUT', retryable: false, exitCode: -1 });

@@ -63,9 +63,32 @@ export class SlotRuntime {
 
   /** Runs fn after everything enqueued before it (FIFO), whatever those did. */
   enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn);
+    this.queued++;
+    const next = this.chain.then(fn).finally(() => this.queued--);
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  /** Calls enqueued and not yet settled (running or waiting). */
+  private queued = 0;
+  /** Harness execs running beside the FIFO now. */
+  private besides = 0;
+
+  /**
+   * Runs fn at once, beside the FIFO, when the slot is busy and fewer than `limit` such calls run: a
+   * harness's concurrent exec (a server and its client, a poll while a command runs). Its requests go over
+   * one-shot execs (runBeside), as the session runs one call at a time. undefined when it should queue.
+   */
+  beside<T>(limit: number, fn: () => Promise<T>): Promise<T> | undefined {
+    if (this.queued === 0 || this.besides >= limit) return undefined;
+    this.besides++;
+    return fn().finally(() => this.besides--);
+  }
+
+  /** A request of a call running beside the FIFO (beside()): always a one-shot exec. */
+  async runBeside(req: RunRequest): Promise<RunResult> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    return this.runOneShot(req);
   }
 
   /**

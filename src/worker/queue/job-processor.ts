@@ -16,6 +16,11 @@ import { diskFullResult, type RootfsGuard } from '../lifecycle/rootfs-guard.js';
 import type { SlotResetter } from '../lifecycle/slot-resetter.js';
 import type { SlotRuntime } from '../lifecycle/slot-runtime.js';
 import { executeSlotCall } from '../harness/sandbox-tools.js';
+import { SANDBOX_TOOLS } from '../../shared/sandbox-schemas.js';
+import type { RunRequest } from '../executor/session.js';
+
+/** Harness execs of one slot that run at once beside its FIFO, by default. */
+export const EXEC_BESIDE_LIMIT = 8;
 import type { WorkerEventMap } from '../worker-events.js';
 
 /** A call marked started when its job was fetched starts without asking Redis again if it waited less than this. */
@@ -40,6 +45,8 @@ export interface JobProcessorDeps {
   replyChunkBytes?: number;
   /** SLOTQ_ROOTFS_MB's watcher, where the engine does not enforce it (rootfs-guard.ts). */
   rootfs?: Pick<RootfsGuard<SlotRuntime>, 'around'>;
+  /** Harness execs that may run at once beside a busy slot's FIFO (default EXEC_BESIDE_LIMIT). */
+  execConcurrency?: number;
 }
 
 /** Why a call is not started: its job was given up (fenced) or is gone, or this worker may have been declared lost. */
@@ -101,7 +108,9 @@ export class JobProcessor {
       }
       const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
       const start = { keys: startKeys, checkedAtMs, marked: marked.has(item.index) };
-      return slot.enqueue(() => this.startAndRun(slot, item, start, job, log)).then((r) => [item.index, r]);
+      // A harness exec on a busy slot runs beside its FIFO (up to a limit): harness execs are not ordered.
+      const beside = item.tool === SANDBOX_TOOLS.exec ? slot.beside(this.d.execConcurrency ?? EXEC_BESIDE_LIMIT, () => this.startAndRun(slot, item, start, job, log, true)) : undefined;
+      return (beside ?? slot.enqueue(() => this.startAndRun(slot, item, start, job, log))).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
   }
@@ -110,7 +119,7 @@ export class JobProcessor {
    * One call, never throwing (one call's error must not answer its job's others, which go on running): an
    * error before it started means it never ran (and it is not run); one after, that it may have.
    */
-  private async startAndRun(slot: SlotRuntime, item: JobItem, start: { keys: StartKeys; checkedAtMs: number; marked: boolean }, job: CallsJob, log: Logger): Promise<ExecutionResult> {
+  private async startAndRun(slot: SlotRuntime, item: JobItem, start: { keys: StartKeys; checkedAtMs: number; marked: boolean }, job: CallsJob, log: Logger, beside = false): Promise<ExecutionResult> {
     let refused: ExecutionResult | undefined;
     try {
       refused = await this.refusal(item, start, job);
@@ -119,7 +128,7 @@ export class JobProcessor {
     }
     if (refused) return refused;
     try {
-      return await this.runOne(slot, item, log);
+      return await this.runOne(slot, item, log, beside);
     } catch (err) {
       log.warn({ err: toError(err).message }, 'a call failed in the worker');
       return mayHaveRun(item, `The worker failed while running this call (${toError(err).message})`);
@@ -147,7 +156,7 @@ export class JobProcessor {
     return undefined;
   }
 
-  private async runOne(slot: SlotRuntime, item: JobItem, log: Logger): Promise<ExecutionResult> {
+  private async runOne(slot: SlotRuntime, item: JobItem, log: Logger, beside = false): Promise<ExecutionResult> {
     const startedMs = performance.now();
     let result: ExecutionResult;
     if (slot.workspaceLost) {
@@ -160,7 +169,8 @@ export class JobProcessor {
     } else {
       try {
         const rootfs = this.d.rootfs;
-        result = await (rootfs ? rootfs.around(slot, () => executeSlotCall(slot, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeSlotCall(slot, item));
+        const access = beside ? { run: (req: RunRequest) => slot.runBeside(req), traits: slot.traits, io: slot.io } : slot;
+        result = await (rootfs ? rootfs.around(slot, () => executeSlotCall(access, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeSlotCall(access, item));
       } catch (err) {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});
