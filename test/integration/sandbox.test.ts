@@ -7,7 +7,11 @@ import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotqError, type Slot, type SlotBackend } from '../../src/index.js';
-import { harness, type Harness } from '../support/harness.js';
+import { startGateway, type GatewayHandle } from '../../src/gateway/gateway.js';
+import { packDirectory } from '../../src/producer/tar-pack.js';
+import { loadConfig } from '../../src/shared/config.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { harness, redisUrl, type Harness } from '../support/harness.js';
 
 /**
  * The harness's surface (docs/harnesses.md) through a live worker, on images users bring: exec with cwd,
@@ -156,4 +160,57 @@ describe.each(IMAGES)('harness surface on $name', ({ image, uid }) => {
     const [r] = await b.executeBatch([[s, 'read_file', { path: '/etc/passwd' }]]);
     expect(r!.metadata.code).toBe('PATH_OUTSIDE_WORKSPACE');
   });
+});
+
+describe('harness surface at size, and over the gateway', () => {
+  let h: Harness | undefined;
+  let gw: GatewayHandle | undefined;
+  afterAll(async () => {
+    await gw?.close();
+    await h?.close();
+  });
+
+  it('50 MB round trip at /tests/x.bin by SHA-256, a directory of 1 000 files in and out, all over the gateway', async () => {
+    h = harness();
+    await h.worker({ image: 'slotq-test-root:latest', slots: 1 });
+    const config = loadConfig({ redisUrl: redisUrl(), prefix: h.prefix, gatewayPort: 0, logLevel: 'silent' });
+    gw = await startGateway({ config, logger: createLogger({ level: 'silent' }) });
+    const call = async (path: string, body: unknown): Promise<Response> => fetch(`${gw!.url}/v1/sessions${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const { session_id: sid } = (await (await call('', {})).json()) as { session_id: string };
+    const { slot } = (await (await call(`/${sid}/acquire`, { trajectory_id: 't-gw' })).json()) as { slot: Record<string, unknown> };
+    const exec = (await (await call(`/${sid}/exec`, { slot, command: ['sh', '-c', 'cat; echo " $X" >&2; exit 3'], stdin: 'in', env: { X: 'y' }, cwd: '/tmp' })).json()) as Record<string, unknown>;
+    expect(exec).toMatchObject({ exit_code: 3, stdout: 'in', stderr: ' y\n', timed_out: false });
+
+    const big = randomBytes(50 * 1024 * 1024);
+    const bin = (path: string, query: string, body: Buffer) => fetch(`${gw!.url}/v1/sessions/${sid}/${path}?${query}`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream', 'x-slotq-slot': JSON.stringify(slot) } });
+    let t0 = performance.now();
+    expect(await (await bin('write_file', 'path=/tests/x.bin', big)).json()).toEqual({ success: true });
+    const upMs = performance.now() - t0;
+    t0 = performance.now();
+    const back = await call(`/${sid}/read_file`, { slot, path: '/tests/x.bin' });
+    expect(back.headers.get('content-type')).toMatch(/octet-stream/);
+    const got = Buffer.from(await back.arrayBuffer());
+    const downMs = performance.now() - t0;
+    expect(sha(got)).toBe(sha(big));
+    console.log(`[sandbox] 50 MB over the gateway: write ${Math.round(upMs)} ms, read ${Math.round(downMs)} ms`);
+    const missing = (await (await call(`/${sid}/read_file`, { slot, path: '/tests/nope' })).json()) as Record<string, unknown>;
+    expect(missing).toMatchObject({ success: false, code: 'NOT_FOUND', retryable: false });
+
+    const dir = mkdtempSync(join(tmpdir(), 'slotq-1k-'));
+    try {
+      for (let i = 0; i < 1000; i++) {
+        mkdirSync(join(dir, `d${i % 10}`), { recursive: true });
+        writeFileSync(join(dir, `d${i % 10}`, `f${i}.txt`), `${i}\n`);
+      }
+      const tar: Buffer[] = [];
+      for await (const c of packDirectory(dir) as AsyncIterable<Buffer>) tar.push(c);
+      expect(await (await bin('upload', 'target=/tests/tree', Buffer.concat(tar))).json()).toEqual({ success: true });
+      const dl = await call(`/${sid}/download`, { slot, path: '/tests/tree' });
+      const files = await untar(Readable.from([Buffer.from(await dl.arrayBuffer())]));
+      expect(files.size).toBe(1000);
+      expect(files.get('tree/d7/f417.txt')?.toString()).toBe('417\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
