@@ -9,6 +9,7 @@ import { configFrom, stopOnSignals, withBoard, withCommon, withWorker, workerIdF
 import { runDemo, summaryTable } from './demo.js';
 import { runUp } from './up.js';
 import { registerGatewayCommand } from './gateway-command.js';
+import { registerSandboxCommands } from './sandbox-commands.js';
 
 const program = new Command('slotq').description('Tool-execution layer for agent RL training: isolated Docker slots driven through Redis/BullMQ').showHelpAfterError();
 
@@ -56,6 +57,7 @@ withCommon(program.command('demo'))
   });
 
 registerGatewayCommand(program);
+registerSandboxCommands(program);
 
 withCommon(program.command('status'))
   .description('a table of workers and slots')

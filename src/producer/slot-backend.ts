@@ -356,7 +356,12 @@ export class SlotBackend implements ToolBackend {
   }
 
   /** Releases every slot this backend holds (with reset); purge also drops this producer's keys. */
-  async stop(opts: { purge?: boolean } = {}): Promise<void> {
+  /**
+   * keepLeases: leave the held slots held (their leases renewed once, then left to expire after the lease
+   * TTL unless another producer of the namespace renews them) instead of releasing them: what a CLI's
+   * named hold uses, so a slot outlives the process that acquired it.
+   */
+  async stop(opts: { purge?: boolean; keepLeases?: boolean } = {}): Promise<void> {
     if (!this.started) return;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -364,7 +369,8 @@ export class SlotBackend implements ToolBackend {
     // had not never will), and before the releases reset their workspaces.
     const why = 'SlotBackend.stop() was called before this call finished';
     await Promise.all(this.pending.entries().map(([jobId, job]) => this.fenceForStop(jobId, job.workerId, job.added, why)));
-    for (const slot of this.leases?.heldSlots() ?? []) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
+    if (opts.keepLeases) await this.leases?.renew();
+    else for (const slot of this.leases?.heldSlots() ?? []) await this.release(slot, { resetWorkspace: true }).catch(() => undefined);
     this.started = false;
     await this.leases?.cancelAll(new BackendStoppedError('SlotBackend.stop() was called while this acquire was waiting'));
     await this.inbox?.stop();

@@ -36,6 +36,8 @@ export interface Keys {
   /** Set of a worker's slot IDs. */
   workerSlots(workerId: string): string;
   inbox(producerId: string): string;
+  /** The CLI's log of what ran in a held trajectory (slotq exec), newest last; expires with the hold. */
+  cliLog(trajectoryId: string): string;
   /** A worker's counters for the board's /metrics (written every heartbeat, expires with the worker). */
   workerStats(workerId: string): string;
   /** BullMQ queue name of a worker (no colons: BullMQ forbids them in names and job IDs). */
@@ -72,6 +74,7 @@ export function keysFor(prefix: string): Keys {
     worker: (id) => `${root}:worker:${id}`,
     workerSlots: (id) => `${root}:wslots:${id}`,
     inbox: (id) => `${root}:inbox:${id}`,
+    cliLog: (t) => `${root}:clilog:${t}`,
     workerStats: (id) => `${root}:wstats:${id}`,
     queueName: (id) => `${QUEUE_NAME_PREFIX}${id}`,
     once: (opId) => `${root}:once:${opId}`,
