@@ -1,5 +1,5 @@
 /*
- * slotq-spawn: the executor's front, one per supervisor session (src/worker/executor/executor-protocol.ts).
+ * slotq-spawn: the executor's launcher, one per supervisor session (src/worker/executor/executor-protocol.ts).
  *
  * The supervisor is a busybox shell script: it reads a request a byte at a time (two syscalls a byte), and
  * starting a command costs it a fork, an exec of setsid and an exec of the image's sh; on a VM where an exec

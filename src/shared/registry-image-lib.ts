@@ -10,7 +10,7 @@
  * could not be sent) is reclaimed by the worker after a bound, so no capacity leaks.
  */
 export const IMAGE_LIB = `
-local K_IFREE, K_IWAIT, K_IPEND, K_ILOC, K_ODCAP, K_IMETA, K_IRES = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local K_IFREE, K_IWAIT, K_IPEND, K_ILOC, K_IMAGE_CAPACITY, K_IMETA, K_IRES = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
 local function has_image(s) return s.image ~= nil and s.image ~= '' end
 local function ifree_member(s) return s.image .. SEP .. s.workerId .. SEP .. s.slotId end
 local function irange(prefix) return '[' .. prefix .. SEP, '[' .. prefix .. SEP .. '\\255' end
@@ -77,14 +77,14 @@ local function make_free_image(s, now)
 end
 -- Takes one of a worker's capacity for a waiter's provision job, recorded until the job reaches the worker.
 local function take_for_job(wid, waiter)
-  redis.call('ZINCRBY', K_ODCAP, -1, wid)
+  redis.call('ZINCRBY', K_IMAGE_CAPACITY, -1, wid)
   redis.call('ZADD', K_IRES, 0, wid .. SEP .. string.format('%016d', clock()) .. SEP .. waiter)
   return wid
 end
 -- Whether a live worker taking on-demand requests allows the image (also when none is there yet: one may come).
 local function placeable(img)
   local seen = false
-  for _, wid in ipairs(redis.call('ZRANGE', K_ODCAP, 0, -1)) do
+  for _, wid in ipairs(redis.call('ZRANGE', K_IMAGE_CAPACITY, 0, -1)) do
     if usable(wid) then
       if allows(wid, img) then return true end
       seen = true
@@ -98,9 +98,9 @@ local function reserve(img, waiter)
   local lo, hi = irange(img)
   for _, m in ipairs(redis.call('ZRANGEBYLEX', K_ILOC, lo, hi, 'LIMIT', 0, 64)) do
     local wid = string.sub(m, #img + #SEP + 1)
-    if tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0 and usable(wid) and allows(wid, img) then return take_for_job(wid, waiter) end
+    if tonumber(redis.call('ZSCORE', K_IMAGE_CAPACITY, wid) or '0') > 0 and usable(wid) and allows(wid, img) then return take_for_job(wid, waiter) end
   end
-  for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_ODCAP, '+inf', 1, 'LIMIT', 0, 128)) do
+  for _, wid in ipairs(redis.call('ZREVRANGEBYSCORE', K_IMAGE_CAPACITY, '+inf', 1, 'LIMIT', 0, 128)) do
     if usable(wid) and allows(wid, img) then return take_for_job(wid, waiter) end
   end
   return nil
@@ -121,7 +121,7 @@ end
 -- worker allows takes it (requests for other images keep their place). Returns {image, waiterId} for the
 -- worker to create, its capacity reserved, or nil when none (or no room). Looks at the first 256 requests.
 local function claim_pending(wid)
-  if not (usable(wid) and tonumber(redis.call('ZSCORE', K_ODCAP, wid) or '0') > 0) then return nil end
+  if not (usable(wid) and tonumber(redis.call('ZSCORE', K_IMAGE_CAPACITY, wid) or '0') > 0) then return nil end
   for _, w in ipairs(redis.call('LRANGE', K_IPEND, 0, 255)) do
     local raw = redis.call('HGET', K_WINFO, w)
     local info = raw and cjson.decode(raw)
@@ -130,7 +130,7 @@ local function claim_pending(wid)
       redis.call('LREM', K_IPEND, 1, w)
     elseif allows(wid, info.image) then
       redis.call('LREM', K_IPEND, 1, w)
-      redis.call('ZINCRBY', K_ODCAP, -1, wid)
+      redis.call('ZINCRBY', K_IMAGE_CAPACITY, -1, wid)
       info.worker = wid
       redis.call('HSET', K_WINFO, w, cjson.encode(info))
       return {info.image, w}
@@ -139,8 +139,8 @@ local function claim_pending(wid)
   return nil
 end
 local function give_back(wid)
-  if not redis.call('ZSCORE', K_ODCAP, wid) then return nil end
-  redis.call('ZINCRBY', K_ODCAP, 1, wid)
+  if not redis.call('ZSCORE', K_IMAGE_CAPACITY, wid) then return nil end
+  redis.call('ZINCRBY', K_IMAGE_CAPACITY, 1, wid)
   return claim_pending(wid)
 end
 -- Forgets what a leaving or draining worker offered for images (its slots' records go with forget_slot).
@@ -154,7 +154,7 @@ local function drop_image_state(wid)
     for _, img in ipairs(cjson.decode(old)) do redis.call('ZREM', K_ILOC, img .. SEP .. wid) end
   end
   redis.call('HDEL', K_IMETA, 'w:' .. wid, 'a:' .. wid)
-  redis.call('ZREM', K_ODCAP, wid)
+  redis.call('ZREM', K_IMAGE_CAPACITY, wid)
   local rlo, rhi = irange(wid)
   redis.call('ZREMRANGEBYLEX', K_IRES, rlo, rhi)
   -- Requests it was making containers for wait for capacity again (another worker claims them).

@@ -88,7 +88,7 @@ for i = 5, #ARGV do
   redis.call('ZADD', K_ILOC, 0, ARGV[i] .. SEP .. wid)
 end
 redis.call('HSET', K_IMETA, 'w:' .. wid, cjson.encode(imgs))
-if ARGV[2] ~= '' and (ARGV[3] == 'set' or not redis.call('ZSCORE', K_ODCAP, wid)) then redis.call('ZADD', K_ODCAP, tonumber(ARGV[2]), wid) end
+if ARGV[2] ~= '' and (ARGV[3] == 'set' or not redis.call('ZSCORE', K_IMAGE_CAPACITY, wid)) then redis.call('ZADD', K_IMAGE_CAPACITY, tonumber(ARGV[2]), wid) end
 return 1
 `);
 
@@ -104,7 +104,7 @@ local wid = ARGV[1]
 local cut = '(' .. wid .. SEP .. string.format('%016d', clock() - tonumber(ARGV[2]))
 for _, m in ipairs(redis.call('ZRANGEBYLEX', K_IRES, '[' .. wid .. SEP, cut)) do
   redis.call('ZREM', K_IRES, m)
-  if redis.call('ZSCORE', K_ODCAP, wid) then redis.call('ZINCRBY', K_ODCAP, 1, wid) end
+  if redis.call('ZSCORE', K_IMAGE_CAPACITY, wid) then redis.call('ZINCRBY', K_IMAGE_CAPACITY, 1, wid) end
   local w = string.sub(m, #wid + 2 * #SEP + 17)
   local raw = redis.call('HGET', K_WINFO, w)
   local info = raw and cjson.decode(raw)
@@ -131,7 +131,7 @@ end
 export const TAKE_RESERVATION = script(`
 local wid = ARGV[1]
 if unreserve(wid, ARGV[2]) then return 1 end
-if redis.call('ZSCORE', K_ODCAP, wid) then redis.call('ZINCRBY', K_ODCAP, -1, wid) end
+if redis.call('ZSCORE', K_IMAGE_CAPACITY, wid) then redis.call('ZINCRBY', K_IMAGE_CAPACITY, -1, wid) end
 return 0
 `);
 

@@ -24,8 +24,8 @@ import { JobProcessor } from './queue/job-processor.js';
 import { checkRuntime } from './engine/runtime-check.js';
 import { Liveness, type WorkerPhase } from './lifecycle/liveness.js';
 import { SlotResetter } from './lifecycle/slot-resetter.js';
-import { SlotRuntime, traitsOf } from './lifecycle/slot-runtime.js';
-import type { SlotTraits } from './tools/slot-access.js';
+import { SlotRuntime, offerOf } from './lifecycle/slot-runtime.js';
+import type { SlotOffer } from './tools/slot-access.js';
 import { SlotSet } from './lifecycle/slot-set.js';
 import type { WorkerEventMap } from './worker-events.js';
 import { WorkerMetrics } from './worker-metrics.js';
@@ -38,7 +38,7 @@ export interface SlotWorkerOptions extends SlotqOptions, ImageOptions {
 }
 
 /** What start() wires; stop() takes down whatever of it exists. */
-interface Parts {
+interface WiredParts {
   redis: Redis;
   registry: Registry;
   pool?: ContainerPool;
@@ -71,10 +71,10 @@ export class SlotWorker {
   readonly imageSettings: ImageSettings;
   private phase: WorkerPhase = 'idle';
   /** The image's shells, from its profile at start. */
-  private traits: SlotTraits = { sh: '', stateful: '', tmux: '', networkIsolated: true, user: '', uid: 0 };
+  private offer: SlotOffer = { sh: '', stateful: '', tmux: '', networkIsolated: true, user: '', uid: 0 };
   /** How SLOTQ_ROOTFS_MB is enforced here (decided at start). */
   private rootfsPlan: RootfsPlan = { kind: 'off' };
-  private parts: Parts | undefined;
+  private parts: WiredParts | undefined;
 
   constructor(opts: SlotWorkerOptions = {}) {
     this.config = loadConfig(opts);
@@ -98,20 +98,20 @@ export class SlotWorker {
     try {
       const spec = await this.containerSpec();
       const redis = connectRedis(this.config, { name: `slotq-worker-${this.workerId}` });
-      const p: Parts = (this.parts = { redis, registry: new Registry(redis, this.keys) });
+      const p: WiredParts = (this.parts = { redis, registry: new Registry(redis, this.keys) });
       await verifyRedis(redis, this.config.redisUrl);
       const running = (): boolean => this.phase === 'running';
-      const relist = async (s: SlotRuntime): Promise<void> => void (await p.registry.addSlot(s.slotId, this.workerId, s.containerId, p.images?.imageOf(s.slotId)));
+      const listAsFree = async (s: SlotRuntime): Promise<void> => void (await p.registry.addSlot(s.slotId, this.workerId, s.containerId, p.images?.imageOf(s.slotId)));
       const reaper = new DeadWorkerReaper({ workerId: this.workerId, prefix: this.config.prefix, registry: p.registry, driver: this.driver, dropQueue: queueDropper(redis, this.keys), log: this.log, ...(this.config.channel === 'fifo' ? { channelDir: this.config.channelDir } : {}) });
       await reaper.sweep();
       p.pool = new ContainerPool(this.driver, spec, this.config.warmSpares, this.config.maxConcurrentCreates, this.log, this.events);
       const registryState = async (slotId: string): Promise<string | null> => (await p.registry.slotStates([slotId])).get(slotId) ?? null;
-      const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, relist, running, registryState, log: this.log }));
+      const resetter = (p.resetter = new SlotResetter({ slots: this.slots, containers: p.pool, driver: this.driver, listAsFree, running, registryState, log: this.log }));
       const onContainerGone = (slot: SlotRuntime): Promise<void> => this.replaceGone(slot);
       const images = (p.images = new ImageSlots({ workerId: this.workerId, config: this.config, settings: this.imageSettings, driver: this.driver, registry: p.registry, redis, keys: this.keys, slots: this.slots, running, onContainerGone, log: this.log }));
       const resetInBackground = (slotId: string): void => (images.owns(slotId) ? images.retireInBackground(slotId) : resetter.resetInBackground(slotId));
       const heartbeatTtlMs = Math.max(1000, Math.round(this.config.workerLostMs * 0.7));
-      const chores = async (): Promise<void> => {
+      const housekeeping = async (): Promise<void> => {
         await reaper.sweepIfDue();
         for (const slotId of await p.registry.reapLeases(this.workerId)) {
           this.log.info({ slotId }, 'lease expired; resetting slot');
@@ -127,7 +127,7 @@ export class SlotWorker {
         await images.republish();
       };
       const info = (): Record<string, string | number> => ({ host: hostname(), pid: process.pid, slots: this.config.slots, queue: this.queueName, image: this.config.image, ondemandSlots: this.imageSettings.ondemandSlots, runtime: runtimeFor(this.config, this.config.image), startedAtMs: t0, state: 'up' });
-      p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, relist, resetInBackground, chores, log: this.log });
+      p.liveness = new Liveness({ workerId: this.workerId, registry: p.registry, heartbeatTtlMs, phase: () => this.phase, info, slots: this.slots, listAsFree, resetInBackground, housekeeping, log: this.log });
       await p.liveness.register();
       p.liveness.start(); // heartbeats from here on: creating many containers can take longer than the heartbeat's TTL
       await this.slotSet.createAll(Array.from({ length: this.config.slots }, (_, i) => `${this.workerId}-s${i}`), p.pool);
@@ -136,7 +136,7 @@ export class SlotWorker {
       p.queue = new WorkerQueue(this.workerId, this.config, this.keys, redis, this.log, () => liveness.epoch);
       const processor = new JobProcessor({ workerId: this.workerId, slots: this.slots, liveness, redis, keys: this.keys, driver: this.driver, resetter, images, events: this.events, log: this.log, probes: p.queue.probes, replyChunkBytes: this.config.replyChunkBytes, ...(p.rootfs ? { rootfs: p.rootfs } : {}) });
       await p.queue.start((job) => processor.process(job), this.config.slots + this.imageSettings.ondemandSlots);
-      for (const slot of this.slots.values()) await relist(slot);
+      for (const slot of this.slots.values()) await listAsFree(slot);
       p.pool.refill();
       this.phase = 'running';
       await images.discover();
@@ -157,12 +157,12 @@ export class SlotWorker {
     for (const runtime of new Set([base.runtime, ...Object.values(this.config.runtimeByImage)])) checkRuntime(offered, runtime, base.network);
     const profile = await profileImage(this.driver, this.config, base, this.log);
     this.rootfsPlan = await planRootfs(this.driver, this.config, base.labels, this.log);
-    this.traits = traitsOf(profile, this.config.network);
+    this.offer = offerOf(profile, this.config.network);
     return slotContainerSpec(this.config, this.workerId, profile);
   }
 
   private newSlot(slotId: string, containerId: string): SlotRuntime {
-    const slot = new SlotRuntime(slotId, containerId, this.driver, this.traits, this.log.child({ slotId }));
+    const slot = new SlotRuntime(slotId, containerId, this.driver, this.offer, this.log.child({ slotId }));
     slot.onContainerGone = (s) => this.replaceGone(s);
     return slot;
   }

@@ -309,7 +309,7 @@ describe('the executor: output bounds, binary data, session recovery, timeouts, 
     // (Without the launcher, the shell starts commands as background jobs: SIGINT and SIGQUIT ignored.)
     expect(r.output).toMatch(launcher ? /^\/\.slotq\/bin\/slotq-spawn .*\n1000\nSigIgn:\s+0+\n$/ : /^\/\.slotq\/bin\/sh -c [^]*\n1000\nSigIgn:\s+0+6\n$/);
     // No process of the slot shows a call's nonce in its argv or environment: printing them all (the first
-    // call of a session, when the front takes over, and a later one) ends each call normally.
+    // call of a session, when the launcher takes over, and a later one) ends each call normally.
     const dump = 'for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do tr "\\0" " " < $f; echo; done 2>/dev/null; echo done';
     const first = await call(b, s[1]!, 'bash', { command: dump });
     const later = await call(b, s[0]!, 'bash', { command: dump });

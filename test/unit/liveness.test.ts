@@ -3,7 +3,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { Liveness, type WorkerPhase } from '../../src/worker/lifecycle/liveness.js';
 import { FakeSlot } from '../support/fake-driver.js';
 
-function setup(phase: WorkerPhase, alive: boolean, chores: () => Promise<void> = () => Promise.resolve()) {
+function setup(phase: WorkerPhase, alive: boolean, housekeeping: () => Promise<void> = () => Promise.resolve()) {
   const calls: string[] = [];
   const epochs: string[] = [];
   const slots = new Map(['held', 'free', 'lost'].map((id) => [id, new FakeSlot(id, `c-${id}`)]));
@@ -19,44 +19,44 @@ function setup(phase: WorkerPhase, alive: boolean, chores: () => Promise<void> =
       registerWorker: (_w, _ttl, info) => (calls.push('register'), epochs.push(String(info['epoch'])), Promise.resolve()),
       slotStates: () => Promise.resolve(states),
     },
-    relist: (s) => (calls.push(`relist ${s.slotId}`), Promise.resolve()),
+    listAsFree: (s) => (calls.push(`listAsFree ${s.slotId}`), Promise.resolve()),
     resetInBackground: (id) => void calls.push(`reset ${id}`),
-    chores: () => (calls.push('chores'), chores()),
+    housekeeping: () => (calls.push('housekeeping'), housekeeping()),
     log: silentLogger(),
   });
   return { liveness, calls, epochs };
 }
 
 /** A registered worker (fresh: its registration just went through), its calls log cleared. */
-async function registered(phase: WorkerPhase, alive: boolean, chores?: () => Promise<void>) {
-  const t = setup(phase, alive, chores);
+async function registered(phase: WorkerPhase, alive: boolean, housekeeping?: () => Promise<void>) {
+  const t = setup(phase, alive, housekeeping);
   await t.liveness.register();
   t.calls.length = 0;
   return t;
 }
 
 describe('Liveness', () => {
-  it('a running worker heartbeats, and does its chores on a round of their own', async () => {
+  it('a running worker heartbeats, and does its housekeeping on a round of their own', async () => {
     const { liveness, calls } = await registered('running', true);
     await liveness.tick();
     expect(calls).toEqual(['heartbeat']);
-    await liveness.choreRound();
-    expect(calls).toEqual(['heartbeat', 'chores']);
+    await liveness.housekeepingRound();
+    expect(calls).toEqual(['heartbeat', 'housekeeping']);
   });
 
-  it('chores that hang (a stalled engine) never hold up the heartbeat', async () => {
+  it('housekeeping that hang (a stalled engine) never hold up the heartbeat', async () => {
     const { liveness, calls } = await registered('running', true, () => new Promise<void>(() => undefined));
-    void liveness.choreRound();
+    void liveness.housekeepingRound();
     await liveness.tick();
     await liveness.tick();
-    expect(calls).toEqual(['chores', 'heartbeat', 'heartbeat']);
+    expect(calls).toEqual(['housekeeping', 'heartbeat', 'heartbeat']);
   });
 
-  it('forgotten by the registry: registers again as a new incarnation, relists free slots, resets those without a record, keeps held ones', async () => {
+  it('forgotten by the registry: registers again as a new incarnation, lists free slots again, resets those without a record, keeps held ones', async () => {
     const { liveness, calls, epochs } = await registered('running', false);
     const before = liveness.epoch;
     await liveness.tick();
-    expect(calls).toEqual(['heartbeat', 'register', 'relist free', 'reset lost']);
+    expect(calls).toEqual(['heartbeat', 'register', 'listAsFree free', 'reset lost']);
     expect(liveness.epoch).not.toBe(before);
     expect(epochs).toEqual([before, liveness.epoch]);
   });
@@ -70,12 +70,12 @@ describe('Liveness', () => {
     Date.now = () => now() + 1500;
     try {
       expect(liveness.fresh()).toBe(false);
-      await liveness.choreRound(); // no chores either
+      await liveness.housekeepingRound(); // no housekeeping either
       await liveness.tick();
     } finally {
       Date.now = now;
     }
-    expect(calls).toEqual(['register', 'relist free', 'reset lost']);
+    expect(calls).toEqual(['register', 'listAsFree free', 'reset lost']);
     expect(liveness.epoch).not.toBe(before);
     expect(liveness.fresh()).toBe(true);
   });
@@ -86,7 +86,7 @@ describe('Liveness', () => {
     expect(starting.calls).toEqual(['heartbeat', 'register']);
     const stopping = await registered('stopping', false);
     await stopping.liveness.tick();
-    await stopping.liveness.choreRound();
+    await stopping.liveness.housekeepingRound();
     expect(stopping.calls).toEqual(['heartbeat']);
     const stopped = await registered('stopped', true);
     await stopped.liveness.tick();
@@ -95,7 +95,7 @@ describe('Liveness', () => {
 
   it('never throws: a failed heartbeat is logged and the next round runs', async () => {
     const { liveness } = setup('running', true);
-    const failing = new Liveness({ ...(liveness as unknown as { d: ConstructorParameters<typeof Liveness>[0] }).d, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });
+    const failing = new Liveness({ ...(liveness as unknown as { deps: ConstructorParameters<typeof Liveness>[0] }).deps, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });
     await expect(failing.tick()).resolves.toBeUndefined();
   });
 });

@@ -13,7 +13,7 @@ async function setup(running = true, registry = new Map<string, string | null>()
     slots: new Map([['s0', slot]]),
     containers: driver.source(),
     driver,
-    relist: (s) => (relisted.push(`${s.slotId}@${s.containerId}`), Promise.resolve()),
+    listAsFree: (s) => (relisted.push(`${s.slotId}@${s.containerId}`), Promise.resolve()),
     running: () => running,
     registryState: (id) => Promise.resolve(registry.get(id) ?? null),
     backoffMs: [1, 1, 1],

@@ -23,10 +23,10 @@ import { HELPER_BIN, HELPER_SH } from './helper-bundle.js';
  * stream, then "<nonce>R <exitCode> <stderrBytes>\n" and the call's stderr (kept in a file while it runs;
  * when over HEAD+TAIL bytes only its first HEAD and last TAIL bytes are sent). The random per-call nonce
  * marks where the command's stdout ends. The worker keeps only a bounded head and tail of stdout.
- * On timeout the worker first sends "k <id>\n" on the same input: the front (native/slotq-spawn.c) kills the
+ * On timeout the worker first sends "k <id>\n" on the same input: the launcher (native/slotq-spawn.c) kills the
  * call's group itself, with no new process in the slot (a fork bomb may hold every pid) and no dockerd.
  * "<id> <pgid>" of the running call is in <dir>/pid, for the worker's out-of-band kill when that goes
- * unanswered (no front, a wedged one); the id makes a late kill harmless to the next call. After each call the rest of its process group is killed.
+ * unanswered (no launcher, a wedged one); the id makes a late kill harmless to the next call. After each call the rest of its process group is killed.
  * On EOF it kills its stateful shell and exits.
  */
 export const SUPERVISOR_SCRIPT = String.raw`
@@ -49,14 +49,14 @@ start_stateful() {
   exec 8<> "$D/sin" 9<> "$D/sout"
   printf 'cd /workspace\n' >&8
 }
-# The front (native/slotq-spawn.c), when the helper has one. At the first call the supervisor hands it its
-# input and the header it has just read: from then on the front reads the requests (buffered, where the
+# The launcher (native/slotq-spawn.c), when the helper has one. At the first call the supervisor hands it its
+# input and the header it has just read: from then on the launcher reads the requests (buffered, where the
 # shell's read takes two syscalls a byte), runs op s and op i itself (one vfork and exec, where the shell forks
 # and execs setsid and sh), checks the cgroup counters, writes every end line and stderr (no wc, no cat), and
 # forwards op t here, on fd 0 from then on; the answer "<status>|<flags>" goes back on fd 5. "ok" says it
-# runs. If it dies, this loop reads EOF and ends; if this shell dies, so does the front (PR_SET_PDEATHSIG).
-front=
-start_front() {
+# runs. If it dies, this loop reads EOF and ends; if this shell dies, so does the launcher (PR_SET_PDEATHSIG).
+launcher=
+start_launcher() {
   [ -x ${HELPER_BIN}/slotq-spawn ] || return 1
   rm -f "$D/tq" "$D/tr"
   mkfifo "$D/tq" "$D/tr" || return 1
@@ -70,7 +70,7 @@ start_front() {
   # The header it takes over goes on fd 5, not in its argv: /proc shows argv to commands, and it holds the nonce.
   # Both ends are open: the names go, so no command can open them (read a nonce, forge an answer).
   rm -f "$D/tq" "$D/tr"
-  if read -r ok && [ "$ok" = ok ] && printf '%s %s %s %s %s\n' "$op" "$id" "$nonce" "$inlen" "$clen" >&5; then exec 4<&-; front=1; return 0; fi
+  if read -r ok && [ "$ok" = ok ] && printf '%s %s %s %s %s\n' "$op" "$id" "$nonce" "$inlen" "$clen" >&5; then exec 4<&-; launcher=1; return 0; fi
   exec 0<&4 4<&- 5>&-
   return 1
 }
@@ -89,9 +89,9 @@ counters; o0=$oc p0=$pc
 printf 'READY %s %s\n' "$$" "$D"
 exec 2>/dev/null
 while IFS=' ' read -r op id nonce inlen clen; do
-  # "k <id>": the worker's in-band kill of a timed-out call (the front acts on it); here it came too late.
+  # "k <id>": the worker's in-band kill of a timed-out call (the launcher acts on it); here it came too late.
   [ "$op" = k ] && continue
-  if [ -z "$front$nofront" ] && [ "$op" != f ]; then start_front && continue; nofront=1; fi
+  if [ -z "$launcher$nolauncher" ] && [ "$op" != f ]; then start_launcher && continue; nolauncher=1; fi
   if [ "${'${clen:-0}'}" -gt 0 ]; then enc="''"; head -c "$clen" > "$D/c" || exit 95; else IFS= read -r enc || break; fi
   # op f: move to the FIFO channel (fifo-channel.ts).
   [ "$op" = f ] && { ${FIFO_SWITCH_SH}; continue; }
@@ -127,8 +127,8 @@ while IFS=' ' read -r op id nonce inlen clen; do
     rc=$?
     kill -9 -"$pid"
   fi
-  # Front: it checks the counters and writes the end line.
-  [ -n "$front" ] && { printf '%s|%s\n' "$rc" "$fl" >&5; continue; }
+  # Launcher: it checks the counters and writes the end line.
+  [ -n "$launcher" ] && { printf '%s|%s\n' "$rc" "$fl" >&5; continue; }
   if [ "$rc" != 0 ]; then
     counters
     [ "$oc" != "$o0" ] && fl="$fl oom=$oc" && o0=$oc
@@ -143,8 +143,8 @@ while IFS=' ' read -r op id nonce inlen clen; do
   : > "$D/e"
 done
 [ -n "$spid" ] && kill -9 -"$spid"
-# The front died (killed by a command, say) during a call: its command's group goes too.
-[ -n "$front" ] && read -r i g < "$D/pid" && kill -9 -"$g"
+# The launcher died (killed by a command, say) during a call: its command's group goes too.
+[ -n "$launcher" ] && read -r i g < "$D/pid" && kill -9 -"$g"
 rm -rf "$D"
 `;
 
@@ -181,7 +181,7 @@ export const statefulStatement = (command: string): string => `eval ${shellQuote
 export const newNonce = (): string => `@sq${randomBytes(10).toString('hex')}@`;
 
 /** The bytes of one request. */
-/** The in-band kill of call id (the front's; the supervisor's loop skips one that comes late). */
+/** The in-band kill of call id (the launcher's; the supervisor's loop skips one that comes late). */
 export const killLine = (id: number): string => `k ${id}\n`;
 
 export function encodeRequest(op: Op, id: number, nonce: string, command: string, stdin: Buffer): Buffer | string {

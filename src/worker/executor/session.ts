@@ -53,7 +53,7 @@ interface Pending {
 }
 
 const KILL_ANSWER_MS = 5000;
-/** How long the front gets to answer an in-band kill before the out-of-band one. */
+/** How long the launcher gets to answer an in-band kill before the out-of-band one. */
 const IN_BAND_KILL_MS = 1500;
 const KILL_ATTEMPTS = 12;
 const READY_TIMEOUT_MS = 15_000;
@@ -262,9 +262,9 @@ export class SupervisorSession {
   }
 
   /**
-   * In band first: "k <id>" on the call's own input, which the front acts on with no new process in the
+   * In band first: "k <id>" on the call's own input, which the launcher acts on with no new process in the
    * slot (a fork bomb may hold every pid: an exec would fail, and the call's stderr would be lost with the
-   * session). Out of band (an exec) only when that goes unanswered: no front, or a wedged one.
+   * session). Out of band (an exec) only when that goes unanswered: no launcher, or a wedged one.
    */
   private onTimeout(p: Pending): void {
     p.timedOut = true;

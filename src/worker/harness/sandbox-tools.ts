@@ -18,7 +18,7 @@ import type { Capture } from '../executor/bounded-capture.js';
 import { failure, succeed } from '../tools/call-result.js';
 import { shellQuote as q } from '../executor/executor-protocol.js';
 import type { RunRequest, RunResult } from '../executor/session.js';
-import type { SlotAccess, SlotTraits } from '../tools/slot-access.js';
+import type { SlotAccess, SlotOffer } from '../tools/slot-access.js';
 import { executeCall } from '../tools/tools.js';
 
 /**
@@ -38,10 +38,10 @@ const PART_DIRS = '/var/tmp /tmp';
 const partPath = (part: string): string => `$(for d in ${PART_DIRS}; do [ -d "$d" ] && [ -w "$d" ] && { echo "$d"; break; }; done)/.slotq-xfer-${part}`;
 
 /** The user's runner: the slot's own user rides the executor; another user a one-shot exec as that user. */
-function asUser(run: Runner, traits: SlotTraits, user: string | number | undefined): Runner {
+function asUser(run: Runner, offer: SlotOffer, user: string | number | undefined): Runner {
   if (user === undefined) return run;
   const u = String(user);
-  const own = u === (traits.user ?? '') || u === String(traits.uid ?? 0) || (!traits.user && (u === 'root' || u === '0'));
+  const own = u === (offer.user ?? '') || u === String(offer.uid ?? 0) || (!offer.user && (u === 'root' || u === '0'));
   if (own) return run;
   return async (req) => {
     const r = await run({ ...req, user: u });
@@ -56,21 +56,21 @@ function asUser(run: Runner, traits: SlotTraits, user: string | number | undefin
 
 /** Any call of a job: the harness's sandbox tools here, the model's tools and the artifact helpers in tools/. */
 export function executeSlotCall(slot: SlotAccess, item: JobItem): Promise<ExecutionResult> {
-  return isSandboxTool(item.tool) ? executeSandboxCall((req) => slot.run(req), slot.traits, item, item.tool) : executeCall(slot, item);
+  return isSandboxTool(item.tool) ? executeSandboxCall((req) => slot.run(req), slot.offer, item, item.tool) : executeCall(slot, item);
 }
 
-export async function executeSandboxCall(run: Runner, traits: SlotTraits, item: JobItem, tool: SandboxToolName): Promise<ExecutionResult> {
+export async function executeSandboxCall(run: Runner, offer: SlotOffer, item: JobItem, tool: SandboxToolName): Promise<ExecutionResult> {
   const schema = sandboxArgsSchemas[tool] as z.ZodType<Record<string, unknown>>;
   const parsed = schema.safeParse(item.args);
   if (!parsed.success) return failure(item, 'INVALID_ARGS', `Invalid arguments for ${tool}: ${describeZodError(parsed.error)}`);
   const args = parsed.data;
   const timeoutS = clampTimeoutS(typeof args['timeout'] === 'number' ? args['timeout'] : item.timeoutS);
   const user = args['user'] as string | number | undefined;
-  const runner = asUser(run, traits, user);
+  const runner = asUser(run, offer, user);
   try {
     switch (tool) {
       case SANDBOX_TOOLS.exec:
-        return await execCall(runner, traits, item, args as ExecArgs, timeoutS);
+        return await execCall(runner, offer, item, args as ExecArgs, timeoutS);
       case SANDBOX_TOOLS.read:
         return await readCall(runner, item, args as ReadArgs, timeoutS);
       case SANDBOX_TOOLS.write:
@@ -98,15 +98,15 @@ function userMissing(err: unknown): string | undefined {
 const bytesOf = (c: Capture): Buffer => Buffer.concat([c.head, c.tail]);
 const cut = (c: Capture): boolean => c.head.length + c.tail.length < c.totalBytes;
 
-async function execCall(run: Runner, traits: SlotTraits, item: JobItem, a: ExecArgs, timeoutS: number): Promise<ExecutionResult> {
+async function execCall(run: Runner, offer: SlotOffer, item: JobItem, a: ExecArgs, timeoutS: number): Promise<ExecutionResult> {
   const argv = Array.isArray(a.command) ? a.command : undefined;
-  const useSh = traits.sh !== '';
+  const useSh = offer.sh !== '';
   if (!argv && !useSh) return failure(item, 'UNKNOWN_TOOL', "This slot's image has no /bin/sh: pass the command as an argv array", { cause: 'no_shell_in_image' });
   const cwd = a.cwd ?? '/workspace';
   const lines = [`cd -- ${q(cwd)} 2>/dev/null || { printf 'slotq: cwd %s is not a directory this user can enter\\n' ${q(cwd)} >&2; exit ${X.noCwd}; }`];
   if (!useSh && !(a.env && 'PATH' in a.env)) lines.push(`PATH=${DEFAULT_PATH}; export PATH`);
   for (const [k, v] of Object.entries(a.env ?? {})) lines.push(`export ${k}=${q(v)}`);
-  lines.push(argv ? `exec ${argv.map(q).join(' ')}` : `exec ${q(traits.sh)} -c ${q(a.command as string)} sh`);
+  lines.push(argv ? `exec ${argv.map(q).join(' ')}` : `exec ${q(offer.sh)} -c ${q(a.command as string)} sh`);
   const r = await run({ mode: useSh ? 's' : 'i', command: lines.join('\n'), timeoutMs: timeoutS * 1000, ...(a.stdin ? { stdin: Buffer.from(a.stdin, 'base64') } : {}) });
   const payload: ExecPayload = {
     exitCode: r.timedOut ? -1 : r.exitCode,

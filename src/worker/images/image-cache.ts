@@ -24,27 +24,27 @@ export interface ImageCacheDeps {
 export class ImageCache {
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly d: ImageCacheDeps) {}
+  constructor(private readonly deps: ImageCacheDeps) {}
 
   trim(): Promise<void> {
-    if (this.d.budgetBytes <= 0) return Promise.resolve();
-    this.chain = this.chain.then(() => this.run()).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'trimming the image cache failed'));
+    if (this.deps.budgetBytes <= 0) return Promise.resolve();
+    this.chain = this.chain.then(() => this.run()).catch((err: unknown) => this.deps.log.warn({ err: toError(err).message }, 'trimming the image cache failed'));
     return this.chain;
   }
 
   private async run(): Promise<void> {
-    const entries = [...this.d.preparer.ready.entries()].sort((a, b) => a[1].usedAtMs - b[1].usedAtMs);
+    const entries = [...this.deps.preparer.ready.entries()].sort((a, b) => a[1].usedAtMs - b[1].usedAtMs);
     let total = entries.reduce((n, [, r]) => n + r.prepared.sizeBytes, 0);
     for (const [image, r] of entries) {
-      if (total <= this.d.budgetBytes) return;
-      if (this.d.inUse().has(image)) continue;
+      if (total <= this.deps.budgetBytes) return;
+      if (this.deps.inUse().has(image)) continue;
       try {
-        await this.d.removeImage(image);
-        this.d.forget(image);
+        await this.deps.removeImage(image);
+        this.deps.forget(image);
         total -= r.prepared.sizeBytes;
-        this.d.log.info({ image, sizeMb: Math.round(r.prepared.sizeBytes / 1e6), budgetMb: Math.round(this.d.budgetBytes / 1e6) }, 'removed an unused on-demand image (SLOTQ_IMAGE_CACHE_GB)');
+        this.deps.log.info({ image, sizeMb: Math.round(r.prepared.sizeBytes / 1e6), budgetMb: Math.round(this.deps.budgetBytes / 1e6) }, 'removed an unused on-demand image (SLOTQ_IMAGE_CACHE_GB)');
       } catch (err) {
-        this.d.log.warn({ image, err: toError(err).message }, 'could not remove an unused on-demand image');
+        this.deps.log.warn({ image, err: toError(err).message }, 'could not remove an unused on-demand image');
       }
     }
   }

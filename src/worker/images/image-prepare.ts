@@ -5,14 +5,14 @@ import { ImageUnusableError, SlotUnavailableError, toError } from '../../shared/
 import type { ContainerDriver, ContainerSpec } from '../engine/container-driver.js';
 import { slotContainerSpec } from '../engine/container-spec.js';
 import { profileImage } from '../engine/image-profile.js';
-import type { SlotTraits } from '../tools/slot-access.js';
-import { traitsOf } from '../lifecycle/slot-runtime.js';
+import type { SlotOffer } from '../tools/slot-access.js';
+import { offerOf } from '../lifecycle/slot-runtime.js';
 
 /** What a worker needs to make slot containers of an image: their spec and what the image offers. */
 export interface PreparedImage {
   image: string;
   spec: ContainerSpec;
-  traits: SlotTraits;
+  offer: SlotOffer;
   sizeBytes: number;
 }
 
@@ -72,8 +72,8 @@ export class ImagePreparer {
       if (!info) throw new ImageUnusableError(`image ${image} is still missing after a pull`);
     }
     const profile = await profileImage(this.driver, c, slotContainerSpec(c, this.workerId), this.log);
-    const traits: SlotTraits = traitsOf(profile, c.network);
-    return { image, spec: slotContainerSpec(c, this.workerId, profile), traits, sizeBytes: info.sizeBytes };
+    const offer: SlotOffer = offerOf(profile, c.network);
+    return { image, spec: slotContainerSpec(c, this.workerId, profile), offer, sizeBytes: info.sizeBytes };
   }
 
   private async pull(image: string): Promise<void> {

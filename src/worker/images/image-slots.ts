@@ -13,7 +13,7 @@ import { imageAllowed, type ImageSettings } from './image-options.js';
 import { ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
 import { SlotRuntime } from '../lifecycle/slot-runtime.js';
-import type { SlotTraits } from '../tools/slot-access.js';
+import type { SlotOffer } from '../tools/slot-access.js';
 
 export interface ImageSlotsDeps {
   workerId: string;
@@ -50,21 +50,21 @@ export class ImageSlots {
   /** Images a container is being made of right now (never evicted). */
   private readonly making = new Map<string, number>();
 
-  constructor(private readonly d: ImageSlotsDeps) {
-    this.sem = new Semaphore(d.config.maxConcurrentCreates);
-    this.images = new ImagePreparer(d.driver, d.config, d.workerId, d.settings.pullTimeoutS * 1000, d.log, () => {
+  constructor(private readonly deps: ImageSlotsDeps) {
+    this.sem = new Semaphore(deps.config.maxConcurrentCreates);
+    this.images = new ImagePreparer(deps.driver, deps.config, deps.workerId, deps.settings.pullTimeoutS * 1000, deps.log, () => {
       void this.publish();
       this.track(this.cache.trim());
     }, (image, status) => void this.showPull(image, status));
-    const remover = d.driver.removeImage?.bind(d.driver);
-    if (d.settings.imageCacheGb > 0 && !remover) d.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
+    const remover = deps.driver.removeImage?.bind(deps.driver);
+    if (deps.settings.imageCacheGb > 0 && !remover) deps.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
     this.cache = new ImageCache({
       removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),
-      budgetBytes: remover ? d.settings.imageCacheGb * 1e9 : 0,
+      budgetBytes: remover ? deps.settings.imageCacheGb * 1e9 : 0,
       preparer: this.images,
       inUse: () => this.inUse(),
       forget: (image) => this.forgetImage(image),
-      log: d.log,
+      log: deps.log,
     });
   }
 
@@ -76,7 +76,7 @@ export class ImageSlots {
   }
   /** Images a container of this worker runs (never evicted). */
   inUse(): Set<string> {
-    return new Set([this.d.config.image, ...this.owned.values(), ...this.making.keys()]);
+    return new Set([this.deps.config.image, ...this.owned.values(), ...this.making.keys()]);
   }
 
   /** The image was removed from the engine (the cache evicted it): no longer published as held. */
@@ -88,15 +88,15 @@ export class ImageSlots {
 
   /** Finds the allowed images (exact names) already on the engine, so placement knows them from the start. */
   async discover(): Promise<void> {
-    for (const image of this.d.settings.allow) {
-      if (!/[*?]/.test(image) && (await this.d.driver.inspectImage(image).catch(() => undefined))) this.found.add(image);
+    for (const image of this.deps.settings.allow) {
+      if (!/[*?]/.test(image) && (await this.deps.driver.inspectImage(image).catch(() => undefined))) this.found.add(image);
     }
   }
 
   /** Tells the registry which images this worker holds and allows (SLOTQ_IMAGES), and when given its on-demand capacity. */
   async publish(capacity?: number, onlyIfMissing = false): Promise<void> {
-    const held = [this.d.config.image, ...this.found, ...this.images.ready.keys()];
-    await this.d.registry.publishImages(this.d.workerId, [...new Set(held)], capacity, onlyIfMissing, this.d.settings.allow).catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'publishing local images failed'));
+    const held = [this.deps.config.image, ...this.found, ...this.images.ready.keys()];
+    await this.deps.registry.publishImages(this.deps.workerId, [...new Set(held)], capacity, onlyIfMissing, this.deps.settings.allow).catch((err: unknown) => this.deps.log.warn({ err: toError(err).message }, 'publishing local images failed'));
   }
 
   /**
@@ -104,24 +104,24 @@ export class ImageSlots {
    * reclaims reservations whose provision job never came, and serves requests waiting for capacity.
    */
   async republish(): Promise<void> {
-    await this.publish(Math.max(0, this.d.settings.ondemandSlots - this.owned.size), true);
-    if (!this.d.running()) return;
-    for (const r of await this.d.registry.claimPending(this.d.workerId, this.d.settings.reservationReclaimMs)) this.serve(r.image, r.waiterId);
+    await this.publish(Math.max(0, this.deps.settings.ondemandSlots - this.owned.size), true);
+    if (!this.deps.running()) return;
+    for (const r of await this.deps.registry.claimPending(this.deps.workerId, this.deps.settings.reservationReclaimMs)) this.serve(r.image, r.waiterId);
   }
 
   /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
   private async showPull(image: string, status: string | undefined): Promise<void> {
-    const key = this.d.keys.worker(this.d.workerId);
+    const key = this.deps.keys.worker(this.deps.workerId);
     const lua = "if redis.call('EXISTS', KEYS[1]) == 1 then if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end end";
-    await this.d.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
+    await this.deps.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
   }
 
   /** A provision job: takes the capacity the acquire reserved, then creates a container of the image for the waiter, in the background. */
   provision(image: string, waiterId: string): void {
-    const take = this.d.registry.takeReservation(this.d.workerId, waiterId).then(
+    const take = this.deps.registry.takeReservation(this.deps.workerId, waiterId).then(
       () => undefined,
       // Made anyway (the waiter needs it); its reservation is reclaimed later, one container over the capacity meanwhile.
-      (err: unknown) => this.d.log.warn({ image, waiterId, err: toError(err).message }, 'could not take the reservation of a provision job'),
+      (err: unknown) => this.deps.log.warn({ image, waiterId, err: toError(err).message }, 'could not take the reservation of a provision job'),
     );
     this.track(take.then(() => this.create(image, waiterId)));
   }
@@ -132,42 +132,42 @@ export class ImageSlots {
   }
 
   private async create(image: string, waiterId: string): Promise<void> {
-    const slotId = `${this.d.workerId}-i${++this.seq}`;
+    const slotId = `${this.deps.workerId}-i${++this.seq}`;
     try {
-      if (!imageAllowed(this.d.settings.allow, image)) {
-        throw new ImageUnusableError(`image ${image} is refused by worker ${this.d.workerId}: it is not in SLOTQ_IMAGES (allowed: ${this.d.settings.allow.join(', ')})`);
+      if (!imageAllowed(this.deps.settings.allow, image)) {
+        throw new ImageUnusableError(`image ${image} is refused by worker ${this.deps.workerId}: it is not in SLOTQ_IMAGES (allowed: ${this.deps.settings.allow.join(', ')})`);
       }
-      await this.newContainer(image, (containerId, traits) => {
+      await this.newContainer(image, (containerId, offer) => {
         // Synchronously, while the image still counts as being made: the cache never sees it unused.
-        const slot = new SlotRuntime(slotId, containerId, this.d.driver, traits, this.d.log.child({ slotId, image }));
-        slot.onContainerGone = this.d.onContainerGone;
-        this.d.slots.set(slotId, slot);
+        const slot = new SlotRuntime(slotId, containerId, this.deps.driver, offer, this.deps.log.child({ slotId, image }));
+        slot.onContainerGone = this.deps.onContainerGone;
+        this.deps.slots.set(slotId, slot);
         this.owned.set(slotId, image);
       });
-      const slot = this.d.slots.get(slotId)!;
+      const slot = this.deps.slots.get(slotId)!;
       await slot.openSession();
-      this.d.log.info({ slotId, image }, 'on-demand slot ready');
+      this.deps.log.info({ slotId, image }, 'on-demand slot ready');
       await this.offer(slot, image);
     } catch (err) {
-      const slot = this.d.slots.get(slotId);
+      const slot = this.deps.slots.get(slotId);
       if (slot) {
         slot.close();
-        this.d.slots.delete(slotId);
+        this.deps.slots.delete(slotId);
         this.owned.delete(slotId);
-        await this.d.driver.remove(slot.containerId).catch(() => undefined);
+        await this.deps.driver.remove(slot.containerId).catch(() => undefined);
       }
       // A stopping worker's requests already wait for another worker (the drain gave them back).
-      if (this.d.running()) await this.fail(image, waiterId, err);
-      else this.d.log.info({ image, waiterId }, 'worker stopping: the request goes to another worker');
+      if (this.deps.running()) await this.fail(image, waiterId, err);
+      else this.deps.log.info({ image, waiterId }, 'worker stopping: the request goes to another worker');
     }
   }
 
   /** A container of the image (got is called with it before the image stops counting as being made). */
-  private async newContainer(image: string, got: (containerId: string, traits: SlotTraits) => void = () => undefined): Promise<string> {
+  private async newContainer(image: string, got: (containerId: string, offer: SlotOffer) => void = () => undefined): Promise<string> {
     this.making.set(image, (this.making.get(image) ?? 0) + 1);
     try {
       const made = await this.makeContainer(image);
-      got(made.id, made.traits);
+      got(made.id, made.offer);
       return made.id;
     } finally {
       const n = (this.making.get(image) ?? 1) - 1;
@@ -176,13 +176,13 @@ export class ImageSlots {
     }
   }
 
-  private async makeContainer(image: string): Promise<{ id: string; traits: SlotTraits }> {
+  private async makeContainer(image: string): Promise<{ id: string; offer: SlotOffer }> {
     const prepared = await this.images.prepare(image);
-    if (!this.d.running()) throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
-    const id = await this.sem.use(() => this.d.driver.create(prepared.spec));
-    if (this.d.running()) return { id, traits: prepared.traits };
-    await this.d.driver.remove(id).catch(() => undefined);
-    throw new SlotUnavailableError(`worker ${this.d.workerId} is stopping`);
+    if (!this.deps.running()) throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);
+    const id = await this.sem.use(() => this.deps.driver.create(prepared.spec));
+    if (this.deps.running()) return { id, offer: prepared.offer };
+    await this.deps.driver.remove(id).catch(() => undefined);
+    throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);
   }
 
   /** Registers the slot: its image's first waiter gets it; a free one beyond the warm count is retired. */
@@ -194,57 +194,57 @@ export class ImageSlots {
   private async list(slot: SlotRuntime, image: string): Promise<string> {
     const ready = this.images.ready.get(image);
     if (ready) ready.usedAtMs = Date.now();
-    return this.d.registry.addSlot(slot.slotId, this.d.workerId, slot.containerId, image);
+    return this.deps.registry.addSlot(slot.slotId, this.deps.workerId, slot.containerId, image);
   }
 
   /** A slot that went free (no waiter) beyond the image's warm count is retired. */
   private async trimIfSpare(slot: SlotRuntime, outcome: string): Promise<void> {
-    if (outcome === 'free' && (await this.d.registry.trimImageSlot(this.d.workerId, slot.slotId, this.d.settings.warmPerImage))) await this.retire(slot.slotId);
+    if (outcome === 'free' && (await this.deps.registry.trimImageSlot(this.deps.workerId, slot.slotId, this.deps.settings.warmPerImage))) await this.retire(slot.slotId);
   }
 
   /** Tells the waiter (or its image's first one) why no container came, and gives the capacity to the next request. */
   private async fail(image: string, waiterId: string, err: unknown): Promise<void> {
-    const e = err instanceof SlotqError ? err : new SlotUnavailableError(`worker ${this.d.workerId} could not make a container of image ${image} (${toError(err).message}): retry`);
-    this.d.log.warn({ image, waiterId, code: e.code, err: e.message }, 'on-demand slot not made');
+    const e = err instanceof SlotqError ? err : new SlotUnavailableError(`worker ${this.deps.workerId} could not make a container of image ${image} (${toError(err).message}): retry`);
+    this.deps.log.warn({ image, waiterId, code: e.code, err: e.message }, 'on-demand slot not made');
     try {
-      const r = await this.d.registry.failImageWaiter(this.d.workerId, image, waiterId);
+      const r = await this.deps.registry.failImageWaiter(this.deps.workerId, image, waiterId);
       if (r.producerId) {
         const msg: InboxMessage = { t: 'refused', waiterId: r.waiterId, code: e.code, message: e.message, retryable: e.retryable };
-        const inbox = this.d.keys.inbox(r.producerId);
-        await this.d.redis.pipeline().rpush(inbox, JSON.stringify(msg)).pexpire(inbox, INBOX_TTL_MS).exec();
+        const inbox = this.deps.keys.inbox(r.producerId);
+        await this.deps.redis.pipeline().rpush(inbox, JSON.stringify(msg)).pexpire(inbox, INBOX_TTL_MS).exec();
       }
-      if (r.next && this.d.running()) this.serve(r.next.image, r.next.waiterId);
+      if (r.next && this.deps.running()) this.serve(r.next.image, r.next.waiterId);
     } catch (e2) {
-      this.d.log.error({ image, err: toError(e2).message }, 'could not tell a waiter its image failed');
+      this.deps.log.error({ image, err: toError(e2).message }, 'could not tell a waiter its image failed');
     }
   }
 
   /** A released (or expired) on-demand slot: its container goes; the slot is refilled, kept warm or removed. */
   async retire(slotId: string, force = false): Promise<void> {
-    const slot = this.d.slots.get(slotId);
+    const slot = this.deps.slots.get(slotId);
     const image = this.owned.get(slotId);
     if (!slot || !image) return;
     const refilled = await slot.enqueue(async () => {
       // Idempotent: a late duplicate (a re-delivered reset job, the sweep) finds the slot served meanwhile.
       if (!this.owned.has(slotId)) return false; // retired and removed by an earlier one
-      const state = (await this.d.registry.slotStates([slotId])).get(slotId);
+      const state = (await this.deps.registry.slotStates([slotId])).get(slotId);
       if (state === 'free' || state === 'held') return false;
       slot.close();
-      await this.d.driver.remove(slot.containerId).catch((err: unknown) => this.d.log.warn({ slotId, err: toError(err).message }, 'removing an on-demand container failed'));
-      if (!this.d.running()) return false;
-      const r = await this.d.registry.retireImageSlot(this.d.workerId, slotId, force ? -1 : this.d.settings.warmPerImage);
+      await this.deps.driver.remove(slot.containerId).catch((err: unknown) => this.deps.log.warn({ slotId, err: toError(err).message }, 'removing an on-demand container failed'));
+      if (!this.deps.running()) return false;
+      const r = await this.deps.registry.retireImageSlot(this.deps.workerId, slotId, force ? -1 : this.deps.settings.warmPerImage);
       if (r.next === 'refill') {
         try {
           await slot.attachContainer(await this.newContainer(image));
           slot.workspaceLost = false;
         } catch (err) {
-          this.d.log.error({ slotId, image, err: toError(err).message }, 'refilling an on-demand slot failed; removing it');
+          this.deps.log.error({ slotId, image, err: toError(err).message }, 'refilling an on-demand slot failed; removing it');
           return 'retry' as const;
         }
         // Listed inside the FIFO: a second retire queued meanwhile (the stranded-slot sweep) finds it served.
-        return this.d.running() ? { listed: await this.list(slot, image) } : false;
+        return this.deps.running() ? { listed: await this.list(slot, image) } : false;
       }
-      this.d.slots.delete(slotId);
+      this.deps.slots.delete(slotId);
       this.owned.delete(slotId);
       if (r.next === 'provision') this.serve(r.image, r.waiterId);
       this.track(this.cache.trim());
@@ -261,14 +261,14 @@ export class ImageSlots {
   /** Replaces a dead on-demand container (inside the slot's FIFO); the holder keeps the slot and is told. */
   async replaceBroken(slot: SlotRuntime): Promise<void> {
     const image = this.owned.get(slot.slotId);
-    if (!image || slot.brokenReason === undefined || !this.d.running()) return;
+    if (!image || slot.brokenReason === undefined || !this.deps.running()) return;
     try {
       const dead = slot.containerId;
       await slot.attachContainer(await this.newContainer(image));
       slot.workspaceLost = true;
-      await this.d.driver.remove(dead).catch(() => undefined);
+      await this.deps.driver.remove(dead).catch(() => undefined);
     } catch (err) {
-      this.d.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead on-demand container failed');
+      this.deps.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead on-demand container failed');
     }
   }
 
@@ -278,7 +278,7 @@ export class ImageSlots {
   }
 
   private track(p: Promise<void>): void {
-    const t = p.catch((err: unknown) => this.d.log.error({ err: toError(err).message }, 'on-demand slot work failed')).finally(() => this.work.delete(t));
+    const t = p.catch((err: unknown) => this.deps.log.error({ err: toError(err).message }, 'on-demand slot work failed')).finally(() => this.work.delete(t));
     this.work.add(t);
   }
 }

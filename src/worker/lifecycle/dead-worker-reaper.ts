@@ -35,22 +35,22 @@ export class DeadWorkerReaper {
   private lastSweepMs: number;
   private readonly now: () => number;
 
-  constructor(private readonly d: DeadWorkerReaperDeps) {
-    this.now = d.nowMs ?? Date.now;
+  constructor(private readonly deps: DeadWorkerReaperDeps) {
+    this.now = deps.nowMs ?? Date.now;
     this.lastSweepMs = this.now();
   }
 
   async sweep(): Promise<void> {
     this.lastSweepMs = this.now();
-    for (const id of await this.d.registry.reapDeadWorkers()) {
-      await this.d.dropQueue(id).catch((err: unknown) => this.d.log.warn({ err, deadWorker: id }, 'could not remove a dead worker queue'));
+    for (const id of await this.deps.registry.reapDeadWorkers()) {
+      await this.deps.dropQueue(id).catch((err: unknown) => this.deps.log.warn({ err, deadWorker: id }, 'could not remove a dead worker queue'));
     }
-    const here = await this.d.driver.listManaged([`${LABELS.prefix}=${this.d.prefix}`, `${LABELS.host}=${this.d.host ?? hostname()}`]);
+    const here = await this.deps.driver.listManaged([`${LABELS.prefix}=${this.deps.prefix}`, `${LABELS.host}=${this.deps.host ?? hostname()}`]);
     for (const c of here) {
       const owner = c.labels[LABELS.worker];
-      if (owner && owner !== this.d.workerId && !(await this.d.registry.workerAlive(owner))) {
-        this.d.log.info({ containerId: c.id.slice(0, 12), deadWorker: owner }, 'removing container left by a dead worker');
-        await this.d.driver.remove(c.id);
+      if (owner && owner !== this.deps.workerId && !(await this.deps.registry.workerAlive(owner))) {
+        this.deps.log.info({ containerId: c.id.slice(0, 12), deadWorker: owner }, 'removing container left by a dead worker');
+        await this.deps.driver.remove(c.id);
       }
     }
     await this.sweepChannelDirs();
@@ -58,13 +58,13 @@ export class DeadWorkerReaper {
 
   /** Channel subdirectories of workers on this host that died without stopping (their containers are gone with them). */
   private async sweepChannelDirs(): Promise<void> {
-    const root = this.d.channelDir;
+    const root = this.deps.channelDir;
     if (!root) return;
     for (const name of await readdir(root).catch(() => [] as string[])) {
-      if (name === this.d.workerId) continue;
+      if (name === this.deps.workerId) continue;
       const st = await stat(`${root}/${name}`).catch(() => undefined);
-      if (!st?.isDirectory() || this.now() - st.mtimeMs < CHANNEL_DIR_GRACE_MS || (await this.d.registry.workerAlive(name))) continue;
-      await rm(`${root}/${name}`, { recursive: true, force: true }).catch((err: unknown) => this.d.log.warn({ err, dir: name }, 'could not remove a dead worker channel directory'));
+      if (!st?.isDirectory() || this.now() - st.mtimeMs < CHANNEL_DIR_GRACE_MS || (await this.deps.registry.workerAlive(name))) continue;
+      await rm(`${root}/${name}`, { recursive: true, force: true }).catch((err: unknown) => this.deps.log.warn({ err, dir: name }, 'could not remove a dead worker channel directory'));
     }
   }
 

@@ -16,10 +16,10 @@ export interface LivenessDeps<S extends ManagedSlot> {
   /** The worker's registry record (host, pid, slots, ...). */
   info: () => Record<string, string | number>;
   slots: ReadonlyMap<string, S>;
-  relist: (slot: S) => Promise<void>;
+  listAsFree: (slot: S) => Promise<void>;
   resetInBackground: (slotId: string) => void;
   /** The rest of a running worker's round (sweeps, lease reaping, metrics), on a timer of its own. */
-  chores: () => Promise<void>;
+  housekeeping: () => Promise<void>;
   log: Logger;
 }
 
@@ -27,7 +27,7 @@ export interface LivenessDeps<S extends ManagedSlot> {
  * Keeps the worker known to the registry: registers it, heartbeats every quarter of its TTL (from the
  * start on: creating many containers can take longer than the TTL), and registers again and resyncs its
  * slots when the registry forgot it (Redis restarted, or heartbeats stalled). The heartbeat has a timer
- * of its own: the chores (sweeps, lease reaping, metrics; Docker-bound some of them) run on another, so
+ * of its own: the housekeeping (sweeps, lease reaping, metrics; Docker-bound some of them) runs on another, so
  * a stalled engine never gets a live worker declared lost.
  *
  * Each registration is a new incarnation (`epoch`, in the worker's registry record): a call starts only
@@ -38,13 +38,13 @@ export interface LivenessDeps<S extends ManagedSlot> {
  */
 export class Liveness<S extends ManagedSlot> {
   private beatTimer: NodeJS.Timeout | undefined;
-  private choreTimer: NodeJS.Timeout | undefined;
+  private housekeepingTimer: NodeJS.Timeout | undefined;
   private beating = false;
   private choring = false;
   private lastOkMs = 0;
   private incarnation = randomId(6);
 
-  constructor(private readonly d: LivenessDeps<S>) {}
+  constructor(private readonly deps: LivenessDeps<S>) {}
 
   /** This incarnation's ID, as registered. */
   get epoch(): string {
@@ -53,57 +53,57 @@ export class Liveness<S extends ManagedSlot> {
 
   /** Whether the registry heard from this worker within its TTL (else it may have been declared lost). */
   fresh(nowMs = Date.now()): boolean {
-    return nowMs - this.lastOkMs < this.d.heartbeatTtlMs;
+    return nowMs - this.lastOkMs < this.deps.heartbeatTtlMs;
   }
 
   async register(): Promise<void> {
     this.incarnation = randomId(6);
     const sentAtMs = Date.now();
-    await this.d.registry.registerWorker(this.d.workerId, this.d.heartbeatTtlMs, { ...this.d.info(), epoch: this.incarnation });
+    await this.deps.registry.registerWorker(this.deps.workerId, this.deps.heartbeatTtlMs, { ...this.deps.info(), epoch: this.incarnation });
     this.lastOkMs = sentAtMs;
   }
 
   start(): void {
-    const every = Math.max(250, Math.round(this.d.heartbeatTtlMs / 4));
+    const every = Math.max(250, Math.round(this.deps.heartbeatTtlMs / 4));
     this.beatTimer ??= setInterval(() => void this.tick(), every);
-    this.choreTimer ??= setInterval(() => void this.choreRound(), every);
+    this.housekeepingTimer ??= setInterval(() => void this.housekeepingRound(), every);
   }
 
   stop(): void {
     clearInterval(this.beatTimer);
-    clearInterval(this.choreTimer);
-    this.beatTimer = this.choreTimer = undefined;
+    clearInterval(this.housekeepingTimer);
+    this.beatTimer = this.housekeepingTimer = undefined;
   }
 
   /** One heartbeat (and, running, a resync when forgotten). One at a time; never throws. */
   async tick(): Promise<void> {
-    const phase = this.d.phase();
+    const phase = this.deps.phase();
     // One at a time: while Redis is away beats would pile up and each would resync on its return.
     if (this.beating || phase === 'idle' || phase === 'stopped') return;
     this.beating = true;
     try {
       const sentAtMs = Date.now();
       // A worker that was not fresh may have been declared lost meanwhile: it comes back as a new incarnation.
-      const alive = this.fresh(sentAtMs) && (await this.d.registry.heartbeat(this.d.workerId, this.d.heartbeatTtlMs));
+      const alive = this.fresh(sentAtMs) && (await this.deps.registry.heartbeat(this.deps.workerId, this.deps.heartbeatTtlMs));
       if (alive) this.lastOkMs = sentAtMs;
       // While starting or draining only the heartbeat runs: calls in flight must not look like a dead worker's.
       else if (phase === 'starting') await this.register();
       else if (phase === 'running') await this.resync();
     } catch (err) {
-      this.d.log.warn({ err: toError(err).message }, 'heartbeat failed');
+      this.deps.log.warn({ err: toError(err).message }, 'heartbeat failed');
     } finally {
       this.beating = false;
     }
   }
 
   /** The rest of a running worker's round, on its own timer. Never throws. */
-  async choreRound(): Promise<void> {
-    if (this.choring || this.d.phase() !== 'running' || !this.fresh()) return;
+  async housekeepingRound(): Promise<void> {
+    if (this.choring || this.deps.phase() !== 'running' || !this.fresh()) return;
     this.choring = true;
     try {
-      await this.d.chores();
+      await this.deps.housekeeping();
     } catch (err) {
-      this.d.log.warn({ err: toError(err).message }, 'worker chores failed');
+      this.deps.log.warn({ err: toError(err).message }, 'worker housekeeping failed');
     } finally {
       this.choring = false;
     }
@@ -114,14 +114,14 @@ export class Liveness<S extends ManagedSlot> {
    * again; any other slot gets a pristine container before it is offered.
    */
   private async resync(): Promise<void> {
-    this.d.log.warn('registry entry vanished or stale (Redis restarted, or heartbeats stalled); registering again as a new incarnation');
+    this.deps.log.warn('registry entry vanished or stale (Redis restarted, or heartbeats stalled); registering again as a new incarnation');
     // The old entry goes first: a stale one (this worker was paused) must not be extended under the new epoch.
     await this.register();
-    for (const [slotId, state] of await this.d.registry.slotStates([...this.d.slots.keys()])) {
-      const slot = this.d.slots.get(slotId);
+    for (const [slotId, state] of await this.deps.registry.slotStates([...this.deps.slots.keys()])) {
+      const slot = this.deps.slots.get(slotId);
       if (!slot || state === 'held') continue;
-      if (state === 'free') await this.d.relist(slot);
-      else this.d.resetInBackground(slotId);
+      if (state === 'free') await this.deps.listAsFree(slot);
+      else this.deps.resetInBackground(slotId);
     }
   }
 }

@@ -96,14 +96,14 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
   private walkedAtMs = 0;
   private hotUntilMs = 0;
 
-  constructor(private readonly d: RootfsGuardDeps<S>) {
-    this.capBytes = d.capMb * 2 ** 20;
+  constructor(private readonly deps: RootfsGuardDeps<S>) {
+    this.capBytes = deps.capMb * 2 ** 20;
     this.triggerBytes = Math.max(this.capBytes - ROOTFS_HEADROOM_MB * 2 ** 20, Math.floor(this.capBytes / 2));
   }
 
   /** The error a killed call gets: what happened and what to do. */
   get note(): string {
-    return `The slot's root filesystem reached SLOTQ_ROOTFS_MB (${this.d.capMb} MB) and slotq killed the call: delete files (outside /workspace and /tmp too) or release with reset`;
+    return `The slot's root filesystem reached SLOTQ_ROOTFS_MB (${this.deps.capMb} MB) and slotq killed the call: delete files (outside /workspace and /tmp too) or release with reset`;
   }
 
   start(): void {
@@ -144,8 +144,8 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
     if (call.killed || layer.usedBytes >= this.triggerBytes || (await this.freeBytes()) < freeAtStart - FALL_TRIGGER_BYTES) await this.measure(layer);
     if (layer.usedBytes > this.capBytes) {
       layer.discarding = true;
-      this.d.log.warn({ slotId: slot.slotId, usedMb: Math.round(layer.usedBytes / 2 ** 20), capMb: this.d.capMb }, 'a call took the layer past the rootfs cap at once: replacing the container');
-      await this.d.discard(slot, true);
+      this.deps.log.warn({ slotId: slot.slotId, usedMb: Math.round(layer.usedBytes / 2 ** 20), capMb: this.deps.capMb }, 'a call took the layer past the rootfs cap at once: replacing the container');
+      await this.deps.discard(slot, true);
       return diskFull(`${this.note}. It took ${Math.round(layer.usedBytes / 2 ** 20)} MB at once (fallocate, say), so the slot's container was replaced: its workspace (files, processes, shell state) is gone`, value, true);
     }
     layer.idleLimitBytes = Math.max(this.triggerBytes, layer.usedBytes);
@@ -155,7 +155,7 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
   private layerOf(slot: S): Layer {
     const known = this.layers.get(slot.slotId);
     if (known?.containerId === slot.containerId) return known;
-    const dir = this.d.layerDir(slot.containerId).catch((err: unknown) => (this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'no writable layer found for the slot'), undefined));
+    const dir = this.deps.layerDir(slot.containerId).catch((err: unknown) => (this.deps.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'no writable layer found for the slot'), undefined));
     const layer: Layer = { containerId: slot.containerId, dir, usedBytes: 0, idleLimitBytes: this.triggerBytes, call: undefined, callEndedAtMs: 0, measuredAtMs: 0, discarding: false, walking: false, killedAtMs: 0, bytesAtKill: 0, killing: undefined };
     this.layers.set(slot.slotId, layer);
     return layer;
@@ -171,7 +171,7 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
   }
 
   private async freeBytes(): Promise<number> {
-    const s = await statfs(this.d.dataRoot);
+    const s = await statfs(this.deps.dataRoot);
     return s.bavail * s.bsize;
   }
 
@@ -197,7 +197,7 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
         this.walkAll();
       } else if (free > this.freeAtWalk) this.freeAtWalk = free;
     } catch (err) {
-      this.d.log.warn({ err: toError(err).message }, 'the rootfs guard could not measure');
+      this.deps.log.warn({ err: toError(err).message }, 'the rootfs guard could not measure');
     } finally {
       this.ticking = false;
       this.schedule(Date.now() < this.hotUntilMs ? HOT_TICK_MS : falling || this.calls > 0 ? FAST_TICK_MS : IDLE_TICK_MS);
@@ -206,14 +206,14 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
 
   /** Measures every slot's layer, each on its own: the tick does not wait for them. */
   private walkAll(): void {
-    for (const [slotId, layer] of this.layers) if (this.d.slots.get(slotId)?.containerId !== layer.containerId) this.layers.delete(slotId);
-    for (const slot of this.d.slots.values()) {
+    for (const [slotId, layer] of this.layers) if (this.deps.slots.get(slotId)?.containerId !== layer.containerId) this.layers.delete(slotId);
+    for (const slot of this.deps.slots.values()) {
       const layer = this.layerOf(slot);
       if (layer.walking) continue;
       layer.walking = true;
       this.measure(layer)
         .then((at) => this.enforce(slot, layer, at))
-        .catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'the rootfs guard could not measure a slot'))
+        .catch((err: unknown) => this.deps.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'the rootfs guard could not measure a slot'))
         .finally(() => (layer.walking = false));
     }
   }
@@ -223,24 +223,24 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
     const call = layer.call;
     const used = layer.usedBytes;
     const now = Date.now();
-    const at = { slotId: slot.slotId, usedMb: Math.round(used / 2 ** 20), capMb: this.d.capMb };
+    const at = { slotId: slot.slotId, usedMb: Math.round(used / 2 ** 20), capMb: this.deps.capMb };
     if (call ? measuredAtMs < call.startedAtMs : measuredAtMs < layer.callEndedAtMs) return;
     if (!call && used > this.capBytes) {
       if (layer.discarding) return;
       layer.discarding = true;
-      this.d.log.warn(at, 'the layer went past the rootfs cap between calls: replacing the container');
+      this.deps.log.warn(at, 'the layer went past the rootfs cap between calls: replacing the container');
       // In the slot's FIFO, and only if the slot still has that container.
-      void slot.enqueue(async () => (slot.containerId === layer.containerId ? this.d.discard(slot, false) : undefined)).catch(() => undefined);
+      void slot.enqueue(async () => (slot.containerId === layer.containerId ? this.deps.discard(slot, false) : undefined)).catch(() => undefined);
     } else if (layer.killedAtMs && now - layer.killedAtMs >= KILL_GRACE_MS && now - layer.killedAtMs < HOT_FOR_MS && used > layer.bytesAtKill + STILL_GROWING_BYTES) {
-      this.d.log.warn(at, 'the layer still grows after a kill (a background writer): killing every process of the slot');
+      this.deps.log.warn(at, 'the layer still grows after a kill (a background writer): killing every process of the slot');
       this.killAll(slot, layer);
     } else if (call && !call.killed && used > call.limitBytes) {
-      this.d.log.warn(at, 'rootfs cap reached: killing the call');
+      this.deps.log.warn(at, 'rootfs cap reached: killing the call');
       this.killed(layer);
       if (!slot.killCurrentCall()) this.killAll(slot, layer);
     } else if (!call && used > layer.idleLimitBytes + IDLE_SLACK_BYTES) {
       layer.idleLimitBytes = used;
-      this.d.log.warn(at, 'rootfs cap reached between calls (a background process): killing every process of the slot');
+      this.deps.log.warn(at, 'rootfs cap reached between calls (a background process): killing every process of the slot');
       this.killAll(slot, layer);
     }
   }
@@ -255,9 +255,9 @@ export class RootfsGuard<S extends GuardedSlot = GuardedSlot> {
   private killAll(slot: S, layer: Layer): void {
     this.killed(layer);
     if (layer.killing) return;
-    layer.killing = this.d
+    layer.killing = this.deps
       .killAll(layer.containerId)
-      .catch((err: unknown) => this.d.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'killing the processes of a slot over its rootfs cap failed'))
+      .catch((err: unknown) => this.deps.log.warn({ slotId: slot.slotId, err: toError(err).message }, 'killing the processes of a slot over its rootfs cap failed'))
       .finally(() => (layer.killing = undefined));
   }
 }

@@ -8,8 +8,8 @@ export interface SlotResetterDeps<S extends ManagedSlot> {
   containers: ContainerSource;
   driver: Pick<ContainerDriver, 'remove'>;
   /** Offers the slot again in the registry (free, for the next holder). */
-  relist: (slot: S) => Promise<void>;
-  /** Whether the worker is running (a stopping worker neither takes new containers nor relists). */
+  listAsFree: (slot: S) => Promise<void>;
+  /** Whether the worker is running (a stopping worker neither takes new containers nor lists slots as free again). */
   running: () => boolean;
   /** The slot's state in the registry (free|held|resetting, null when its record is gone). */
   registryState?: (slotId: string) => Promise<string | null>;
@@ -28,7 +28,7 @@ const BACKOFF_MS = [250, 1000, 4000] as const;
 export class SlotResetter<S extends ManagedSlot> {
   private readonly removals = new Set<Promise<void>>();
 
-  constructor(private readonly d: SlotResetterDeps<S>) {}
+  constructor(private readonly deps: SlotResetterDeps<S>) {}
 
   /**
    * Gives the slot a pristine container (a warm spare when there is one), inside its FIFO, then frees it.
@@ -37,38 +37,38 @@ export class SlotResetter<S extends ManagedSlot> {
    * after that the slot stays out of circulation (`resetting`) and the next sweep tries again.
    */
   async reset(slotId: string): Promise<void> {
-    const slot = this.d.slots.get(slotId);
+    const slot = this.deps.slots.get(slotId);
     if (!slot) return;
     await slot.enqueue(async () => {
-      const state = await this.d.registryState?.(slotId);
+      const state = await this.deps.registryState?.(slotId);
       if (state === 'free' || state === 'held') return;
       const old = slot.containerId;
-      const backoff = this.d.backoffMs ?? BACKOFF_MS;
+      const backoff = this.deps.backoffMs ?? BACKOFF_MS;
       for (let attempt = 0; ; attempt++) {
         try {
-          const fresh = await this.d.containers.take();
-          if (!this.d.running()) {
+          const fresh = await this.deps.containers.take();
+          if (!this.deps.running()) {
             this.removeLater(old);
-            return void (await this.d.driver.remove(fresh));
+            return void (await this.deps.driver.remove(fresh));
           }
           await slot.attachContainer(fresh);
           break;
         } catch (err) {
           const why = toError(err).message;
           if (slot.containerId !== old) this.removeLater(slot.containerId); // a fresh container whose session failed
-          if (attempt >= backoff.length || !this.d.running()) {
-            this.d.log.error({ slotId, attempts: attempt + 1, err: why }, 'reset failed: no new container; the slot waits for the next sweep');
+          if (attempt >= backoff.length || !this.deps.running()) {
+            this.deps.log.error({ slotId, attempts: attempt + 1, err: why }, 'reset failed: no new container; the slot waits for the next sweep');
             slot.brokenReason = `reset failed: ${why}`;
             this.removeLater(old);
             return;
           }
-          this.d.log.warn({ slotId, attempt: attempt + 1, err: why }, 'reset: no new container yet; trying again');
+          this.deps.log.warn({ slotId, attempt: attempt + 1, err: why }, 'reset: no new container yet; trying again');
           await new Promise((r) => setTimeout(r, backoff[attempt]));
         }
       }
       this.removeLater(old);
       slot.workspaceLost = false;
-      if (this.d.running()) await this.d.relist(slot);
+      if (this.deps.running()) await this.deps.listAsFree(slot);
     });
   }
 
@@ -92,22 +92,22 @@ export class SlotResetter<S extends ManagedSlot> {
 
   /** reset() without waiting; a failure is logged. */
   resetInBackground(slotId: string): void {
-    this.reset(slotId).catch((err: unknown) => this.d.log.error({ slotId, err: toError(err).message }, 'reset failed'));
+    this.reset(slotId).catch((err: unknown) => this.deps.log.error({ slotId, err: toError(err).message }, 'reset failed'));
   }
 
   /** Replaces a dead container (call it inside the slot's FIFO); the slot stays leased to its holder, whose next call is told. */
   async replaceBroken(slot: S): Promise<void> {
-    if (slot.brokenReason === undefined || !this.d.running()) return;
+    if (slot.brokenReason === undefined || !this.deps.running()) return;
     try {
-      const fresh = await this.d.containers.take();
-      if (!this.d.running()) return void (await this.d.driver.remove(fresh));
+      const fresh = await this.deps.containers.take();
+      if (!this.deps.running()) return void (await this.deps.driver.remove(fresh));
       const dead = slot.containerId;
       await slot.attachContainer(fresh);
       slot.workspaceLost = true;
-      await this.d.driver.remove(dead);
-      this.d.log.warn({ slotId: slot.slotId }, 'replaced a dead container');
+      await this.deps.driver.remove(dead);
+      this.deps.log.warn({ slotId: slot.slotId }, 'replaced a dead container');
     } catch (err) {
-      this.d.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead container failed');
+      this.deps.log.error({ slotId: slot.slotId, err: toError(err).message }, 'replacing a dead container failed');
     }
   }
 
@@ -117,9 +117,9 @@ export class SlotResetter<S extends ManagedSlot> {
   }
 
   private removeLater(containerId: string): void {
-    const p: Promise<void> = this.d.driver
+    const p: Promise<void> = this.deps.driver
       .remove(containerId)
-      .catch((err: unknown) => this.d.log.warn({ err: toError(err).message }, 'removing an old container failed'))
+      .catch((err: unknown) => this.deps.log.warn({ err: toError(err).message }, 'removing an old container failed'))
       .finally(() => this.removals.delete(p));
     this.removals.add(p);
   }

@@ -6,11 +6,11 @@ import { InsideSlotError, SlotBrokenError, toError } from '../../shared/errors.j
 import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { oneShotArgv } from '../executor/executor-protocol.js';
 
-import { INTERNAL_STDOUT_BYTES, type ArtifactIo, type SlotTraits } from '../tools/slot-access.js';
+import { INTERNAL_STDOUT_BYTES, type ArtifactIo, type SlotOffer } from '../tools/slot-access.js';
 import type { ImageProfile } from '../engine/image-profile.js';
 
 /** What a slot of this image offers, on a worker with this network. */
-export const traitsOf = (profile: ImageProfile, network: string): SlotTraits => ({
+export const offerOf = (profile: ImageProfile, network: string): SlotOffer => ({
   sh: profile.shell ?? '',
   stateful: profile.bash ?? profile.shell ?? '',
   tmux: profile.tmux ?? '',
@@ -22,8 +22,8 @@ export const traitsOf = (profile: ImageProfile, network: string): SlotTraits => 
 /** How many times an idle slot whose session ended asks the engine about its container (every 0.5 s while the engine does not answer: 30 s). */
 const IDLE_CHECK_ATTEMPTS = 60;
 
-/** The warm-up call at a session's start (it starts the front). */
-const FRONT_START_TIMEOUT_MS = 10_000;
+/** The warm-up call at a session's start (it starts the launcher). */
+const LAUNCHER_START_TIMEOUT_MS = 10_000;
 
 /** Prints the slot cgroup's OOM-kill and refused-fork counters (cgroup v1 or v2 layout). */
 const COUNTERS_SCRIPT = 'cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events 2>/dev/null; true';
@@ -54,7 +54,7 @@ export class SlotRuntime {
     public containerId: string,
     private readonly driver: ContainerDriver,
     /** What the slot's image offers (from the worker's image profile) and its network policy. */
-    readonly traits: SlotTraits,
+    readonly offer: SlotOffer,
     private readonly log: Logger,
   ) {}
 
@@ -99,11 +99,11 @@ export class SlotRuntime {
 
   async openSession(): Promise<void> {
     this.session?.close();
-    const session = (this.session = await SupervisorSession.open(this.driver, this.containerId, this.traits, this.log));
+    const session = (this.session = await SupervisorSession.open(this.driver, this.containerId, this.offer, this.log));
     session.onIdleEnd = () => void this.enqueue(() => this.idleSessionEnded(session)).catch(() => undefined);
-    // The front (native/slotq-spawn.c) takes over at a session's first call: make that call now, while the
+    // The launcher (native/slotq-spawn.c) takes over at a session's first call: make that call now, while the
     // slot is being made or reset, so a trajectory's first call does not pay for starting it.
-    await session.run({ mode: 'i', command: ':', timeoutMs: FRONT_START_TIMEOUT_MS }).catch((err: unknown) => this.log.debug({ err: toError(err).message }, 'the warm-up call failed'));
+    await session.run({ mode: 'i', command: ':', timeoutMs: LAUNCHER_START_TIMEOUT_MS }).catch((err: unknown) => this.log.debug({ err: toError(err).message }, 'the warm-up call failed'));
   }
 
   /** Runs on the persistent session, restarting it when it died; detects a dead container. */
@@ -184,7 +184,7 @@ export class SlotRuntime {
   private async runOneShot(req: RunRequest): Promise<RunResult> {
     const t0 = performance.now();
     const timeoutS = Math.max(1, Math.ceil(req.timeoutMs / 1000));
-    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.traits, req.command, timeoutS), {
+    const out = await this.driver.exec(this.containerId, oneShotArgv(req.mode, this.offer, req.command, timeoutS), {
       timeoutMs: req.timeoutMs + ONE_SHOT_SLACK_MS,
       capBytes: CAPTURE_HEAD_BYTES,
       ...(req.stdoutCap !== undefined ? { wholeStdoutBytes: req.stdoutCap } : {}),
@@ -199,7 +199,7 @@ export class SlotRuntime {
   /** slotq's own script over a one-shot exec with whole stdout up to INTERNAL_STDOUT_BYTES (artifacts bigger than the session's capture). */
   async execInternal(script: string, timeoutMs: number): Promise<ExecOutput> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
-    const argv = oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
+    const argv = oneShotArgv('i', this.offer, script, Math.max(1, Math.ceil(timeoutMs / 1000)));
     return this.driver.exec(this.containerId, argv, { timeoutMs: timeoutMs + ONE_SHOT_SLACK_MS, wholeStdoutBytes: INTERNAL_STDOUT_BYTES }).catch(async (err: unknown) => {
       await this.checkContainer(err);
       throw err;
@@ -209,7 +209,7 @@ export class SlotRuntime {
   /** slotq's own script with its stdout streamed (archives); the caller closes it. */
   async streamInternal(script: string, timeoutMs: number): Promise<AttachedProcess> {
     if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
-    return this.driver.attach(this.containerId, oneShotArgv('i', this.traits, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
+    return this.driver.attach(this.containerId, oneShotArgv('i', this.offer, script, Math.max(1, Math.ceil(timeoutMs / 1000)))).catch(async (err: unknown) => {
       await this.checkContainer(err);
       throw err;
     });

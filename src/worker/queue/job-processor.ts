@@ -62,54 +62,54 @@ const NOT_STARTED: Record<Exclude<StartStatus, 'ok'>, string> = {
  * the producer's inbox. An invalid payload is a failed result, never a crashed worker.
  */
 export class JobProcessor {
-  constructor(private readonly d: JobProcessorDeps) {}
+  constructor(private readonly deps: JobProcessorDeps) {}
 
   async process(job: Job): Promise<unknown> {
     const parsed = jobPayloadSchema.safeParse(job.data);
     if (!parsed.success) return this.rejectInvalid(job, describeZodError(parsed.error));
     const payload = parsed.data;
     if (payload.kind === 'provision') {
-      this.d.images?.provision(payload.image, payload.waiterId); // in the background: a pull can take minutes
+      this.deps.images?.provision(payload.image, payload.waiterId); // in the background: a pull can take minutes
       return { provision: payload.image };
     }
     if (payload.kind === 'reset') {
-      await (this.d.images?.owns(payload.slotId) ? this.d.images.retire(payload.slotId) : this.d.resetter.reset(payload.slotId));
+      await (this.deps.images?.owns(payload.slotId) ? this.deps.images.retire(payload.slotId) : this.deps.resetter.reset(payload.slotId));
       return { reset: payload.slotId };
     }
     // A batch always gets one result per call: infrastructure trouble becomes retryable INTERNAL results.
     const results = await this.runCalls(payload, job.id ?? '').catch((err: unknown) =>
       payload.items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', `The worker could not run this call: ${toError(err).message}`)]),
     );
-    await replyResults(this.d.redis, this.d.keys.inbox(payload.producerId), job.id ?? '', results, this.replyOptions());
+    await replyResults(this.deps.redis, this.deps.keys.inbox(payload.producerId), job.id ?? '', results, this.replyOptions());
     return { calls: results.length, failed: results.filter(([, r]) => !r.success).length };
   }
 
   private async runCalls(job: CallsJob, jobId: string): Promise<Array<[number, ExecutionResult]>> {
     const pairs = leasePairs(job.items);
     const current = new Map(pairs.map(([s], i) => [s, i]));
-    const startKeys = { job: this.d.keys.job(this.d.workerId, jobId), worker: this.d.keys.worker(this.d.workerId), slots: this.d.keys.slots };
+    const startKeys = { job: this.deps.keys.job(this.deps.workerId, jobId), worker: this.deps.keys.worker(this.deps.workerId), slots: this.deps.keys.slots };
     // Each slot's first call is marked started now (by the fetch's probe, else here), as it starts at once
     // when its slot is idle; the others are marked when they start (call-fence.ts).
     const firsts = pairs.map(([slotId]) => job.items.find((it) => it.slotId === slotId)!);
     // checkedAtMs: the leases were checked no earlier than this (the probe's send, or this claim's).
     const claimedAtMs = Date.now();
     const { checkedAtMs, ...claim } =
-      (await this.d.probes?.take(jobId, pairs)) ??
-      { ...(await startCalls(this.d.redis, startKeys, this.d.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const))), checkedAtMs: claimedAtMs };
+      (await this.deps.probes?.take(jobId, pairs)) ??
+      { ...(await startCalls(this.deps.redis, startKeys, this.deps.liveness.epoch, firsts.map((it, i) => [it.index, it.slotId, pairs[i]![1]] as const))), checkedAtMs: claimedAtMs };
     const marked = new Set(claim.status === 'ok' ? firsts.filter((it, i) => claim.valid[i] && it.leaseId === pairs[i]![1]).map((it) => it.index) : []);
     // Enqueue synchronously, in item order: this is what keeps each slot FIFO.
     const runs = job.items.map((item): Promise<[number, ExecutionResult]> => {
       if (claim.status !== 'ok') return Promise.resolve([item.index, neverRan(item, NOT_STARTED[claim.status])]);
-      const slot = this.d.slots.get(item.slotId);
-      if (!slot) return Promise.resolve([item.index, neverRan(item, `Slot ${item.slotId} is not served by worker ${this.d.workerId} (it was stopped or replaced)`)]);
+      const slot = this.deps.slots.get(item.slotId);
+      if (!slot) return Promise.resolve([item.index, neverRan(item, `Slot ${item.slotId} is not served by worker ${this.deps.workerId} (it was stopped or replaced)`)]);
       const i = current.get(item.slotId)!;
       if (!claim.valid[i] || item.leaseId !== pairs[i]![1]) {
         return Promise.resolve([item.index, failure(item, 'LEASE_LOST', `Slot ${item.slotId} is not held by this caller any more (released, or its lease expired): acquire a slot again`)]);
       }
-      const log = this.d.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
+      const log = this.deps.log.child({ jobId, slotId: item.slotId, executionId: item.executionId });
       const start = { keys: startKeys, checkedAtMs, marked: marked.has(item.index) };
       // A harness exec on a busy slot runs beside its FIFO (up to a limit): harness execs are not ordered.
-      const beside = item.tool === SANDBOX_TOOLS.exec ? slot.beside(this.d.execConcurrency ?? EXEC_BESIDE_LIMIT, () => this.startAndRun(slot, item, start, job, log, true)) : undefined;
+      const beside = item.tool === SANDBOX_TOOLS.exec ? slot.beside(this.deps.execConcurrency ?? EXEC_BESIDE_LIMIT, () => this.startAndRun(slot, item, start, job, log, true)) : undefined;
       return (beside ?? slot.enqueue(() => this.startAndRun(slot, item, start, job, log))).then((r) => [item.index, r]);
     });
     return Promise.all(runs);
@@ -148,9 +148,9 @@ export class JobProcessor {
     if (job.deadlineAtMs !== undefined && now + timeoutMs + (job.startMarginMs ?? 0) > job.deadlineAtMs) {
       return neverRan(item, `Not run: it waited ${Math.round((now - start.checkedAtMs) / 1000)} s behind earlier calls on slot ${item.slotId} and could no longer end before its caller gives it up`);
     }
-    if (!this.d.liveness.fresh()) return neverRan(item, NOT_STARTED.stale);
+    if (!this.deps.liveness.fresh()) return neverRan(item, NOT_STARTED.stale);
     if (start.marked && now - start.checkedAtMs <= LEASE_RECHECK_AFTER_MS) return undefined;
-    const { status, valid } = await startCalls(this.d.redis, start.keys, this.d.liveness.epoch, [[item.index, item.slotId, item.leaseId]]);
+    const { status, valid } = await startCalls(this.deps.redis, start.keys, this.deps.liveness.epoch, [[item.index, item.slotId, item.leaseId]]);
     if (status !== 'ok') return neverRan(item, NOT_STARTED[status]);
     if (!valid[0]) return failure(item, 'LEASE_LOST', `Not run: slot ${item.slotId} was released or its lease expired while this call waited: acquire a slot again`);
     return undefined;
@@ -168,29 +168,29 @@ export class JobProcessor {
       result = failure(item, 'SLOT_BROKEN', `This slot's container ${why} was replaced by a fresh one: the trajectory's workspace (files, processes, shell state) is gone. This call was not run; later calls run on the new container.`, { workspaceLost: true, ...own });
     } else {
       try {
-        const rootfs = this.d.rootfs;
-        const access = beside ? { run: (req: RunRequest) => slot.runBeside(req), traits: slot.traits, io: slot.io } : slot;
+        const rootfs = this.deps.rootfs;
+        const access = beside ? { run: (req: RunRequest) => slot.runBeside(req), offer: slot.offer, io: slot.io } : slot;
         result = await (rootfs ? rootfs.around(slot, () => executeSlotCall(access, item), (note, r, lost) => diskFullResult(item, note, r, lost)) : executeSlotCall(access, item));
       } catch (err) {
         const code = codeOf(err);
         result = failure(item, code, toError(err).message, err instanceof SlotqError ? { ...err.details, retryable: err.retryable } : {});
         // Replace it now, inside the slot's FIFO, so the calls queued behind this one see the new container.
-        if (code === 'SLOT_BROKEN') await (this.d.images?.owns(slot.slotId) ? this.d.images.replaceBroken(slot) : this.d.resetter.replaceBroken(slot));
+        if (code === 'SLOT_BROKEN') await (this.deps.images?.owns(slot.slotId) ? this.deps.images.replaceBroken(slot) : this.deps.resetter.replaceBroken(slot));
       }
     }
-    this.d.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });
+    this.deps.events.emit('call:done', { tool: item.tool, slotId: slot.slotId, success: result.success, durationMs: performance.now() - startedMs, ...(result.metadata.code ? { code: result.metadata.code } : {}) });
     log.debug({ tool: item.tool, success: result.success, code: result.metadata.code, ms: result.metadata.durationMs }, 'call done');
     return result;
   }
 
 
   private replyOptions(): { chunkBytes?: number } {
-    return this.d.replyChunkBytes === undefined ? {} : { chunkBytes: this.d.replyChunkBytes };
+    return this.deps.replyChunkBytes === undefined ? {} : { chunkBytes: this.deps.replyChunkBytes };
   }
 
   /** An invalid payload is a failed result (INVALID_ARGS) when it says where to reply, else a failed job. */
   private async rejectInvalid(job: Job, why: string): Promise<unknown> {
-    this.d.log.warn({ jobId: job.id, why }, 'invalid job payload');
+    this.deps.log.warn({ jobId: job.id, why }, 'invalid job payload');
     const data = (typeof job.data === 'object' && job.data !== null ? job.data : {}) as Record<string, unknown>;
     const loose = callsJobSchema.pick({ producerId: true }).safeParse(data);
     if (!loose.success) throw new InvalidArgsError(`Invalid job payload: ${why}`);
@@ -202,7 +202,7 @@ export class JobProcessor {
       const ids = { executionId: str(it['executionId'], `${job.id}-${index}`), slotId: str(it['slotId'], '') };
       return [index, failure(ids, 'INVALID_ARGS', `Invalid job payload: ${why}`)];
     });
-    await replyResults(this.d.redis, this.d.keys.inbox(loose.data.producerId), job.id ?? '', results, this.replyOptions());
+    await replyResults(this.deps.redis, this.deps.keys.inbox(loose.data.producerId), job.id ?? '', results, this.replyOptions());
     return { invalid: why };
   }
 }

@@ -29,11 +29,11 @@ export class SlotAdmission {
   private readonly held = new Map<string, number>();
 
   constructor(
-    private readonly d: { workerId: string; redis: Redis; keys: Keys; log: Logger; limitPerSlot?: number },
+    private readonly deps: { workerId: string; redis: Redis; keys: Keys; log: Logger; limitPerSlot?: number },
   ) {}
 
   get limitPerSlot(): number {
-    return this.d.limitPerSlot ?? SLOT_JOBS_LIMIT;
+    return this.deps.limitPerSlot ?? SLOT_JOBS_LIMIT;
   }
 
   /** BullMQ concurrency for a worker that serves up to `slots` slots: each at its limit, and room to spare. */
@@ -66,10 +66,10 @@ export class SlotAdmission {
 
   private async refuse(job: Job, items: Item[]): Promise<void> {
     const data = job.data as { producerId: string };
-    this.d.log.warn({ jobId: job.id, slots: [...new Set(items.map((i) => i.slotId))], calls: items.length }, 'slot has too many jobs waiting; calls refused');
-    const why = (it: Item): string => `Not run: slot ${it.slotId} already has ${this.limitPerSlot} jobs waiting on worker ${this.d.workerId}; retry it once earlier calls on the slot answered`;
+    this.deps.log.warn({ jobId: job.id, slots: [...new Set(items.map((i) => i.slotId))], calls: items.length }, 'slot has too many jobs waiting; calls refused');
+    const why = (it: Item): string => `Not run: slot ${it.slotId} already has ${this.limitPerSlot} jobs waiting on worker ${this.deps.workerId}; retry it once earlier calls on the slot answered`;
     const results = items.map((it): [number, ExecutionResult] => [it.index, failure(it, 'INTERNAL', why(it), { retryable: true, cause: 'slot_queue_full' })]);
-    await replyResults(this.d.redis, this.d.keys.inbox(data.producerId), job.id ?? '', results);
+    await replyResults(this.deps.redis, this.deps.keys.inbox(data.producerId), job.id ?? '', results);
   }
 }
 

@@ -8,7 +8,7 @@ import type { RunRequest, RunResult } from '../executor/session.js';
  */
 
 /** What a slot offers beyond its shells: the image's tmux, and whether it has no network. */
-export interface SlotTraits extends SessionShells {
+export interface SlotOffer extends SessionShells {
   tmux: string;
   networkIsolated: boolean;
   /** The slot's user as Docker's User ('' = the image's default, root) and its uid: the executor runs as it. */
@@ -22,7 +22,7 @@ export type SlotRunner = (req: RunRequest) => Promise<RunResult>;
 /** What a call needs of its slot: the runner, what its image offers, and container access for artifacts. */
 export interface SlotAccess {
   run: SlotRunner;
-  traits: SlotTraits;
+  offer: SlotOffer;
   io: ArtifactIo;
 }
 

@@ -6,7 +6,7 @@ import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';
 import { insideCause } from './inside-causes.js';
 import type { RunResult } from '../executor/session.js';
-import type { SlotAccess, SlotRunner, SlotTraits } from './slot-access.js';
+import type { SlotAccess, SlotRunner, SlotOffer } from './slot-access.js';
 import { runTmux } from './tmux-tool.js';
 import { EXIT, resolvePathScript as resolvePath } from './workspace-path.js';
 
@@ -16,8 +16,8 @@ export const MAX_FILE_BYTES = 100_000;
  * The original's policy arguments (contract §4). Every slot is a container sandbox, so require_sandbox and
  * require_stateful_sandbox are always met; allow_network: false is met only by a slot without a network.
  */
-function policyRefusal(item: JobItem, args: Record<string, unknown>, traits: SlotTraits): ExecutionResult | undefined {
-  if (args['allow_network'] === false && !traits.networkIsolated) {
+function policyRefusal(item: JobItem, args: Record<string, unknown>, offer: SlotOffer): ExecutionResult | undefined {
+  if (args['allow_network'] === false && !offer.networkIsolated) {
     return failure(item, 'INVALID_ARGS', 'Network isolation requested (allow_network: false) but this slot has a network: run it on a worker with SLOTQ_NETWORK=none', { cause: 'policy', sandboxed: true, network_isolated: false });
   }
   return undefined;
@@ -43,16 +43,16 @@ export async function executeCall(slot: SlotAccess, item: JobItem): Promise<Exec
   const parsed = parseCall(item);
   if ('success' in parsed) return parsed;
   const { tool, args } = parsed;
-  const refused = policyRefusal(item, args, slot.traits);
+  const refused = policyRefusal(item, args, slot.offer);
   if (refused) return refused;
-  const sandbox = { sandboxed: true, network_isolated: slot.traits.networkIsolated };
+  const sandbox = { sandboxed: true, network_isolated: slot.offer.networkIsolated };
   const timeoutS = clampTimeoutS(typeof args['timeout'] === 'number' ? args['timeout'] : item.timeoutS);
   const timeoutMs = timeoutS * 1000;
   switch (tool) {
     case 'bash':
     case 'bash_stateful': {
       const stateful = tool === 'bash_stateful';
-      const shell = stateful ? slot.traits.stateful : slot.traits.sh;
+      const shell = stateful ? slot.offer.stateful : slot.offer.sh;
       if (!shell) return failure(item, 'UNKNOWN_TOOL', `${tool} is not available in this slot: its image has no ${stateful ? 'bash or /bin/sh' : '/bin/sh'} (read_file, write_file and the artifact helpers still work)`, { cause: 'no_shell_in_image' });
       const r = await run({ mode: stateful ? 't' : 's', command: args['command'] as string, timeoutMs });
       const result = shellResult(item, r, timeoutS, stateful);
@@ -62,7 +62,7 @@ export async function executeCall(slot: SlotAccess, item: JobItem): Promise<Exec
       return result;
     }
     case 'tmux':
-      return runTmux(run, slot.traits.tmux || undefined, item, args as TmuxArgs, timeoutS);
+      return runTmux(run, slot.offer.tmux || undefined, item, args as TmuxArgs, timeoutS);
     case 'read_file': {
       const path = args['path'] as string;
       const script = `${resolvePath(path, true)}\n[ -f "$p" ] || exit ${EXIT.notFile}\nsz=$(stat -c %s "$p")\n[ "$sz" -le ${MAX_FILE_BYTES} ] || { echo "$sz"; exit ${EXIT.tooLarge}; }\nexec cat "$p"`;
