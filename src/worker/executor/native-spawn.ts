@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
  * or taken from SLOTQ_HELPER_SPAWN (a prebuilt static binary; `off` to do without). Without it every call
  * still works, through the shell's own fork and exec (slower): a machine with no compiler loses only speed.
  */
-const SOURCE = fileURLToPath(new URL('../../native/slotq-spawn.c', import.meta.url));
+const SOURCE = fileURLToPath(new URL('../../../native/slotq-spawn.c', import.meta.url));
 
 export interface NativeSpawn {
   bin?: Buffer;
