@@ -13,6 +13,7 @@ import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
+import { JOB_RETENTION } from '../shared/retention.js';
 import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
   ArchiveArtifactsOptions,
@@ -44,7 +45,7 @@ export interface SlotBackendOptions extends SlotqOptions {
 }
 
 // Results travel through the inbox: completed jobs are kept only briefly, for the board and debugging.
-const JOB_OPTS = { removeOnComplete: { age: 300, count: 100 }, removeOnFail: { age: 3600, count: 1000 }, attempts: 1 } as const;
+const JOB_OPTS = { ...JOB_RETENTION, attempts: 1 } as const;
 /** Slack on top of the call timeouts before a job is given up (queueing, container start). */
 const DEADLINE_SLACK_MS = 60_000;
 const WATCHDOG_MS = 1000;

@@ -3,7 +3,7 @@ import { affinityKey, affinityScope } from './affinity.js';
 import { randomId } from './ids.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
-import { INBOX_TTL_MS } from './retention.js';
+import { pushInbox } from './inbox-push.js';
 
 type ScriptName = keyof typeof REGISTRY_SCRIPTS;
 type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unknown>;
@@ -66,12 +66,11 @@ export class Registry {
   private async deliver(res: unknown): Promise<ReleaseOutcome> {
     const [outcome, ...rest] = res as string[];
     if (rest.length > 0) {
-      const pipe = this.redis.pipeline();
+      const pushes: Array<Promise<void>> = [];
       for (let i = 0; i + 2 < rest.length; i += 3) {
-        const inbox = this.keys.inbox(rest[i]!);
-        pipe.rpush(inbox, JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })).pexpire(inbox, INBOX_TTL_MS);
+        pushes.push(pushInbox(this.redis, this.keys.inbox(rest[i]!), JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })));
       }
-      await pipe.exec();
+      await Promise.all(pushes); // sent back to back on one connection: one round trip
     }
     return outcome as ReleaseOutcome;
   }

@@ -1,6 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type express from 'express';
 import { ConfigError } from '../../shared/errors.js';
+import { isLoopback } from '../../shared/loopback.js';
+import { makeTokenMatcher } from '../../shared/token-check.js';
+
+export { isLoopback };
 
 /** Who may see and change what on the board. */
 export interface BoardAccess {
@@ -12,9 +15,6 @@ export interface BoardAccess {
   /** Show job data (commands, file contents, lease IDs) in Bull Board; hidden by default. */
   showJobData: boolean;
 }
-
-/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
-export const isLoopback = (host: string): boolean => /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\]|::ffff:127(\.\d{1,3}){3})$/i.test(host);
 
 /** Refuses a board that would be open to the network, or writable, without a token. */
 export function checkBoardAccess(a: BoardAccess): void {
@@ -28,8 +28,6 @@ export function checkBoardAccess(a: BoardAccess): void {
     throw new ConfigError('The board\'s write actions (--read-write: retry, clean, promote) need SLOTQ_BOARD_TOKEN: set it, or leave the board read-only.');
   }
 }
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** The token from "Authorization: Bearer <token>" or from HTTP basic auth (any user name, the token as password). */
 function presented(header: string | undefined): string | undefined {
@@ -46,10 +44,10 @@ function presented(header: string | undefined): string | undefined {
 
 /** Lets a request through only with the token (compared in constant time); a browser is asked for basic auth. */
 export function requireToken(token: string): express.RequestHandler {
-  const expected = digest(token);
+  const matches = makeTokenMatcher(token);
   return (req, res, next) => {
     const got = presented(req.headers.authorization);
-    if (got !== undefined && timingSafeEqual(digest(got), expected)) return next();
+    if (got !== undefined && matches(got)) return next();
     res.set('WWW-Authenticate', 'Basic realm="slotq board", charset="UTF-8"').status(401).type('text').send('slotq board: a token is required (Bearer, or basic auth with the token as password)\n');
   };
 }
