@@ -204,6 +204,10 @@ class _Body:
         self.length = len(payload) if stream is None else int(length or 0)
 
 
+def json_body(body: Dict[str, Any]) -> _Body:
+    return _Body(json.dumps(body, separators=(",", ":")).encode("utf-8"), "application/json")
+
+
 def octet_body(data: bytes) -> _Body:
     return _Body(data, "application/octet-stream")
 
