@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import os
-import tarfile
 import tempfile
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Union
 from urllib.parse import urlencode
@@ -36,6 +35,9 @@ class HarnessSurface:
     default_timeout_s: Optional[float]
 
     async def _open_session(self, stale: Optional[str]) -> str:  # pragma: no cover - SlotqBackend's
+        raise NotImplementedError
+
+    async def _session_call(self, op: str, body: Dict[str, Any], timeout_s: float, *, idempotent: bool = False, lane: str = "calls") -> Any:  # pragma: no cover - SlotqBackend's
         raise NotImplementedError
 
     # ------------------------------------------------------------------ exec
@@ -66,7 +68,7 @@ class HarnessSurface:
         if timeout_s is not None:
             body["timeout_s"] = timeout_s
         try:
-            data = await self._session_call("exec", body, t + ANSWER_MARGIN_S)  # type: ignore[attr-defined]
+            data = await self._session_call("exec", body, t + ANSWER_MARGIN_S)
         except GatewayUnavailableError as e:
             if not e.may_have_arrived:
                 return ExecResult.failure(e.code, str(e), retryable=True)
