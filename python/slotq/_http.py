@@ -1,5 +1,6 @@
 """A small HTTP/1.1 JSON client on asyncio streams: keep-alive connections in a bounded pool,
-no threads, so many asyncio tasks can call at once without blocking the event loop."""
+no threads, so many asyncio tasks can call at once without blocking the event loop. Byte bodies (the
+harness's file transfers) go out streamed from a file and may come back streamed into one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 import ssl
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .errors import GatewayUnavailableError
@@ -81,15 +82,28 @@ class HttpClient:
         gateway cannot be reached or does not answer within timeout_s (retrying once, for idempotent
         requests, on a reused connection the server had closed)."""
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
+        status, _ctype, raw = await self._send(method, path, _Body(payload, "application/json"), timeout_s=timeout_s, idempotent=idempotent, lane=lane, sink=None)
+        return status, _parse_json(raw)
+
+    async def request_bytes(self, method: str, path: str, body: "_Body", *, timeout_s: float, headers: Optional[Dict[str, str]] = None, sink: Optional[BinaryIO] = None) -> Tuple[int, Any]:
+        """Sends one request whose body or answer may be bytes (never retried: transfers are not idempotent).
+        Returns (status, answer): the answer is parsed JSON when the gateway answered JSON, else the bytes,
+        or, with ``sink``, the number of bytes written to it (streamed, never held whole)."""
+        status, ctype, raw = await self._send(method, path, body, timeout_s=timeout_s, idempotent=False, lane="calls", sink=sink, headers=headers)
+        if ctype == "application/octet-stream":
+            return status, raw
+        return status, _parse_json(raw)
+
+    async def _send(self, method: str, path: str, body: "_Body", *, timeout_s: float, idempotent: bool, lane: str, sink: Optional[BinaryIO], headers: Optional[Dict[str, str]] = None) -> Tuple[int, str, Any]:
         state = self._loop_state()
         async with state.sems[lane]:
             deadline = time.monotonic() + timeout_s  # from when a connection may be used: queueing for one is not the gateway's time
-            attempts = 2 if idempotent else 1
+            attempts = 2 if idempotent and body.stream is None else 1
             for attempt in range(attempts):
                 conn, reused = await self._connection(state, deadline)
                 try:
                     remaining = max(0.001, deadline - time.monotonic())
-                    status, keep, data = await asyncio.wait_for(self._roundtrip(conn, method, path, payload), remaining)
+                    status, keep, ctype, data = await asyncio.wait_for(self._roundtrip(conn, method, path, body, headers or {}, sink), remaining)
                 except asyncio.TimeoutError:
                     conn.close()
                     raise GatewayUnavailableError(f"No answer from the slotq gateway at {self.url} within {timeout_s:.0f} s ({method} {path})", may_have_arrived=True) from None
@@ -106,7 +120,7 @@ class HttpClient:
                     state.idle.append(conn)
                 else:
                     conn.close()
-                return status, data
+                return status, ctype, data
         raise AssertionError("unreachable")
 
     async def _connection(self, state: _LoopState, deadline: float) -> Tuple[_Conn, bool]:
@@ -125,15 +139,18 @@ class HttpClient:
             raise GatewayUnavailableError(f"Could not connect to the slotq gateway at {self.url}: {_describe(e)} (is `slotq gateway` running? SLOTQ_URL)") from None
         return _Conn(reader, writer), False
 
-    async def _roundtrip(self, conn: _Conn, method: str, path: str, payload: bytes) -> Tuple[int, bool, Any]:
-        head = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}", "Accept: application/json", "Connection: keep-alive"]
-        if payload or method in ("POST", "PUT", "PATCH"):
-            head.append("Content-Type: application/json")
-            head.append(f"Content-Length: {len(payload)}")
+    async def _roundtrip(self, conn: _Conn, method: str, path: str, body: "_Body", extra: Dict[str, str], sink: Optional[BinaryIO]) -> Tuple[int, bool, str, Any]:
+        head = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}", "Accept: application/json, application/octet-stream", "Connection: keep-alive"]
+        if body.length or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Type: {body.content_type}")
+            head.append(f"Content-Length: {body.length}")
         if self.token:
             head.append(f"Authorization: Bearer {self.token}")
-        conn.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        head.extend(f"{k}: {v}" for k, v in extra.items())
+        conn.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body.payload)
         await conn.writer.drain()
+        if body.stream is not None:
+            await _send_stream(conn.writer, body.stream, body.length)
 
         status_line = await conn.reader.readline()
         if not status_line:
@@ -154,19 +171,17 @@ class HttpClient:
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         keep = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
+        ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        to_sink = sink if ctype == "application/octet-stream" else None
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            raw = await _read_chunked(conn.reader)
+            raw: Any = await _read_chunked(conn.reader, to_sink)
         elif "content-length" in headers:
-            raw = await conn.reader.readexactly(int(headers["content-length"]))
+            n = int(headers["content-length"])
+            raw = await _copy_exactly(conn.reader, n, to_sink) if to_sink is not None else await conn.reader.readexactly(n)
         else:
-            raw = await conn.reader.read()
+            raw = await _copy_to_eof(conn.reader, to_sink)
             keep = False
-        if not raw:
-            return status, keep, None
-        try:
-            return status, keep, json.loads(raw.decode("utf-8"))
-        except ValueError:
-            return status, keep, {"error": {"code": "INTERNAL", "message": raw[:500].decode("utf-8", "replace"), "retryable": True}}
+        return status, keep, ctype, raw
 
     def close_idle(self) -> None:
         state = self._state
@@ -177,17 +192,93 @@ class HttpClient:
         state.idle.clear()
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+class _Body:
+    """A request body: bytes in memory, or ``length`` bytes read from a binary file as they are sent."""
+
+    __slots__ = ("payload", "content_type", "stream", "length")
+
+    def __init__(self, payload: bytes, content_type: str, stream: Optional[BinaryIO] = None, length: Optional[int] = None) -> None:
+        self.payload = payload
+        self.content_type = content_type
+        self.stream = stream
+        self.length = len(payload) if stream is None else int(length or 0)
+
+
+def json_body(body: Dict[str, Any]) -> _Body:
+    return _Body(json.dumps(body, separators=(",", ":")).encode("utf-8"), "application/json")
+
+
+def octet_body(data: bytes) -> _Body:
+    return _Body(data, "application/octet-stream")
+
+
+def octet_stream(f: BinaryIO, length: int) -> _Body:
+    """A body streamed from ``f`` (its next ``length`` bytes) in STREAM_CHUNK_BYTES writes, never held whole."""
+    return _Body(b"", "application/octet-stream", f, length)
+
+
+STREAM_CHUNK_BYTES = 256 * 1024
+
+
+async def _send_stream(writer: asyncio.StreamWriter, f: BinaryIO, length: int) -> None:
+    loop = asyncio.get_running_loop()
+    left = length
+    while left > 0:
+        chunk = await loop.run_in_executor(None, f.read, min(STREAM_CHUNK_BYTES, left))  # file reads off the loop
+        if not chunk:
+            raise ValueError(f"the body's file ended {left} bytes short of its length")
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
+
+
+async def _copy_exactly(reader: asyncio.StreamReader, n: int, sink: BinaryIO) -> int:
+    left = n
+    while left > 0:
+        chunk = await reader.readexactly(min(STREAM_CHUNK_BYTES, left))
+        sink.write(chunk)
+        left -= len(chunk)
+    return n
+
+
+async def _copy_to_eof(reader: asyncio.StreamReader, sink: Optional[BinaryIO]) -> Any:
+    if sink is None:
+        return await reader.read()
+    n = 0
+    while True:
+        chunk = await reader.read(STREAM_CHUNK_BYTES)
+        if not chunk:
+            return n
+        sink.write(chunk)
+        n += len(chunk)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, sink: Optional[BinaryIO] = None) -> Any:
     out = bytearray()
+    n = 0
     while True:
         size_line = await reader.readline()
         size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
-            return bytes(out)
-        out += await reader.readexactly(size)
+            return n if sink is not None else bytes(out)
+        data = await reader.readexactly(size)
+        if sink is not None:
+            sink.write(data)
+            n += size
+        else:
+            out += data
         await reader.readexactly(2)
+
+
+def _parse_json(raw: Any) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(bytes(raw).decode("utf-8"))
+    except ValueError:
+        return {"error": {"code": "INTERNAL", "message": bytes(raw)[:500].decode("utf-8", "replace"), "retryable": True}}
 
 
 def _describe(e: BaseException) -> str:

@@ -9,26 +9,16 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _artifacts as art
+from ._common import ANSWER_MARGIN_S, DEFAULT_CALL_TIMEOUT_S, MAX_TIMEOUT_S, MIN_TIMEOUT_S, _clamp, _error_from
+from ._harness import HarnessSurface
 from ._http import HttpClient
-from .errors import GatewayUnavailableError, SlotqAuthError, SlotqError
+from .errors import GatewayUnavailableError, SlotqError
 from .types import ExecutionResult, Slot, SlotState
 
 log = logging.getLogger("slotq")
 
 DEFAULT_URL = "http://127.0.0.1:9001"
-#: The contract's per-call default and clamp (contract §4).
-DEFAULT_CALL_TIMEOUT_S = 30.0
-MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1.0, 3600.0
-#: The gateway gives up a call 60 s after its timeouts (typed WORKER_LOST); the client waits longer,
-#: so the typed answer wins, yet never waits forever.
-ANSWER_MARGIN_S = 90.0
-
-
-def _clamp(t: float) -> float:
-    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, t))
-
-
-class SlotqBackend:
+class SlotqBackend(HarnessSurface):
     """A drop-in ``ToolBackend`` (the seed protocol: same names, kwargs and defaults) on a slotq gateway.
 
     ``url`` defaults to ``$SLOTQ_URL`` (else ``http://127.0.0.1:9001``) and ``token`` to ``$SLOTQ_TOKEN``
@@ -291,15 +281,3 @@ def _batch_deadline_s(wire: Sequence[Dict[str, Any]], call_timeout: Optional[flo
         sid = str(c["slot"].get("slot_id"))
         per_slot[sid] = per_slot.get(sid, 0.0) + _clamp(t) + 1.0
     return max(per_slot.values()) + ANSWER_MARGIN_S
-
-
-def _error_from(status: int, data: Any) -> SlotqError:
-    err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
-        return GatewayUnavailableError(f"Unexpected answer from the slotq gateway (HTTP {status}): {str(data)[:300]}")
-    code = str(err.get("code", "INTERNAL"))
-    message = str(err.get("message", ""))
-    retryable = err.get("retryable")
-    if status == 401:
-        return SlotqAuthError(code, message, retryable=False, status=status)
-    return SlotqError(code, message, retryable=bool(retryable) if retryable is not None else None, status=status)

@@ -63,3 +63,47 @@ class GatewayUnavailableError(SlotqError):
     def __init__(self, message: str, *, may_have_arrived: bool = False) -> None:
         super().__init__("INTERNAL", message, retryable=not may_have_arrived)
         self.may_have_arrived = may_have_arrived
+
+
+class SlotqFileError(SlotqError):
+    """A harness file helper failed (read_file_bytes, write_file_bytes, upload_dir, download_dir).
+    ``path`` is the container path it was given. The subclasses below are also the builtin OSError
+    kinds, so an adapter written for local files can catch FileNotFoundError, PermissionError, ..."""
+
+    def __init__(self, code: str, message: str, *, retryable: Optional[bool] = None, path: str = "") -> None:
+        super().__init__(code, message, retryable=retryable)
+        self.path = path
+        self.filename = path or None  # what an OSError handler reads
+
+
+class SlotqFileNotFoundError(SlotqFileError, FileNotFoundError):
+    """NOT_FOUND: the path does not exist in the container."""
+
+
+class SlotqPermissionError(SlotqFileError, PermissionError):
+    """PERMISSION_DENIED: the exec user may not read or write the path."""
+
+
+class SlotqIsADirectoryError(SlotqFileError, IsADirectoryError):
+    """INVALID_ARGS (cause is_directory): a file operation was given a directory."""
+
+
+class SlotqTooLargeError(SlotqFileError):
+    """TOO_LARGE: the file or archive is over ``max_bytes`` (or the gateway's transfer cap)."""
+
+
+def file_error(code: str, message: str, *, retryable: Optional[bool], path: str, cause: Optional[str] = None) -> SlotqFileError:
+    """The typed error for a failed transfer answer {success: false, code, error, retryable}."""
+    low = message.lower()
+    if code == "NOT_FOUND":
+        cls: type = SlotqFileNotFoundError
+    elif code == "PERMISSION_DENIED" or (code == "TOOL_FAILED" and "permission denied" in low):
+        cls = SlotqPermissionError
+    elif code == "TOO_LARGE":
+        cls = SlotqTooLargeError
+    elif code == "INVALID_ARGS" and (cause == "is_directory" or "is a directory" in low):
+        cls = SlotqIsADirectoryError
+    else:
+        cls = SlotqFileError
+    err: SlotqFileError = cls(code, message, retryable=retryable, path=path)
+    return err

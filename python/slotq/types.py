@@ -153,3 +153,57 @@ class ExecutionResult:
         if outcome is not None:
             metadata["outcome"] = outcome
         return cls(success=False, output="", error=error, execution_id=str(uuid.uuid4()), slot_id=slot_id, metadata=metadata)
+
+
+@dataclass
+class ExecResult:
+    """What ``exec`` returns: the command's exit code and its stdout and stderr apart (UTF-8, invalid bytes
+    replaced; ``*_bytes`` are the sizes before any truncation). ``timed_out`` (with ``exit_code == -1``):
+    the command ran past its timeout and was killed with its children. ``code`` is set when the call
+    itself failed (the command may not have run): a contract code with ``retryable`` and ``error``;
+    ``outcome == "unknown"`` when it may have run."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    timed_out: bool = False
+    truncated: bool = False
+    duration_ms: float = 0
+    code: Optional[str] = None
+    retryable: Optional[bool] = None
+    outcome: Optional[str] = None
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        """The command ran to the end and exited 0."""
+        return self.code is None and not self.timed_out and self.exit_code == 0
+
+    @classmethod
+    def _from_wire(cls, w: Dict[str, Any]) -> "ExecResult":
+        def opt_str(k: str) -> Optional[str]:
+            v = w.get(k)
+            return None if v is None else str(v)
+
+        retryable = w.get("retryable")
+        return cls(
+            exit_code=int(w.get("exit_code", -1)),
+            stdout=str(w.get("stdout", "")),
+            stderr=str(w.get("stderr", "")),
+            stdout_bytes=int(w.get("stdout_bytes", 0)),
+            stderr_bytes=int(w.get("stderr_bytes", 0)),
+            timed_out=bool(w.get("timed_out", False)),
+            truncated=bool(w.get("truncated", False)),
+            duration_ms=float(w.get("duration_ms", 0)),
+            code=opt_str("code"),
+            retryable=None if retryable is None else bool(retryable),
+            outcome=opt_str("outcome"),
+            error=opt_str("error"),
+        )
+
+    @classmethod
+    def failure(cls, code: str, error: str, *, retryable: bool, outcome: Optional[str] = None) -> "ExecResult":
+        """A failed exec made by the client (a call it could not send or got no answer for)."""
+        return cls(exit_code=-1, code=code, retryable=retryable, outcome=outcome, error=error)
