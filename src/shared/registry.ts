@@ -70,7 +70,9 @@ export class Registry {
       for (let i = 0; i + 2 < rest.length; i += 3) {
         pushes.push(pushInbox(this.redis, this.keys.inbox(rest[i]!), JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })));
       }
-      await Promise.all(pushes); // sent back to back on one connection: one round trip
+      // Sent back to back on one connection: one round trip. A push that fails loses no grant (the waiter
+      // finds it with GRANTED_TO) and must not fail the release, whose script already ran.
+      await Promise.allSettled(pushes);
     }
     return outcome as ReleaseOutcome;
   }

@@ -1,3 +1,4 @@
+import { pushInbox } from '../../shared/inbox-push.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../../shared/config.js';
@@ -5,7 +6,6 @@ import { settlesWithin } from '../../shared/deadline.js';
 import { ImageUnusableError, SlotqError, SlotUnavailableError, toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
 import type { Registry } from '../../shared/registry.js';
-import { INBOX_TTL_MS } from '../../shared/retention.js';
 import type { InboxMessage } from '../../shared/schemas.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
 import { Semaphore } from '../engine/container-pool.js';
@@ -210,8 +210,7 @@ export class ImageSlots {
       const r = await this.deps.registry.failImageWaiter(this.deps.workerId, image, waiterId);
       if (r.producerId) {
         const msg: InboxMessage = { t: 'refused', waiterId: r.waiterId, code: e.code, message: e.message, retryable: e.retryable };
-        const inbox = this.deps.keys.inbox(r.producerId);
-        await this.deps.redis.pipeline().rpush(inbox, JSON.stringify(msg)).pexpire(inbox, INBOX_TTL_MS).exec();
+        await pushInbox(this.deps.redis, this.deps.keys.inbox(r.producerId), JSON.stringify(msg));
       }
       if (r.next && this.deps.running()) this.serve(r.next.image, r.next.waiterId);
     } catch (e2) {

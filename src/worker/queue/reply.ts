@@ -1,16 +1,9 @@
 import type { Redis } from 'ioredis';
 import { REPLY_CHUNK_BYTES } from '../../shared/config.js';
 import { INBOX_TTL_MS } from '../../shared/retention.js';
+import { pushInbox } from '../../shared/inbox-push.js';
 import type { ExecutionResult } from '../../shared/schemas.js';
 
-/** KEYS[1]: the inbox; ARGV: the message, the inbox's TTL (ms). Reading the inbox empty deletes it, so every push sets the TTL. */
-const PUSH_REPLY = `
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`;
-
-type ReplyRedis = Redis & { slotqPushReply(inbox: string, message: string, ttlMs: number): Promise<number> };
 
 export interface ReplyOptions {
   /** Results are grouped into inbox messages of at most this many bytes; a single larger result goes alone. */
@@ -47,13 +40,11 @@ export function replyMessages(jobId: string, results: ReadonlyArray<readonly [nu
 }
 
 /**
- * Sends a job's results to the producer's inbox list in bounded messages, one after another: RPUSH and
- * PEXPIRE in one script, one command on the wire per message (cheaper than a two-command pipeline on the
+ * Sends a job's results to the producer's inbox list in bounded messages, one after another: pushInbox's
+ * one script, one command on the wire per message (cheaper than a two-command pipeline on the
  * worker's event loop, which is on every call's path). A job of many large results (archives) never makes
  * one message past Redis's bulk limit, which would lose calls that ran.
  */
 export async function replyResults(redis: Redis, inbox: string, jobId: string, results: Array<[number, ExecutionResult]>, opts: ReplyOptions = {}): Promise<void> {
-  const r = redis as ReplyRedis;
-  if (typeof r.slotqPushReply !== 'function') r.defineCommand('slotqPushReply', { lua: PUSH_REPLY, numberOfKeys: 1 });
-  for (const message of replyMessages(jobId, results, opts.chunkBytes)) await r.slotqPushReply(inbox, message, opts.ttlMs ?? INBOX_TTL_MS);
+  for (const message of replyMessages(jobId, results, opts.chunkBytes)) await pushInbox(redis, inbox, message, opts.ttlMs ?? INBOX_TTL_MS);
 }
