@@ -81,6 +81,8 @@ class _Sandbox(_Base):
             self.assertEqual((r.exit_code, r.stdout.strip()), (0, uid), (user, r))
         r = await self.sh("id -u", user="nosuchuser")
         self.assertFalse(r.ok, r)
+        self.assertEqual(r.code, "INVALID_ARGS", r)
+        self.assertFalse(r.retryable, r)
 
     async def test_exec_timeout_kills_its_children(self) -> None:
         r = await self.sh("sleep 3217 & echo $! > /tmp/child.pid; wait", timeout_s=2)

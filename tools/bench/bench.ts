@@ -10,6 +10,7 @@ import { driver } from '../testkit/docker.js';
 import { baselineConcurrent, baselineSerial, type ThroughputRun } from './baseline.js';
 import { countRedisCommands, e2eBatches, e2eSerial, type E2eSerial, type FailureLog } from './e2e.js';
 import { checkTargets, renderTable, type TargetCheck } from './report.js';
+import { harnessExecVsBash, type HarnessExecRun } from './harness-exec.js';
 import { leftovers, machineInfo, waitForContainers, type MachineInfo } from './environment.js';
 import { BIG_OUTPUT_BYTES, bigOutput, type BigOutput } from './memory.js';
 import { measurePythonClient, renderPythonTable, type PythonClientResults } from './python-client.js';
@@ -44,6 +45,8 @@ export interface BenchResults {
   redisCommandsInBatches: number;
   /** A 300 MB output streamed through one call: the RSS it cost (the worker runs in this process). */
   bigOutput: BigOutput;
+  /** The harness's exec against the bash tool, one call at a time, alternating (harness-exec.ts). */
+  harnessExec: HarnessExecRun;
   targets: TargetCheck[];
   /** The same runs through `slotq gateway` and the Python client (python-client.ts). */
   python: PythonClientResults;
@@ -61,7 +64,7 @@ const BASELINE_WARMUP = 10;
 const BASELINE_CALLS_PER_LANE = 5;
 
 type Config = BenchResults['config'];
-interface SlotqPhase { serial: E2eSerial; runs: ThroughputRun[]; commands: number; calls: number; failures: FailureLog; big: BigOutput }
+interface SlotqPhase { serial: E2eSerial; runs: ThroughputRun[]; commands: number; calls: number; failures: FailureLog; big: BigOutput; harnessExec: HarnessExecRun }
 interface BaselinePhase { serial: Awaited<ReturnType<typeof baselineSerial>>; concurrent: ThroughputRun }
 
 const progress = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
@@ -136,7 +139,9 @@ async function measureSlotq(redisUrl: string, redis: Redis, c: Config, log: Logg
     const calls = c.inFlight.length * (c.batchWarmup + c.batches) * c.slots;
     progress(`slotq: one call printing ${BIG_OUTPUT_BYTES / 1e6} MB (memory of this process sampled)`);
     const big = await bigOutput(backend, slots[0]!);
-    return { serial, runs, commands, calls, failures, big };
+    progress(`slotq: harness exec against the bash tool, ${c.iterations} of each, alternating`);
+    const harnessExec = await harnessExecVsBash(backend, slots[1] ?? slots[0]!, c.command, c.iterations, c.warmup);
+    return { serial, runs, commands, calls, failures, big, harnessExec };
   } finally {
     // Release without a reset: the worker is stopped next, so a reset would only churn containers.
     for (const s of slots) await backend.release(s).catch((err: unknown) => log.warn({ err, slotId: s.slotId }, 'bench: release failed'));
@@ -163,8 +168,8 @@ function assemble(config: Config, coldStartMs: number, s: SlotqPhase, b: Baselin
   const queueOverhead = summarize(s.serial.overheadMs);
   return {
     timestamp: new Date().toISOString(), machine, config, coldStart32SlotsMs: round(coldStartMs, 1), e2e, baseline, ratios,
-    queueOverheadP50Ms: queueOverhead.p50Ms, queueOverhead, redisCommandsPerCall, redisCommandsInBatches: s.commands, bigOutput: s.big,
-    targets: checkTargets({ e2e, ratios, redisCommandsPerCall, bigOutput: s.big, coldStart32SlotsMs: round(coldStartMs, 1) }),
+    queueOverheadP50Ms: queueOverhead.p50Ms, queueOverhead, redisCommandsPerCall, redisCommandsInBatches: s.commands, bigOutput: s.big, harnessExec: s.harnessExec,
+    targets: checkTargets({ e2e, ratios, redisCommandsPerCall, bigOutput: s.big, coldStart32SlotsMs: round(coldStartMs, 1), harnessExec: s.harnessExec }),
     samples: { e2eMs: s.serial.samplesMs.map((x) => round(x)), baselineMs: b.serial.samplesMs.map((x) => round(x)) },
   };
 }

@@ -10,7 +10,7 @@ export interface TargetCheck {
 }
 
 /** The goals slotq is measured against (contract targets for the executor path). */
-export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisCommandsPerCall' | 'bigOutput' | 'coldStart32SlotsMs'>): TargetCheck[] {
+export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisCommandsPerCall' | 'bigOutput' | 'coldStart32SlotsMs'> & Partial<Pick<BenchResults, 'harnessExec'>>): TargetCheck[] {
   const atMost = (id: string, value: number, max: number, unit: string): TargetCheck => ({ id, target: `≤ ${max}${unit}`, value, met: value <= max });
   const atLeast = (id: string, value: number, min: number, unit: string): TargetCheck => ({ id, target: `≥ ${min}${unit}`, value, met: value >= min });
   return [
@@ -23,6 +23,8 @@ export function checkTargets(r: Pick<BenchResults, 'e2e' | 'ratios' | 'redisComm
     atMost('coldStart32SlotsMs', r.coldStart32SlotsMs, 3000, ' ms'),
     // The executor streams output: a 300 MB print must not cost the worker more than this (was a test threshold).
     atMost('bigOutputRssGrowthMb', r.bigOutput.ok ? r.bigOutput.rssGrowthMb : Number.POSITIVE_INFINITY, 200, ' MB'),
+    // The harness's exec rides the same executor as the bash tool: within 10 % of it.
+    ...(r.harnessExec ? [atMost('execVsBashP50', r.harnessExec.ratio, 1.1, '× bash')] : []),
   ];
 }
 
@@ -44,6 +46,7 @@ export function renderTable(r: BenchResults): string {
     [`cold start, ${r.config.slots} slots ready`, `${r.coldStart32SlotsMs.toFixed(0)} ms`, '—', '—', mark(t.get('coldStart32SlotsMs'))],
     [`RSS growth, one ${r.bigOutput.bytes / 1e6} MB output${r.bigOutput.ok ? '' : ' (FAILED)'}`, `${r.bigOutput.rssGrowthMb.toFixed(0)} MB`, '—', '—', mark(t.get('bigOutputRssGrowthMb'))],
   );
+  if (r.harnessExec) table.push(['harness exec p50 (vs the bash tool, alternating)', ms(r.harnessExec.execP50Ms), `bash tool ${ms(r.harnessExec.bashP50Ms)}`, times(r.harnessExec.ratio), mark(t.get('execVsBashP50'))]);
   const runs = r.e2e.batchRuns.map((b) => `${b.inFlight} in flight: ${b.callsPerS.toFixed(0)} calls/s (in-slot p50 ${b.inSlotP50Ms?.toFixed(2) ?? '?'} ms)`).join(', ');
   const failures = r.e2e.failures + r.baseline.failures;
   const cpu = r.e2e.batchRuns.reduce((a, b) => (b.callsPerS > a.callsPerS ? b : a));
