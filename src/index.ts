@@ -4,6 +4,7 @@ export { SlotWorker, type SlotWorkerOptions } from './worker/slot-worker.js';
 export type { WorkerEventMap, CallDoneEvent, ContainerCreatedEvent, ContainerFailedEvent } from './worker/worker-events.js';
 export type { ToolBackend, ToolRequest } from './shared/tool-backend.js';
 export type { ExecOptions, ExecResult, FileOptions } from './producer/sandbox.js';
+export type { EgressPolicy } from './shared/egress.js';
 export { SANDBOX_TOOLS, TRANSFER_CHUNK_BYTES, TRANSFER_MAX_BYTES } from './shared/sandbox-schemas.js';
 export {
   ERROR_CODES,

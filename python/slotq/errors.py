@@ -74,6 +74,10 @@ class SlotqFileError(SlotqError):
         super().__init__(code, message, retryable=retryable)
         self.path = path
         self.filename = path or None  # what an OSError handler reads
+        self._message = message
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno None] None: path"
+        return self._message
 
 
 class SlotqFileNotFoundError(SlotqFileError, FileNotFoundError):

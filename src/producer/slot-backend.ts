@@ -7,14 +7,16 @@ import { fenceJob } from '../shared/call-fence.js';
 import { withDeadline } from '../shared/deadline.js';
 import { givenUp, mayHaveRun } from '../shared/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
-import { BackendStoppedError, InvalidArgsError, toError } from '../shared/errors.js';
+import { BackendStoppedError, InvalidArgsError, SlotqError, toError } from '../shared/errors.js';
+import { egressPolicySchema, type EgressPolicy } from '../shared/egress.js';
+import { SANDBOX_TOOLS } from '../shared/sandbox-schemas.js';
 import { newProducerId, randomId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry.js';
 import { JOB_RETENTION } from '../shared/retention.js';
-import { clampTimeoutS, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/schemas.js';
+import { clampTimeoutS, describeZodError, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/schemas.js';
 import type {
   ArchiveArtifactsOptions,
   ArchiveArtifactsResult,
@@ -126,16 +128,33 @@ export class SlotBackend implements ToolBackend {
   }
 
   /** image: the trajectory's own image (a worker makes a container of it on demand; see docs/images.md "A trajectory's own image"). */
-  async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number; image?: string } = {}): Promise<Slot> {
+  /**
+   * network: the slot's egress policy, enforced by its worker outside the slot ('none', or { allow: [...] }:
+   * host:port, ip:port, ip or CIDR); a policy the worker cannot enforce is refused (the slot goes back, the
+   * acquire throws INVALID_ARGS). A slot with a policy is always released with a reset.
+   */
+  async acquire(trajectoryId: string = randomId(8), opts: { timeoutMs?: number; image?: string; network?: EgressPolicy } = {}): Promise<Slot> {
     this.requireStarted();
-    return this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000, opts.image);
+    const policy = opts.network === undefined ? undefined : egressPolicySchema.safeParse(opts.network);
+    if (policy && !policy.success) throw new InvalidArgsError(`acquire: network must be 'none' or { allow: [...] }: ${describeZodError(policy.error)}`);
+    const slot = await this.leases!.acquire(trajectoryId, opts.timeoutMs ?? 60_000, opts.image);
+    if (!policy) return slot;
+    this.policed.add(slot.slotId);
+    const [r] = await this.executeBatch([[slot, SANDBOX_TOOLS.network, { policy: policy.data }]]);
+    if (r!.success) return slot;
+    await this.release(slot).catch(() => undefined);
+    throw new SlotqError(r!.metadata.code ?? 'INTERNAL', `acquire: the egress policy was not applied: ${r!.error}`, { retryable: r!.metadata.retryable ?? false, details: { cause: r!.metadata['cause'] } });
   }
+
+  /** Slots this producer gave an egress policy: released with a reset, so no next holder inherits it. */
+  private readonly policed = new Set<string>();
 
   async release(slot: Slot, opts: { resetWorkspace?: boolean } = {}): Promise<void> {
     const registry = this.requireStarted();
     const s = this.checkSlot(slot);
     this.leases!.forget(s);
-    const outcome = await registry.release(s.slotId, s.leaseId, opts.resetWorkspace ?? false);
+    const policed = this.policed.delete(s.slotId);
+    const outcome = await registry.release(s.slotId, s.leaseId, (opts.resetWorkspace ?? false) || policed);
     if (outcome === 'resetting') {
       const job: ResetJob = { v: 1, kind: 'reset', slotId: s.slotId };
       await this.queueFor(s.workerId).add('reset', job, { ...JOB_OPTS, jobId: `reset-${s.slotId}-${randomId(4)}` });

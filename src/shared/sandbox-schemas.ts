@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { egressPolicySchema } from './egress.js';
 import { MAX_COMMAND_CHARS, MAX_PATH_CHARS, timeoutArgSchema } from './schemas.js';
 
 /**
@@ -16,6 +17,7 @@ export const SANDBOX_TOOLS = {
   pack: 'sandbox_pack',
   unpack: 'sandbox_unpack',
   discard: 'sandbox_discard',
+  network: 'sandbox_network',
 } as const;
 export type SandboxToolName = (typeof SANDBOX_TOOLS)[keyof typeof SANDBOX_TOOLS];
 const NAMES: readonly string[] = Object.values(SANDBOX_TOOLS);
@@ -90,6 +92,7 @@ export const writeArgsSchema = z.object({
 });
 export const packArgsSchema = z.object({ path: absPathSchema, part: partId, user: execUserSchema.optional(), timeout: timeoutArgSchema });
 export const unpackArgsSchema = z.object({ target: absPathSchema, part: partId, user: execUserSchema.optional(), timeout: timeoutArgSchema });
+export const networkArgsSchema = z.object({ policy: egressPolicySchema, timeout: timeoutArgSchema });
 export const discardArgsSchema = z.object({ part: partId, user: execUserSchema.optional(), timeout: timeoutArgSchema });
 export type ExecArgs = z.infer<typeof execArgsSchema>;
 export type ReadArgs = z.infer<typeof readArgsSchema>;
@@ -105,6 +108,7 @@ export const sandboxArgsSchemas = {
   [SANDBOX_TOOLS.pack]: packArgsSchema,
   [SANDBOX_TOOLS.unpack]: unpackArgsSchema,
   [SANDBOX_TOOLS.discard]: discardArgsSchema,
+  [SANDBOX_TOOLS.network]: networkArgsSchema,
 } as const satisfies Record<SandboxToolName, z.ZodType>;
 
 /** An exec's answer, in the call result's metadata.exec. Streams are each capped (head and tail kept). */

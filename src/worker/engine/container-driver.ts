@@ -1,3 +1,4 @@
+import type { EgressPolicy } from '../../shared/egress.js';
 import type { ContainerExec } from '../executor/exec-port.js';
 
 /** A size-capped tmpfs owned by the user commands run as. */
@@ -103,6 +104,8 @@ export interface ContainerDriver extends ContainerExec {
   /** Removes a container; succeeds when it is already gone. */
   remove(id: string): Promise<void>;
   isRunning(id: string): Promise<boolean>;
+  /** Applies an egress policy to a container's network namespace (egress.ts); optional: without it a policy is refused. */
+  setEgress?(id: string, policy: EgressPolicy): Promise<void>;
   /**
    * Why a container that is gone died, from the engine's events since sinceMs: 'oom' when the kernel's
    * OOM killer struck inside it (its own doing), 'killed' when someone outside killed or removed it,

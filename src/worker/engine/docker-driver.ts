@@ -4,7 +4,9 @@ import { PassThrough, Readable, type Duplex } from 'node:stream';
 import type { ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, EngineStorage, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
 import type { AttachedProcess, ExecOptions, ExecOutput } from '../executor/exec-port.js';
 import { withDeadline } from '../../shared/deadline.js';
-import { ImageUnusableError, SlotBrokenError, toError } from '../../shared/errors.js';
+import { ImageUnusableError, SlotBrokenError, SlotqError, toError } from '../../shared/errors.js';
+import type { EgressPolicy } from '../../shared/egress.js';
+import { applyEgress } from './egress.js';
 import { LABELS } from '../../shared/keys.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { CHANNEL_TARGET, makeChannelDir, removeChannelDir, type ChannelDir } from '../executor/fifo-channel.js';
@@ -277,6 +279,13 @@ export class DockerDriver implements ContainerDriver {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  async setEgress(id: string, policy: EgressPolicy): Promise<void> {
+    const info = await this.docker.getContainer(id).inspect();
+    if (info.HostConfig.Runtime === 'runsc') throw new SlotqError('INVALID_ARGS', "egress policy cannot be enforced on a gVisor (runsc) slot: its network stack is gVisor's own; use network: 'none' on a worker with SLOTQ_NETWORK=none", { retryable: false, details: { cause: 'egress_unenforceable' } });
+    if (!info.State.Pid) throw new SlotBrokenError(`container ${id.slice(0, 12)} is not running`);
+    await applyEgress(info.State.Pid, policy);
   }
 
   async isRunning(id: string): Promise<boolean> {

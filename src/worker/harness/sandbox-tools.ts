@@ -1,7 +1,9 @@
+import { SlotqError } from '../../shared/errors.js';
 import type { z } from 'zod';
 import {
   SANDBOX_TOOLS,
   isSandboxTool,
+  networkArgsSchema,
   sandboxArgsSchemas,
   TRANSFER_CHUNK_BYTES,
   type DiscardArgs,
@@ -56,7 +58,23 @@ function asUser(run: Runner, offer: SlotOffer, user: string | number | undefined
 
 /** Any call of a job: the harness's sandbox tools here, the model's tools and the artifact helpers in tools/. */
 export function executeSlotCall(slot: SlotAccess, item: JobItem): Promise<ExecutionResult> {
+  if (item.tool === SANDBOX_TOOLS.network) return networkCall(slot, item);
   return isSandboxTool(item.tool) ? executeSandboxCall((req) => slot.run(req), slot.offer, item, item.tool) : executeCall(slot, item);
+}
+
+/** The slot's egress policy (acquire's network), set from outside the slot; refused where it cannot be enforced. */
+async function networkCall(slot: SlotAccess, item: JobItem): Promise<ExecutionResult> {
+  const parsed = networkArgsSchema.safeParse(item.args);
+  if (!parsed.success) return failure(item, 'INVALID_ARGS', `Invalid network policy: ${describeZodError(parsed.error)}`);
+  const t0 = performance.now();
+  if (!slot.egress) return failure(item, 'INVALID_ARGS', 'this worker cannot enforce an egress policy', { cause: 'egress_unenforceable' });
+  try {
+    await slot.egress(parsed.data.policy);
+  } catch (err) {
+    if (err instanceof SlotqError) return failure(item, err.code, err.message, { ...err.details, retryable: err.retryable });
+    throw err;
+  }
+  return succeed(item, '', Math.round(performance.now() - t0), { network: parsed.data.policy });
 }
 
 export async function executeSandboxCall(run: Runner, offer: SlotOffer, item: JobItem, tool: SandboxToolName): Promise<ExecutionResult> {
@@ -81,6 +99,8 @@ export async function executeSandboxCall(run: Runner, offer: SlotOffer, item: Jo
         return await unpackCall(runner, item, args as UnpackArgs, timeoutS);
       case SANDBOX_TOOLS.discard:
         return await discardCall(runner, item, args as DiscardArgs, timeoutS);
+      case SANDBOX_TOOLS.network:
+        return failure(item, 'INTERNAL', 'sandbox_network is dispatched by executeSlotCall');
     }
   } catch (err) {
     const noUser = userMissing(err);

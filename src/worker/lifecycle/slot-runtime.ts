@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { ContainerDeathCause, ContainerDriver } from '../engine/container-driver.js';
 import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from '../executor/session.js';
-import { InsideSlotError, SlotBrokenError, toError } from '../../shared/errors.js';
+import { InsideSlotError, SlotBrokenError, SlotqError, toError } from '../../shared/errors.js';
+import type { EgressPolicy } from '../../shared/egress.js';
 import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { oneShotArgv } from '../executor/executor-protocol.js';
 
@@ -59,6 +60,17 @@ export class SlotRuntime {
   ) {}
 
   /** Container access for the artifact helpers, through this runtime (it reads containerId at call time). */
+  /** The slot's egress policy, from outside it (engine/egress.ts); a policy on a slot without a network is already met or refused. */
+  async egress(policy: EgressPolicy): Promise<void> {
+    if (this.brokenReason) throw new SlotBrokenError(this.brokenReason);
+    if (this.offer.networkIsolated) {
+      if (policy === 'none') return;
+      throw new SlotqError('INVALID_ARGS', 'this slot has no network at all (its worker runs with SLOTQ_NETWORK=none), so an allow list cannot be met: run workers with a network for it', { retryable: false, details: { cause: 'no_network' } });
+    }
+    if (!this.driver.setEgress) throw new SlotqError('INVALID_ARGS', 'this worker cannot enforce an egress policy', { retryable: false, details: { cause: 'egress_unenforceable' } });
+    await this.driver.setEgress(this.containerId, policy);
+  }
+
   readonly io: ArtifactIo = { exec: (script, timeoutMs) => this.execInternal(script, timeoutMs), stream: (script, timeoutMs) => this.streamInternal(script, timeoutMs) };
 
   /** Runs fn after everything enqueued before it (FIFO), whatever those did. */

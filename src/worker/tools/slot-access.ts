@@ -1,3 +1,4 @@
+import type { EgressPolicy } from '../../shared/egress.js';
 import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
 import type { SessionShells } from '../executor/executor-protocol.js';
 import type { RunRequest, RunResult } from '../executor/session.js';
@@ -24,6 +25,8 @@ export interface SlotAccess {
   run: SlotRunner;
   offer: SlotOffer;
   io: ArtifactIo;
+  /** Sets the slot's egress policy from outside it (the harness's acquire with network); absent: refused. */
+  egress?(policy: EgressPolicy): Promise<void>;
 }
 
 /**
