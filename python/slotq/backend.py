@@ -148,7 +148,7 @@ class SlotqBackend(HarnessSurface):
 
     # ------------------------------------------------------------------ slots
 
-    async def acquire(self, trajectory_id: Optional[str] = None, *, image: Optional[str] = None) -> Slot:
+    async def acquire(self, trajectory_id: Optional[str] = None, *, image: Optional[str] = None, network: Any = None) -> Slot:
         """Acquires a slot for a trajectory (the same trajectory gets the same slot). Waits up to
         ``acquire_timeout_s``, then raises SlotqError(code="NO_SLOT", retryable=True).
 
@@ -160,6 +160,8 @@ class SlotqBackend(HarnessSurface):
             body["trajectory_id"] = str(trajectory_id)
         if image is not None:
             body["image"] = image
+        if network is not None:  # "none" or {"allow": ["host:port", "10.0.0.0/8", ...]}: enforced by the worker
+            body["network"] = network
         data = await self._session_call("acquire", body, self.acquire_timeout_s + 30.0, lane="waits")
         return Slot._from_wire(data["slot"])
 

@@ -113,8 +113,8 @@ class SlotqSyncBackend:
 
     # ------------------------------------------------------------------ slots and model tools
 
-    def acquire(self, trajectory_id: Optional[str] = None, *, image: Optional[str] = None) -> Slot:
-        return self._run(self.backend.acquire(trajectory_id, image=image))
+    def acquire(self, trajectory_id: Optional[str] = None, *, image: Optional[str] = None, network: Any = None) -> Slot:
+        return self._run(self.backend.acquire(trajectory_id, image=image, network=network))
 
     def release(self, slot: Slot, *, reset_workspace: bool = False) -> None:
         self._run(self.backend.release(slot, reset_workspace=reset_workspace))

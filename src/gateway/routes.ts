@@ -57,9 +57,9 @@ export function sessionRoutes(app: FastifyInstance, sessions: SessionManager, de
 
   r.post('/v1/sessions/:session_id/acquire', { schema: { summary: 'acquire a slot (long-poll up to timeout_s; 503 NO_SLOT after it)', params, body: acquireBodySchema, response: { 200: acquireResponseSchema, ...errors } } }, async (req) =>
     sessions.use(req.params.session_id, async (s) => {
-      const { trajectory_id, timeout_s, image } = req.body;
+      const { trajectory_id, timeout_s, image, network } = req.body;
       const timeoutMs = Math.round(Math.min(MAX_WAIT_S, timeout_s ?? DEFAULT_ACQUIRE_TIMEOUT_S) * 1000);
-      const opts: { timeoutMs: number; image?: string } = { timeoutMs, ...(image ? { image } : {}) };
+      const opts = { timeoutMs, ...(image ? { image } : {}), ...(network ? { network } : {}) };
       const slot = await s.backend.acquire(opt(trajectory_id), opts);
       if (req.raw.socket.destroyed) {
         // The client went away while waiting (killed, or gave up): nobody will use this slot.

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { namespaceSchema } from '../shared/affinity.js';
+import { egressPolicySchema } from '../shared/egress.js';
 
 /**
  * The gateway's HTTP/JSON wire (contract §9): snake_case, the shapes of the Python seed
@@ -62,6 +63,7 @@ export const acquireBodySchema = z.strictObject({
   trajectory_id: z.string().min(1).max(256).nullish(),
   timeout_s: seconds.positive().nullish().describe('how long to wait for a free slot (default 60, at most 3600)'),
   image: z.string().min(1).nullish().describe("the trajectory's own image (an on-demand container; must be in the workers' SLOTQ_IMAGES)"),
+  network: egressPolicySchema.nullish().describe("the slot's egress policy: 'none' or {allow: ['host:port', 'cidr', ...]}, enforced by its worker; refused (INVALID_ARGS) where it cannot be"),
 });
 export const acquireResponseSchema = z.object({ slot: wireSlotSchema });
 
