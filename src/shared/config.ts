@@ -25,7 +25,7 @@ const sentinelList = z.union([
       return { host, port: Number(port) };
     }),
   ),
-]);
+], { error: 'host:port pairs separated by commas, e.g. "10.0.0.1:26379,10.0.0.2:26379"' });
 
 /** Every setting, its env variable, and its default (contract §8). */
 /** The default bound of one inbox message (SLOTQ_REPLY_CHUNK_BYTES): far below Redis's 512 MB bulk limit and its client buffers. */
