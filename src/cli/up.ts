@@ -20,7 +20,8 @@ export interface UpHandle {
  */
 export async function runUp(opts: { config: SlotqConfig; logger: Logger; workerId?: string; board?: Omit<BoardOptions, 'config' | 'logger'> }): Promise<UpHandle> {
   const { config, logger } = opts;
-  const redis: ChildProcess | undefined = await ensureLocalRedis(config.redisUrl, logger);
+  // With Sentinel, REDIS_URL names no server (only credentials): the sentinels' master is the worker's to find.
+  const redis: ChildProcess | undefined = config.redisSentinels?.length ? undefined : await ensureLocalRedis(config.redisUrl, logger);
   const worker = new SlotWorker({ ...config, logger, ...(opts.workerId ? { workerId: opts.workerId } : {}) });
   let board: BoardHandle | undefined;
   let gateway: GatewayHandle | undefined;

@@ -80,6 +80,8 @@ export class SlotBackend implements ToolBackend {
   private leases: SlotLeases | undefined;
   private timers: NodeJS.Timeout[] = [];
   private batchSeq = 0;
+  /** When this producer's Redis link last dropped or came back (a failover, a restart). */
+  private redisLinkChangedAtMs = Number.NEGATIVE_INFINITY;
   /** Per start(): job IDs never repeat, even for a producer restarted with the same producerId. */
   private runId = '';
   private started = false;
@@ -109,6 +111,9 @@ export class SlotBackend implements ToolBackend {
       blocking.disconnect();
       throw err;
     }
+    // Registered after the first ready: only a later drop or return of the link (failover, restart) counts.
+    const linkChanged = (): void => void (this.redisLinkChangedAtMs = Date.now());
+    this.redis.on('close', linkChanged).on('ready', linkChanged);
     this.registry = new Registry(this.redis, this.keys);
     this.runId = randomId(3);
     this.leases = new SlotLeases(this.registry, this.producerId, this.scope, this.config.leaseTtlMs, this.log, {
@@ -317,7 +322,10 @@ export class SlotBackend implements ToolBackend {
       if (j.addError !== undefined) lost.set(jobId, `Could not enqueue the call (${j.addError})`);
       else if (j.deadlineMs < now) lost.set(jobId, 'No result before the call deadline: the worker is stuck or lost the job');
     }
-    for (const workerId of this.pending.workers()) {
+    // Through a failover or a restart every worker's heartbeat expired with Redis: a worker is taken for
+    // lost only once the workers have had twice SLOTQ_WORKER_LOST_MS to register again (deadlines still hold).
+    const judgeWorkers = now - this.redisLinkChangedAtMs >= 2 * this.config.workerLostMs;
+    for (const workerId of judgeWorkers ? this.pending.workers() : []) {
       if (await bounded(this.registry.workerAlive(workerId), 'asking whether a worker is alive').catch(() => true)) continue;
       const why = `Worker ${workerId} that owns this slot is gone (crashed, stopped, or unresponsive past its heartbeat TTL)`;
       for (const [jobId, j] of this.pending.entries()) if (j.workerId === workerId && !lost.has(jobId)) lost.set(jobId, why);

@@ -12,6 +12,21 @@ const runtimeMap = z.union([
     .transform((text) => Object.fromEntries(text.split(',').map((pair) => pair.trim().split('=') as [string, string]))),
 ]);
 
+const hostPort = /^\s*[A-Za-z0-9_.-]+:\d{1,5}\s*$/;
+/** "host:port,host:port" (IPv4 or names), parsed to a list of addresses; or that list itself (a parsed config passed on). */
+const sentinelList = z.union([
+  z.array(z.object({ host: z.string().min(1), port: intIn(1, 65535) })).min(1),
+  z
+  .string()
+  .refine((text) => text.split(',').every((part) => hostPort.test(part)), 'host:port pairs separated by commas, e.g. "10.0.0.1:26379,10.0.0.2:26379"')
+  .transform((text) =>
+    text.split(',').map((part) => {
+      const [host, port] = part.trim().split(':') as [string, string];
+      return { host, port: Number(port) };
+    }),
+  ),
+], { error: 'host:port pairs separated by commas, e.g. "10.0.0.1:26379,10.0.0.2:26379"' });
+
 /** Every setting, its env variable, and its default (contract §8). */
 /** The default bound of one inbox message (SLOTQ_REPLY_CHUNK_BYTES): far below Redis's 512 MB bulk limit and its client buffers. */
 export const REPLY_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -23,6 +38,14 @@ const fields = {
   redisCluster: { env: 'SLOTQ_REDIS_CLUSTER', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
   /** PEM file of the CA that signed the Redis server's certificate (rediss:// with a private CA). */
   redisTlsCa: { env: 'SLOTQ_REDIS_TLS_CA', schema: z.string().min(1).optional() },
+  /** Redis Sentinel: the sentinels' host:port list (comma-separated); set, slotq asks them for the master instead of REDIS_URL's host. */
+  redisSentinels: { env: 'SLOTQ_REDIS_SENTINELS', schema: sentinelList.optional() },
+  /** The master's name as the sentinels monitor it. */
+  redisSentinelName: { env: 'SLOTQ_REDIS_SENTINEL_NAME', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only').default('mymaster') },
+  /** The sentinels' own password (their requirepass); the master's password comes from REDIS_URL. */
+  redisSentinelPassword: { env: 'SLOTQ_REDIS_SENTINEL_PASSWORD', schema: z.string().min(1).optional() },
+  /** Talk TLS to the sentinels too (with SLOTQ_REDIS_TLS_CA's CA); rediss:// in REDIS_URL decides TLS to the master. */
+  redisSentinelTls: { env: 'SLOTQ_REDIS_SENTINEL_TLS', schema: z.union([z.boolean(), z.stringbool()]).default(false) },
   prefix: { env: 'SLOTQ_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only').default('slotq') },
   image: { env: 'SLOTQ_IMAGE', schema: z.string().min(1).default('slotq-sandbox:latest') },
   slots: { env: 'SLOTQ_SLOTS', schema: intIn(1, 1024).default(4) },

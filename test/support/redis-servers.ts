@@ -124,3 +124,76 @@ export async function startRedis(args: string[] = []): Promise<LocalRedis> {
   }
   return { url: `redis://127.0.0.1:${port}`, env: {}, stop: () => stopAll([child], dir) };
 }
+
+/** A master with one replica, watched by three sentinels (quorum 2), and a way to kill the master. */
+export interface LocalSentinelRedis extends LocalRedis {
+  /** SLOTQ_REDIS_SENTINELS for slotq. */
+  sentinels: string;
+  masterPort: number;
+  /** SIGKILLs the current master (no shutdown, no last words); resolves once it is gone. */
+  killMaster(): Promise<void>;
+  /** The master's port as the sentinels report it now. */
+  masterPortNow(): Promise<number>;
+}
+
+/**
+ * Processes on loopback: a master, a replica of it, and three sentinels with a fast failover
+ * (down-after-milliseconds 2000, failover-timeout 10000), ready once the sentinels know the replica
+ * and each other (so a failover can reach its quorum).
+ */
+export async function startRedisSentinel(): Promise<LocalSentinelRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'slotq-sentinel-'));
+  const masterPort = await freePort();
+  const replicaPort = await freePort();
+  const sentinelPorts = [await freePort(), await freePort(), await freePort()];
+  const master = startServer(dir, ['--port', String(masterPort), '--dbfilename', `m-${masterPort}.rdb`]);
+  const replica = startServer(dir, ['--port', String(replicaPort), '--dbfilename', `r-${replicaPort}.rdb`, '--replicaof', '127.0.0.1', String(masterPort)]);
+  const children = [master, replica];
+  for (const p of sentinelPorts) {
+    const conf = join(dir, `sentinel-${p}.conf`);
+    writeFileSync(conf, [`port ${p}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mymaster 127.0.0.1 ${masterPort} 2`, 'sentinel down-after-milliseconds mymaster 2000', 'sentinel failover-timeout mymaster 10000', 'sentinel parallel-syncs mymaster 1', ''].join('\n'));
+    const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    child.on('error', () => undefined);
+    children.push(child);
+  }
+  const masterInfo = async (p: number): Promise<Map<string, string>> => {
+    const lines = (await cli(['-p', String(p), 'sentinel', 'master', 'mymaster'])).trim().split('\n');
+    const m = new Map<string, string>();
+    for (let i = 0; i + 1 < lines.length; i += 2) m.set(lines[i]!.trim(), lines[i + 1]!.trim());
+    return m;
+  };
+  try {
+    for (const p of [masterPort, replicaPort, ...sentinelPorts]) await waitFor(() => answers(['-p', String(p), 'ping']), 20_000, `redis-server on port ${p} (is redis-server installed? scripts/provision.sh installs it)`);
+    await waitFor(async () => (await cli(['-p', String(replicaPort), 'info', 'replication'])).includes('master_link_status:up'), 20_000, 'the replica in sync');
+    for (const p of sentinelPorts) {
+      await waitFor(
+        async () => {
+          const m = await masterInfo(p).catch(() => new Map<string, string>());
+          return m.get('num-slaves') === '1' && m.get('num-other-sentinels') === '2';
+        },
+        30_000,
+        `sentinel on ${p} knowing the replica and the other sentinels`,
+      );
+    }
+  } catch (err) {
+    await stopAll(children, dir);
+    throw err;
+  }
+  const masterPortNow = async (): Promise<number> => Number((await cli(['-p', String(sentinelPorts[0]), 'sentinel', 'get-master-addr-by-name', 'mymaster'])).trim().split('\n')[1]);
+  return {
+    url: 'redis://127.0.0.1:6379', // credentials only: the sentinels give the master's address
+    sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
+    env: { SLOTQ_REDIS_SENTINELS: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',') },
+    masterPort,
+    masterPortNow,
+    async killMaster() {
+      const port = await masterPortNow();
+      const victim = port === masterPort ? master : port === replicaPort ? replica : undefined;
+      if (!victim) throw new Error(`the sentinels name port ${port} as master: not one of this rig's servers`);
+      const exited = new Promise((r) => victim.once('exit', r));
+      victim.kill('SIGKILL');
+      await exited;
+    },
+    stop: () => stopAll(children, dir),
+  };
+}

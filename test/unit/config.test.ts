@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CONFIG_ENV_VARS, ConfigError, loadConfig } from '../../src/index.js';
 import { runtimeFor } from '../../src/shared/config.js';
+import { connectRedis } from '../../src/shared/redis.js';
 
 const configError = (fn: () => unknown): ConfigError => {
   try {
@@ -156,5 +157,25 @@ describe('loadConfig', () => {
       logLevel: 'SLOTQ_LOG_LEVEL',
       boardPort: 'SLOTQ_BOARD_PORT',
     });
+  });
+});
+
+describe('Redis Sentinel settings', () => {
+  it('parses SLOTQ_REDIS_SENTINELS into addresses, with the documented defaults for the rest', () => {
+    const c = loadConfig({}, { SLOTQ_REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b:26380', SLOTQ_REDIS_SENTINEL_PASSWORD: 'pw', SLOTQ_REDIS_SENTINEL_TLS: 'true' });
+    expect(c).toMatchObject({ redisSentinels: [{ host: '10.0.0.1', port: 26379 }, { host: 'sentinel-b', port: 26380 }], redisSentinelName: 'mymaster', redisSentinelPassword: 'pw', redisSentinelTls: true });
+    expect(loadConfig({}, {})).toMatchObject({ redisSentinels: undefined, redisSentinelTls: false });
+    // A parsed config passed on as options (the CLI does) parses again to the same.
+    expect(loadConfig({ redisSentinels: c.redisSentinels }, {}).redisSentinels).toEqual(c.redisSentinels);
+  });
+
+  it('names the variable when the list is not host:port pairs', () => {
+    expect(configError(() => loadConfig({}, { SLOTQ_REDIS_SENTINELS: '10.0.0.1' })).message).toMatch(/SLOTQ_REDIS_SENTINELS.*host:port pairs/);
+    expect(configError(() => loadConfig({}, { SLOTQ_REDIS_SENTINEL_NAME: 'my master' })).message).toMatch(/SLOTQ_REDIS_SENTINEL_NAME/);
+  });
+
+  it('refuses Sentinel together with a Redis Cluster', () => {
+    const config = loadConfig({ redisSentinels: '127.0.0.1:26379', redisCluster: true }, {});
+    expect(configError(() => connectRedis(config)).message).toMatch(/not a Redis Cluster/);
   });
 });

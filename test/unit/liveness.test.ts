@@ -93,6 +93,43 @@ describe('Liveness', () => {
     expect(stopped.calls).toEqual([]);
   });
 
+  it('after a gap in its heartbeats longer than the TTL (a failover), reaps nothing until heartbeats have flowed for 2 × TTL', async () => {
+    const { liveness, calls } = await registered('running', true);
+    const now = Date.now;
+    let offsetMs = 1500; // the last heartbeat that went through is 1.5 TTL old
+    Date.now = () => now() + offsetMs;
+    try {
+      await liveness.tick(); // registers again (a new incarnation): the grace starts here
+      expect(liveness.fresh()).toBe(true);
+      await liveness.housekeepingRound();
+      for (let i = 0; i < 19; i++) {
+        offsetMs += 100; // heartbeats flowing, each well within the TTL
+        await liveness.tick();
+      }
+      await liveness.housekeepingRound(); // 1.9 TTL of heartbeats: still within the grace
+      offsetMs += 100;
+      await liveness.tick();
+      expect(liveness.settled()).toBe(true);
+      await liveness.housekeepingRound();
+    } finally {
+      Date.now = now;
+    }
+    expect(calls.filter((c) => c === 'chores')).toHaveLength(1);
+    expect(calls.at(-1)).toBe('chores');
+  });
+
+  it('a failed heartbeat starts the grace too; a worker that never had trouble is settled from its registration on', async () => {
+    const { liveness } = setup('running', true);
+    await liveness.register();
+    expect(liveness.settled()).toBe(true);
+    const failing = new Liveness({ ...(liveness as unknown as { d: ConstructorParameters<typeof Liveness>[0] }).d, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });
+    await failing.register();
+    await failing.tick();
+    expect(failing.fresh()).toBe(true);
+    expect(failing.settled()).toBe(false);
+    expect(failing.settled(Date.now() + 2000)).toBe(false); // not fresh by then either: no beat went through
+  });
+
   it('never throws: a failed heartbeat is logged and the next round runs', async () => {
     const { liveness } = setup('running', true);
     const failing = new Liveness({ ...(liveness as unknown as { deps: ConstructorParameters<typeof Liveness>[0] }).deps, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });

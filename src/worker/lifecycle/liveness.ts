@@ -12,6 +12,8 @@ export interface LivenessDeps<S extends ManagedSlot> {
   registry: Pick<Registry, 'heartbeat' | 'registerWorker' | 'slotStates'>;
   /** How long the registry keeps this worker without a heartbeat. */
   heartbeatTtlMs: number;
+  /** After heartbeat trouble, how long heartbeats must flow before the chores (reaping) run again; default 2 × heartbeatTtlMs. */
+  reapGraceMs?: number;
   phase: () => WorkerPhase;
   /** The worker's registry record (host, pid, slots, ...). */
   info: () => Record<string, string | number>;
@@ -35,6 +37,12 @@ export interface LivenessDeps<S extends ManagedSlot> {
  * (paused, starved, cut off) is `fresh` no more: it starts no call until it has registered again, as a
  * new incarnation. Calls it was handed before still start after that unless their producer gave them up
  * meanwhile: a producer fences a job before it answers for it, so a fenced call never starts.
+ *
+ * After heartbeat trouble (a beat that failed, found the worker forgotten, or came after a gap longer than
+ * the TTL: Redis away, a Sentinel failover, this process paused) the chores wait until heartbeats have
+ * flowed for `reapGraceMs`. Every other worker's heartbeat stopped through the same outage and expired
+ * with it; the first worker back must not take those for deaths and reap them (entries, queues, containers),
+ * nor reap leases whose producers could not renew them meanwhile.
  */
 export class Liveness<S extends ManagedSlot> {
   private beatTimer: NodeJS.Timeout | undefined;
@@ -42,6 +50,7 @@ export class Liveness<S extends ManagedSlot> {
   private beating = false;
   private choring = false;
   private lastOkMs = 0;
+  private troubleAtMs = Number.NEGATIVE_INFINITY;
   private incarnation = randomId(6);
 
   constructor(private readonly deps: LivenessDeps<S>) {}
@@ -54,6 +63,16 @@ export class Liveness<S extends ManagedSlot> {
   /** Whether the registry heard from this worker within its TTL (else it may have been declared lost). */
   fresh(nowMs = Date.now()): boolean {
     return nowMs - this.lastOkMs < this.deps.heartbeatTtlMs;
+  }
+
+  /** Fresh, and no heartbeat trouble within the grace period: only then may this worker judge others dead. */
+  settled(nowMs = Date.now()): boolean {
+    return this.fresh(nowMs) && nowMs - this.troubleAtMs >= (this.deps.reapGraceMs ?? 2 * this.deps.heartbeatTtlMs);
+  }
+
+  private trouble(why: string): void {
+    if (this.settled()) this.deps.log.warn({ why }, 'heartbeat trouble: no reaping until heartbeats have flowed for the grace period');
+    this.troubleAtMs = Date.now();
   }
 
   async register(): Promise<void> {
@@ -84,12 +103,16 @@ export class Liveness<S extends ManagedSlot> {
     try {
       const sentAtMs = Date.now();
       // A worker that was not fresh may have been declared lost meanwhile: it comes back as a new incarnation.
-      const alive = this.fresh(sentAtMs) && (await this.deps.registry.heartbeat(this.deps.workerId, this.deps.heartbeatTtlMs));
+      const wasFresh = this.fresh(sentAtMs);
+      if (!wasFresh) this.trouble('no heartbeat went through within the TTL');
+      const alive = wasFresh && (await this.deps.registry.heartbeat(this.deps.workerId, this.deps.heartbeatTtlMs));
+      if (wasFresh && !alive) this.trouble('the registry forgot this worker');
       if (alive) this.lastOkMs = sentAtMs;
       // While starting or draining only the heartbeat runs: calls in flight must not look like a dead worker's.
       else if (phase === 'starting') await this.register();
       else if (phase === 'running') await this.resync();
     } catch (err) {
+      this.trouble('heartbeat failed');
       this.deps.log.warn({ err: toError(err).message }, 'heartbeat failed');
     } finally {
       this.beating = false;
@@ -98,7 +121,7 @@ export class Liveness<S extends ManagedSlot> {
 
   /** The rest of a running worker's round, on its own timer. Never throws. */
   async housekeepingRound(): Promise<void> {
-    if (this.choring || this.deps.phase() !== 'running' || !this.fresh()) return;
+    if (this.choring || this.deps.phase() !== 'running' || !this.settled()) return;
     this.choring = true;
     try {
       await this.deps.housekeeping();
