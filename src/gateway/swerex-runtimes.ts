@@ -54,7 +54,7 @@ export class SwerexRuntimes {
     const rt = await p.catch(() => undefined);
     if (!rt || !this.sessions.has(rt.sessionId)) return;
     await this.sessions
-      .use(rt.sessionId, (s) => s.backend.release(rt.slot))
+      .use(rt.sessionId, (s) => s.backend.release(rt.slot, { resetWorkspace: true }))
       .catch((err: unknown) => this.log.warn({ trajectoryId, err: toError(err).message }, 'swerex slot release failed'));
     await this.sessions.close(rt.sessionId, { reason: 'swerex /close' }).catch(() => undefined);
   }
