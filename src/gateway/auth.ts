@@ -32,3 +32,9 @@ export function makeTokenCheck(token: string): (header: string | undefined) => A
     return { ok: true };
   };
 }
+
+/** Checks SWE-ReX's `X-API-Key: <token>` (what RemoteRuntime sends for its auth_token), in constant time too. */
+export function makeApiKeyCheck(token: string): (header: string | string[] | undefined) => boolean {
+  const matches = makeTokenMatcher(token);
+  return (header) => typeof header === 'string' && matches(header);
+}

@@ -5,11 +5,12 @@ import type { Logger } from 'pino';
 import type { SlotqConfig } from '../shared/config.js';
 import { toError } from '../shared/errors.js';
 import { connectRedis, redactUrl, verifyRedis } from '../shared/redis.js';
-import { checkListenAddress, makeTokenCheck } from './auth.js';
+import { checkListenAddress, makeApiKeyCheck, makeTokenCheck } from './auth.js';
 import { errorBody, makeErrorHandler } from './http-errors.js';
 import { callRoutes, sessionRoutes } from './routes.js';
 import { sandboxRoutes } from './sandbox-routes.js';
 import { SessionManager } from './sessions.js';
+import { SWEREX_PREFIX, swerexRoutes } from './swerex-routes.js';
 import { healthSchema } from './wire-schemas.js';
 
 export interface GatewayOptions {
@@ -121,8 +122,14 @@ async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   if (opts.token !== undefined) {
     const check = makeTokenCheck(opts.token);
+    const apiKey = makeApiKeyCheck(opts.token);
     app.addHook('onRequest', async (req, reply) => {
       if (OPEN_ROUTES.has(req.url)) return;
+      // SWE-ReX's RemoteRuntime sends its auth_token as X-API-Key; swerex-remote answers a wrong one 401 {detail}.
+      if (req.url.startsWith(SWEREX_PREFIX) && req.headers.authorization === undefined) {
+        if (!apiKey(req.headers['x-api-key'])) await reply.code(401).send({ detail: 'Invalid API Key' });
+        return;
+      }
       const outcome = check(req.headers.authorization);
       if (!outcome.ok) {
         await reply.code(401).header('www-authenticate', 'Bearer').send(errorBody('UNAUTHORIZED', outcome.message, false));
@@ -154,6 +161,7 @@ async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   sessionRoutes(app, sessions, opts.sessionTtlS);
   callRoutes(app, sessions);
   sandboxRoutes(app, sessions);
+  swerexRoutes(app, sessions, opts.sessionTtlS, log);
   await app.ready();
   return app;
 }

@@ -79,6 +79,10 @@ export class SessionManager {
     }
   }
 
+  has(id: string): boolean {
+    return this.sessions.has(id);
+  }
+
   keepalive(id: string): Session {
     const s = this.sessions.get(id);
     if (!s) throw new UnknownSessionError(id);

@@ -12,7 +12,7 @@ export interface LivenessDeps<S extends ManagedSlot> {
   registry: Pick<Registry, 'heartbeat' | 'registerWorker' | 'slotStates'>;
   /** How long the registry keeps this worker without a heartbeat. */
   heartbeatTtlMs: number;
-  /** After heartbeat trouble, how long heartbeats must flow before the chores (reaping) run again; default 2 × heartbeatTtlMs. */
+  /** After heartbeat trouble, how long heartbeats must flow before housekeeping (reaping) runs again; default 2 × heartbeatTtlMs. */
   reapGraceMs?: number;
   phase: () => WorkerPhase;
   /** The worker's registry record (host, pid, slots, ...). */
@@ -39,7 +39,7 @@ export interface LivenessDeps<S extends ManagedSlot> {
  * meanwhile: a producer fences a job before it answers for it, so a fenced call never starts.
  *
  * After heartbeat trouble (a beat that failed, found the worker forgotten, or came after a gap longer than
- * the TTL: Redis away, a Sentinel failover, this process paused) the chores wait until heartbeats have
+ * the TTL: Redis away, a Sentinel failover, this process paused) housekeeping waits until heartbeats have
  * flowed for `reapGraceMs`. Every other worker's heartbeat stopped through the same outage and expired
  * with it; the first worker back must not take those for deaths and reap them (entries, queues, containers),
  * nor reap leases whose producers could not renew them meanwhile.
