@@ -54,7 +54,7 @@ describe('egress policy per slot', () => {
   }, 120_000);
 
   it('refuses what it cannot enforce: a malformed policy, a host that does not resolve', async () => {
-    await expect(b.acquire('bad', { network: { allow: ['not a host!'] } } as never)).rejects.toMatchObject({ code: 'INVALID_ARGS' });
+    await expect(b.acquire('bad', { network: { allow: ['not a host!'] } })).rejects.toMatchObject({ code: 'INVALID_ARGS' });
     await expect(b.acquire('nohost', { network: { allow: ['no-such-host.invalid:443'] } })).rejects.toMatchObject({ code: 'INVALID_ARGS', message: expect.stringMatching(/does not resolve/) as unknown });
   }, 60_000);
 });
