@@ -114,15 +114,15 @@ describe('Liveness', () => {
     } finally {
       Date.now = now;
     }
-    expect(calls.filter((c) => c === 'chores')).toHaveLength(1);
-    expect(calls.at(-1)).toBe('chores');
+    expect(calls.filter((c) => c === 'housekeeping')).toHaveLength(1);
+    expect(calls.at(-1)).toBe('housekeeping');
   });
 
   it('a failed heartbeat starts the grace too; a worker that never had trouble is settled from its registration on', async () => {
     const { liveness } = setup('running', true);
     await liveness.register();
     expect(liveness.settled()).toBe(true);
-    const failing = new Liveness({ ...(liveness as unknown as { d: ConstructorParameters<typeof Liveness>[0] }).d, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });
+    const failing = new Liveness({ ...(liveness as unknown as { deps: ConstructorParameters<typeof Liveness>[0] }).deps, registry: { heartbeat: () => Promise.reject(new Error('redis away')), registerWorker: () => Promise.resolve(), slotStates: () => Promise.resolve(new Map()) } });
     await failing.register();
     await failing.tick();
     expect(failing.fresh()).toBe(true);
