@@ -3,7 +3,7 @@ import { affinityKey, affinityScope } from './affinity.js';
 import { randomId } from './ids.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
 import type { Keys } from './keys.js';
-import { pushInbox } from './inbox-push.js';
+import { INBOX_TTL_MS } from './retention.js';
 
 type ScriptName = keyof typeof REGISTRY_SCRIPTS;
 type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unknown>;
@@ -66,13 +66,15 @@ export class Registry {
   private async deliver(res: unknown): Promise<ReleaseOutcome> {
     const [outcome, ...rest] = res as string[];
     if (rest.length > 0) {
-      const pushes: Array<Promise<void>> = [];
+      // One pipeline for all of a release's grants (one round trip), not pushInbox per grant. A grant that
+      // arrives twice (a re-send after a reconnect) is only logged by the producer (unknown waiter); one that
+      // is lost is found with GRANTED_TO. Either way a failed push must not fail the release, whose script ran.
+      const pipe = this.redis.pipeline();
       for (let i = 0; i + 2 < rest.length; i += 3) {
-        pushes.push(pushInbox(this.redis, this.keys.inbox(rest[i]!), JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })));
+        const inbox = this.keys.inbox(rest[i]!);
+        pipe.rpush(inbox, JSON.stringify({ t: 'grant', waiterId: rest[i + 1], slot: toRecord(rest[i + 2]!) })).pexpire(inbox, INBOX_TTL_MS);
       }
-      // Sent back to back on one connection: one round trip. A push that fails loses no grant (the waiter
-      // finds it with GRANTED_TO) and must not fail the release, whose script already ran.
-      await Promise.allSettled(pushes);
+      await pipe.exec().catch(() => undefined);
     }
     return outcome as ReleaseOutcome;
   }
