@@ -122,11 +122,14 @@ async function execCall(run: Runner, offer: SlotOffer, item: JobItem, a: ExecArg
   const argv = Array.isArray(a.command) ? a.command : undefined;
   const useSh = offer.sh !== '';
   if (!argv && !useSh) return failure(item, 'UNKNOWN_TOOL', "This slot's image has no /bin/sh: pass the command as an argv array", { cause: 'no_shell_in_image' });
-  const cwd = a.cwd ?? '/workspace';
-  const lines = [`cd -- ${q(cwd)} 2>/dev/null || { printf 'slotq: cwd %s is not a directory this user can enter\\n' ${q(cwd)} >&2; exit ${X.noCwd}; }`];
+  // The executor's calls start in /workspace with the image's Env: only what differs is set, in the same
+  // shell that runs the command (a string: its own lines after these; argv: exec'd), so a plain string
+  // command costs what the bash tool's does.
+  const lines: string[] = [];
+  if (a.cwd !== undefined && a.cwd !== '/workspace') lines.push(`cd -- ${q(a.cwd)} 2>/dev/null || { printf 'slotq: cwd %s is not a directory this user can enter\\n' ${q(a.cwd)} >&2; exit ${X.noCwd}; }`);
   if (!useSh && !(a.env && 'PATH' in a.env)) lines.push(`PATH=${DEFAULT_PATH}; export PATH`);
   for (const [k, v] of Object.entries(a.env ?? {})) lines.push(`export ${k}=${q(v)}`);
-  lines.push(argv ? `exec ${argv.map(q).join(' ')}` : `exec ${q(offer.sh)} -c ${q(a.command as string)} sh`);
+  lines.push(argv ? `exec ${argv.map(q).join(' ')}` : (a.command as string));
   const r = await run({ mode: useSh ? 's' : 'i', command: lines.join('\n'), timeoutMs: timeoutS * 1000, ...(a.stdin ? { stdin: Buffer.from(a.stdin, 'base64') } : {}) });
   const payload: ExecPayload = {
     exitCode: r.timedOut ? -1 : r.exitCode,
