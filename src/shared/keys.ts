@@ -110,4 +110,6 @@ export const LABELS = {
   prefix: 'org.slotq.prefix',
   worker: 'org.slotq.worker',
   host: 'org.slotq.host',
+  /** A short-lived helper container (the fill container of the helper volume, docker-driver.ts's HELPER_LABEL), value "true". */
+  helper: 'org.slotq.helper',
 } as const;
