@@ -103,23 +103,32 @@ export const CONFIG_ENV_VARS: Readonly<Record<keyof Fields, string>> = Object.fr
   Object.entries(fields).map(([k, f]) => [k, f.env]),
 ) as Record<keyof Fields, string>;
 
+/** One setting: its env variable and its zod schema (which holds the default). */
+export type EnvField = Readonly<{ env: string; schema: z.ZodType }>;
+
 /**
- * Parses options (which win) and environment variables once, with zod.
+ * The one env loader: parses each field from options (which win) or the environment (an empty
+ * variable counts as unset), with zod; freezes the result.
  * Throws a ConfigError naming the offending variable or option.
  */
-export function loadConfig(options: SlotqOptions = {}, env: NodeJS.ProcessEnv = process.env): SlotqConfig {
+export function parseEnvFields(table: Readonly<Record<string, EnvField>>, options: object = {}, env: NodeJS.ProcessEnv = process.env): Readonly<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const [key, { env: name, schema }] of Object.entries(fields)) {
+  for (const [key, { env: name, schema }] of Object.entries(table)) {
     const fromOpt = (options as Record<string, unknown>)[key];
     const raw = fromOpt !== undefined ? fromOpt : env[name] === '' ? undefined : env[name];
-    const parsed = (schema as z.ZodType).safeParse(raw);
+    const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       const source = fromOpt !== undefined ? `option ${key}` : `environment variable ${name}`;
       throw new ConfigError(`Invalid ${source}=${JSON.stringify(raw)}: ${z.prettifyError(parsed.error).replace(/^✖ /, '')}`);
     }
     out[key] = parsed.data;
   }
-  return Object.freeze(out) as SlotqConfig;
+  return Object.freeze(out);
+}
+
+/** Parses options (which win) and environment variables once (parseEnvFields over the table above). */
+export function loadConfig(options: SlotqOptions = {}, env: NodeJS.ProcessEnv = process.env): SlotqConfig {
+  return parseEnvFields(fields, options, env) as SlotqConfig;
 }
 
 /** The runtime a worker's containers of this image run under: SLOTQ_RUNTIME_BY_IMAGE's entry, else SLOTQ_RUNTIME. */

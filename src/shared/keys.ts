@@ -46,10 +46,22 @@ export interface Keys {
   once(opId: string): string;
   /** BullMQ's hash for a job in a worker's queue. */
   job(workerId: string, jobId: string): string;
+  /** BullMQ's keys of a worker's queue that the fetch probe (fetch-probe.ts) reads, as BullMQ builds them. */
+  queueKeys(workerId: string): QueueKeys;
   /** KEYS[1..17] of every registry script, in the order registry-lua.ts names them. */
   registryKeys(): string[];
   /** KEYS[18..20] of the scripts about one worker: its info hash, its slot set, its stats hash. */
   workerKeys(workerId: string): string[];
+}
+
+/** Keys of one worker's BullMQ queue, spelled as BullMQ's QueueKeys spells them (`<prefix>:<queue>:<type>`). */
+export interface QueueKeys {
+  readonly active: string;
+  readonly wait: string;
+  readonly prioritized: string;
+  readonly marker: string;
+  /** The prefix of the queue's job hashes (BullMQ's `keys['']`): a job's hash is this followed by its ID. */
+  readonly jobPrefix: string;
 }
 
 export const QUEUE_NAME_PREFIX = 'w-';
@@ -58,6 +70,7 @@ export const FREE_SLOT_SEPARATOR = ' ';
 
 export function keysFor(prefix: string): Keys {
   const root = `{${prefix}}`;
+  const queuePrefix = (workerId: string): string => `${root}:${QUEUE_NAME_PREFIX}${workerId}:`;
   const k: Omit<Keys, 'registryKeys' | 'workerKeys'> = {
     root,
     workers: `${root}:workers`,
@@ -78,7 +91,11 @@ export function keysFor(prefix: string): Keys {
     workerStats: (id) => `${root}:wstats:${id}`,
     queueName: (id) => `${QUEUE_NAME_PREFIX}${id}`,
     once: (opId) => `${root}:once:${opId}`,
-    job: (workerId, jobId) => `${root}:${QUEUE_NAME_PREFIX}${workerId}:${jobId}`,
+    job: (workerId, jobId) => `${queuePrefix(workerId)}${jobId}`,
+    queueKeys: (workerId) => {
+      const q = queuePrefix(workerId);
+      return { active: `${q}active`, wait: `${q}wait`, prioritized: `${q}prioritized`, marker: `${q}marker`, jobPrefix: q };
+    },
   };
   return {
     ...k,
@@ -93,4 +110,6 @@ export const LABELS = {
   prefix: 'org.slotq.prefix',
   worker: 'org.slotq.worker',
   host: 'org.slotq.host',
+  /** A short-lived helper container (the fill container of the helper volume, docker-driver.ts's HELPER_LABEL), value "true". */
+  helper: 'org.slotq.helper',
 } as const;

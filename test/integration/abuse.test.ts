@@ -1,4 +1,3 @@
-import { statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
@@ -84,23 +83,33 @@ describe('abuse inside a slot stays inside it; the neighbour keeps answering', (
     await expectSlotWorks(p);
   });
 
-  it(`a disk filler stops at SLOTQ_WORKSPACE_MB (${WORKSPACE_MB}) with "No space left"; the host disk is untouched`, async () => {
+  it(`a disk filler fills /workspace, a tmpfs of exactly SLOTQ_WORKSPACE_MB (${WORKSPACE_MB}), to "No space left"; the slot's / does not grow`, async () => {
     const p = await twoSlots();
-    const hostFree = async (): Promise<number> => {
-      const fs = await statfs('/');
-      return fs.bavail * fs.bsize;
+    /** The slot's own view of a filesystem (coreutils stat -f): its type, size and bytes in use. */
+    const fsOf = async (path: string): Promise<{ type: string; totalBytes: number; usedBytes: number }> => {
+      const r = await run(p.b, p.abuser, 'bash', { command: `stat -f -c '%T %S %b %f' ${path}` });
+      expect(r, `stat -f ${path}`).toMatchObject({ success: true });
+      const [type, blockBytes, blocks, freeBlocks] = r.output.trim().split(/\s+/);
+      return { type: type!, totalBytes: Number(blockBytes) * Number(blocks), usedBytes: Number(blockBytes) * (Number(blocks) - Number(freeBlocks)) };
     };
-    const freeBefore = await hostFree();
+    const workspace = await fsOf('/workspace');
+    expect(workspace).toMatchObject({ type: 'tmpfs', totalBytes: WORKSPACE_MB * 2 ** 20 });
+    const rootBefore = await fsOf('/');
     const { result, neighbour } = await duringAbuse(p, { command: 'dd if=/dev/zero of=/workspace/fill bs=1M count=5000', timeout: 60 });
     expectNeighbourFine(neighbour);
     expect(result).toMatchObject({ success: false, metadata: { code: 'TOOL_FAILED' } });
     expect(result.output).toMatch(/No space left on device/);
-    const size = await run(p.b, p.abuser, 'bash', { command: 'stat -c %s /workspace/fill' });
-    expect(Number(size.output.trim())).toBeLessThanOrEqual(WORKSPACE_MB * 2 ** 20);
-    // 5 000 MB written to the host would show; other work on this machine moves it by far less than 1 GB.
-    expect(freeBefore - (await hostFree())).toBeLessThan(2 ** 30);
+    // The filler took all of /workspace, and no more than it: the cap, not the 5 000 MB asked for, stopped it.
+    const size = Number((await run(p.b, p.abuser, 'bash', { command: 'stat -c %s /workspace/fill' })).output.trim());
+    expect(size).toBeLessThanOrEqual(WORKSPACE_MB * 2 ** 20);
+    expect(size).toBeGreaterThan((WORKSPACE_MB - 1) * 2 ** 20);
+    const full = await fsOf('/workspace');
+    expect(full.usedBytes).toBeGreaterThan(full.totalBytes - 2 ** 20);
+    // Nothing spilled into the container's writable layer (/): it moved by far less than the cap.
+    expect((await fsOf('/')).usedBytes - rootBefore.usedBytes).toBeLessThan(WORKSPACE_MB * 2 ** 19);
     const cleaned = await run(p.b, p.abuser, 'bash', { command: 'rm /workspace/fill && echo x > /workspace/y && cat /workspace/y' });
     expect(cleaned).toMatchObject({ success: true, output: 'x\n' });
+    expect((await fsOf('/workspace')).usedBytes).toBeLessThan(2 ** 20);
   });
 
   it('network attempts fail under network "none": 1.1.1.1:53, a loopback-only port of the host, DNS', async () => {

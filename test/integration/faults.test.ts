@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { SlotBackend, SlotWorker, createLogger } from '../../src/index.js';
 import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 import { killHard, startWorkerProcess } from '../support/processes.js';
-import { killContainer, runsIn } from '../../tools/testkit/docker.js';
+import { driver, killContainer, runsIn } from '../../tools/testkit/docker.js';
 import { killContainerMidCall } from '../support/container-kill.js';
 import { startSlotHolder } from '../../tools/testkit/processes.js';
 import { OwnRedis } from '../../tools/chaos/own-redis.js';
@@ -92,7 +92,7 @@ describe('faults survived', () => {
     expect(r).toMatchObject({ success: true, output: '' });
   });
 
-  it('Redis restarted without persistence: processes reconnect, calls in flight get a typed result, work goes on', async () => {
+  it('Redis restarted without persistence: processes reconnect, a call in flight gets a typed result the ledger in its slot bears out (ran once, or never when retryable), work goes on', async () => {
     // A Redis of its own (it restarts it), plain standalone even when the suite runs on a Cluster or TLS.
     redis = await OwnRedis.start('faults-test');
     const url = redis.url;
@@ -104,16 +104,16 @@ describe('faults survived', () => {
     await b.start();
     try {
       const s = await b.acquire('before');
-      const inFlight = b.executeBatch([[s, 'bash', { command: 'touch /workspace/started; sleep 2; echo done' }]]);
+      // Each run of the call appends a line to a ledger in its slot; the slot's ledger, read at the end, says how often it ran.
+      const inFlight = b.executeBatch([[s, 'bash', { command: 'echo ran >> /workspace/ledger; sleep 2; echo done' }]]);
+      let ranIn: string | undefined;
       const started = async (): Promise<boolean> => {
-        for (const id of await containersOf(prefix)) if (await runsIn(id, 'sleep 2')) return true;
+        for (const id of await containersOf(prefix)) if (await runsIn(id, 'sleep 2')) return (ranIn = id), true;
         return false;
       };
       await waitFor(started, 20_000, 'the call to start');
       await redis.restart();
       const [r] = await inFlight;
-      // It had started: its result, or an answer that says it may have run (never "retryable").
-      if (!r!.success) expect(r!.metadata, r!.error).toMatchObject({ retryable: false, outcome: 'unknown' });
       let ok = false;
       await waitFor(async () => {
         const slot = await b.acquire(`after-${Date.now()}`, { timeoutMs: 1000 }).catch(() => undefined);
@@ -123,6 +123,19 @@ describe('faults survived', () => {
         return ok;
       }, 60_000, 'work to go on after the restart');
       expect(ok).toBe(true);
+      // Read after work went on, so a re-run after the reconnect would have had its chance to show.
+      const ledger = await driver().exec(ranIn!, ['sh', '-c', 'cat /workspace/ledger 2>/dev/null; true'], { timeoutMs: 10_000 });
+      const runs = ledger.stdout.toString().split('\n').filter((line) => line === 'ran').length;
+      if (r!.success) {
+        expect(r!.output).toBe('done\n');
+        expect(runs, 'a call answered with its result ran exactly once').toBe(1);
+      } else if (r!.metadata.retryable) {
+        expect(runs, `a call answered retryable (${String(r!.metadata.code)}) never ran`).toBe(0);
+      } else {
+        // It may have run: here it had (it was seen running), and it must not have run again.
+        expect(r!.metadata, r!.error).toMatchObject({ outcome: 'unknown' });
+        expect(runs, 'a call answered "outcome unknown" that was seen running ran once, never again').toBe(1);
+      }
     } finally {
       await b.stop({ purge: true });
       await w.stop();

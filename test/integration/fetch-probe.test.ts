@@ -23,7 +23,7 @@ async function setup(concurrency: number) {
   const slot = (state: string, leaseId: string) => JSON.stringify({ slotId: 'x', workerId: 'w', containerId: 'c', state, trajectoryId: 't', owner: 'p', leaseId, leaseExpMs: '0', heldAtMs: '0' });
   await redis.hset(keys.slots, 's1', slot('held', 'L1'), 's2', slot('free', ''));
   await redis.hset(keys.worker('w'), 'epoch', 'E1');
-  const probes = new FetchProbes(keys.slots, keys.worker('w'), () => 'E1', silentLogger());
+  const probes = new FetchProbes(keys, 'w', () => 'E1', silentLogger());
   const seen: Array<{ id: string; valid: boolean[] | undefined; status?: string; run?: string | null }> = [];
   let gate: Promise<void> = Promise.resolve();
   let onSeen = (): void => undefined;
@@ -45,7 +45,7 @@ async function setup(concurrency: number) {
     const data: CallsJob = { v: 1, kind: 'calls', batchId: 'b', producerId: 'p', items: items.map(([slotId, leaseId], index) => ({ index, executionId: `${id}-${index}`, slotId, leaseId, tool: 'bash', args: { command: 'true' }, timeoutS: 5 })) };
     return queue.add('calls', data, { jobId: id, removeOnComplete: true });
   };
-  const marker = (): Promise<number> => redis.zcard(`${keys.root}:${keys.queueName('w')}:marker`);
+  const marker = (): Promise<number> => redis.zcard(keys.queueKeys('w').marker);
   const hold = (): (() => void) => {
     let open!: () => void;
     gate = new Promise((r) => (open = r));

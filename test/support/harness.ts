@@ -4,7 +4,9 @@ import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type Sl
 import { loadConfig } from '../../src/shared/config.js';
 import { randomId } from '../../src/shared/ids.js';
 import { connectRedis } from '../../src/shared/redis.js';
-import { containersOf, removeContainers } from '../../tools/testkit/docker.js';
+import { rm } from 'node:fs/promises';
+import { channelSubdir } from '../../src/worker/engine/container-spec.js';
+import { containersOf, helperContainers, removeContainers } from '../../tools/testkit/docker.js';
 import { describeLeaks, findLeaks, isClean, keysUnder, processesSince } from '../../tools/testkit/leaks.js';
 import { waitUntil } from '../../tools/testkit/wait.js';
 
@@ -27,8 +29,9 @@ export interface Harness {
   redis(): Redis;
   /**
    * Stops backends (purge) and workers, then fails when the test left anything behind: slot containers
-   * with its prefix, Redis keys under its prefix that would never expire, or child processes started
-   * (through tools/testkit) since harness() that still run. Leftovers are removed before it throws.
+   * with its prefix, Redis keys under its prefix that would never expire, child processes started
+   * (through tools/testkit) since harness() that still run, its workers' FIFO channel directories, or
+   * helper fill containers that appeared since harness(). Leftovers are removed before it throws.
    */
   close(): Promise<void>;
 }
@@ -38,6 +41,10 @@ export function harness(): Harness {
   const prefix = uniquePrefix();
   const conns: Redis[] = [];
   const processes = processesSince();
+  // Helper containers already there are another run's (a worker filling the helper volume): not this test's leak.
+  const helpersBefore = helperContainers().catch(() => []);
+  /** The FIFO channel directory of each worker this test started (each removes its own when it stops). */
+  const channelDirs = (): string[] => h.workers.filter((w) => w.config.channel === 'fifo').map((w) => `${w.config.channelDir}/${channelSubdir(w.workerId)}`);
   const h: Harness = {
     prefix,
     workers: [],
@@ -63,9 +70,10 @@ export function harness(): Harness {
       for (const b of h.backends) await b.stop({ purge: true });
       for (const w of h.workers) await w.stop();
       for (const r of conns) r.disconnect();
-      const leaks = await findLeaks(redisUrl(), prefix, { settleMs: SETTLE_MS, persistentKeysOnly: true, processes });
+      const leaks = await findLeaks(redisUrl(), prefix, { settleMs: SETTLE_MS, persistentKeysOnly: true, processes, channelDirs, helpersBefore: await helpersBefore });
       if (isClean(leaks)) return;
-      await cleanUp(prefix, processes);
+      await cleanUp(prefix, processes, channelDirs());
+      await removeContainers(leaks.helpers);
       throw new Error(`test with prefix ${prefix} leaked: ${describeLeaks(leaks)}`);
     },
   };
@@ -73,9 +81,10 @@ export function harness(): Harness {
 }
 
 /** Removes whatever a leaking test left, so the next test starts clean. */
-async function cleanUp(prefix: string, processes: ReturnType<typeof processesSince>): Promise<void> {
+async function cleanUp(prefix: string, processes: ReturnType<typeof processesSince>, channelDirs: readonly string[]): Promise<void> {
   for (const p of processes()) await p.kill();
   await removeContainers(await containersOf(prefix));
+  for (const dir of channelDirs) await rm(dir, { recursive: true, force: true });
   const redis = connectTestRedis('slotq-test-cleanup');
   try {
     const keys = await keysUnder(redis, prefix);

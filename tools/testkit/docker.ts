@@ -15,6 +15,11 @@ export async function containersOf(prefix: string, workerId?: string, d: Contain
   return (await d.listManaged(filters)).map((c) => c.id);
 }
 
+/** IDs of slotq's helper containers (the helper volume's fill containers, any state): each lives only while a worker fills the volume. */
+export async function helperContainers(d: ContainerDriver = driver()): Promise<string[]> {
+  return (await d.listManaged([`${LABELS.helper}=true`])).map((c) => c.id);
+}
+
 /** Force-removes containers (gone already is fine). */
 export async function removeContainers(ids: readonly string[], d: ContainerDriver = driver()): Promise<void> {
   await Promise.all(ids.map((id) => d.remove(id)));

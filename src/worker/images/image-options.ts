@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '../../shared/errors.js';
+import { parseEnvFields } from '../../shared/config.js';
 
 /** A worker's settings for per-trajectory images (acquire with `image`), beside SlotqConfig. */
 export interface ImageOptions {
@@ -32,16 +32,9 @@ const fields = {
   reservationReclaimMs: { env: 'SLOTQ_RESERVATION_RECLAIM_MS', schema: z.coerce.number().int().min(100).max(3_600_000).default(RESERVATION_RECLAIM_MS) },
 } as const;
 
-/** Options win over environment variables; a bad value is a ConfigError naming it. */
+/** Options win over environment variables; a bad value is a ConfigError naming it (config.ts's loader). */
 export function loadImageSettings(defaultImage: string, opts: ImageOptions = {}, env: NodeJS.ProcessEnv = process.env): ImageSettings {
-  const out: Record<string, unknown> = {};
-  for (const [key, { env: name, schema }] of Object.entries(fields)) {
-    const fromOpt = (opts as Record<string, unknown>)[key];
-    const raw = fromOpt !== undefined ? fromOpt : env[name] === '' ? undefined : env[name];
-    const parsed = (schema as z.ZodType).safeParse(raw);
-    if (!parsed.success) throw new ConfigError(`Invalid ${fromOpt !== undefined ? `option ${key}` : `environment variable ${name}`}=${JSON.stringify(raw)}: ${z.prettifyError(parsed.error).replace(/^✖ /, '')}`);
-    out[key] = parsed.data;
-  }
+  const out = parseEnvFields(fields, opts, env);
   const list = typeof out['images'] === 'string' ? out['images'].split(/[\s,]+/) : (out['images'] as string[]);
   const allow = [...new Set([defaultImage, ...list.map((s) => s.trim()).filter(Boolean)])];
   return Object.freeze({ ...(out as Omit<ImageSettings, 'allow'>), allow });

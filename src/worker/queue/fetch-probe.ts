@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
 import { FENCE_FIELD, RUN_FIELD, type StartStatus } from '../../shared/call-fence.js';
 import type { JobItem } from '../../shared/schemas.js';
+import type { Keys, QueueKeys } from '../../shared/keys.js';
 
 /** [slotId, leaseId] of each slot a job's calls use, in first-use order (a slot's last leaseId wins). */
 export type LeasePairs = Array<readonly [slotId: string, leaseId: string]>;
@@ -25,7 +26,9 @@ export function leasePairs(items: ReadonlyArray<Pick<JobItem, 'slotId' | 'leaseI
  * marked started there (it starts at once when its slot is idle); and idle = 1 when no job waits: then the
  * marker BullMQ set when it handed the job out is removed, so the worker's next BZPOPMIN blocks until
  * a producer adds a job (an add sets the marker again) instead of waking for an empty fetch.
- * The job's key is built here from the prefix, as BullMQ's own scripts build it (same hash tag).
+ * Every key comes from keys.ts (keysFor): the six in KEYS, and the job hash prefix in ARGV[1] (its
+ * queueKeys().jobPrefix); only the job's ID, read from the active list, is appended to it here, as
+ * BullMQ's own scripts do (same hash tag).
  */
 const FETCH_PROBE = `
 local idle = 0
@@ -73,14 +76,8 @@ const MAX_PROBED_DATA_BYTES = 64 * 1024;
 /** Probes older than this many jobs are dropped (a job fetched but never processed, e.g. at close). */
 const MAX_PROBES = 1024;
 
-export interface ProbeKeys {
-  active: string;
-  wait: string;
-  prioritized: string;
-  marker: string;
-  /** The prefix of the queue's job hashes (BullMQ's `keys['']`). */
-  jobPrefix: string;
-}
+/** The queue keys the probe reads (keys.ts's queueKeys()). */
+export type ProbeKeys = QueueKeys;
 
 export interface ProbeReply {
   /** The job at the head of the active list when the probe ran ('' when none). */
@@ -104,26 +101,39 @@ type ProbeRedis = Redis & { slotqFetchProbe(...args: Array<string | number>): Pr
  */
 export class FetchProbes {
   private readonly probes = new Map<string, Promise<ProbeReply>>();
-  private bound: { redis: ProbeRedis; keys: ProbeKeys } | undefined;
+  private bound: ProbeRedis | undefined;
+  private readonly slotsKey: string;
+  private readonly workerKey: string;
+  /** The worker's queue keys, from keys.ts (bind() checks BullMQ spells them the same). */
+  readonly queueKeys: ProbeKeys;
   /** Sends the probe asked for by the last probeAfterNextCommand(), once. */
   private pending: (() => void) | undefined;
   /** The fetching connection's socket, while it is connected. */
   private socket: (() => Writable | undefined) | undefined;
 
   constructor(
-    private readonly slotsKey: string,
-    private readonly workerKey: string,
+    keys: Keys,
+    workerId: string,
     /** The worker's current incarnation (liveness.ts). */
     private readonly epoch: () => string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.slotsKey = keys.slots;
+    this.workerKey = keys.worker(workerId);
+    this.queueKeys = keys.queueKeys(workerId);
+  }
 
   /**
-   * The connection BullMQ fetches on (one this worker made for it), and the queue's keys. Its
+   * The connection BullMQ fetches on (one this worker made for it), and BullMQ's own keys of the queue
+   * (its `keys`): they must be the ones keys.ts builds, or this throws (a BullMQ that spells them
+   * otherwise would have the probe read keys nobody writes). Its
    * sendCommand is wrapped so that a probe asked for goes out right behind the next command written,
    * which is the fetch, and Redis runs it right after the fetch.
    */
-  bind(redis: Redis, keys: ProbeKeys): void {
+  bind(redis: Redis, bullmqKeys: Readonly<Record<string, string>>): void {
+    const q = this.queueKeys;
+    const drift = ([['active', q.active], ['wait', q.wait], ['prioritized', q.prioritized], ['marker', q.marker], ['', q.jobPrefix]] as const).filter(([type, key]) => bullmqKeys[type] !== key);
+    if (drift.length > 0) throw new Error(`fetch probe: BullMQ's queue keys differ from keys.ts's: ${drift.map(([type, key]) => `${type || "''"}: ${bullmqKeys[type]} != ${key}`).join(', ')}`);
     const r = redis as ProbeRedis;
     if (typeof r.slotqFetchProbe !== 'function') r.defineCommand('slotqFetchProbe', { lua: FETCH_PROBE, numberOfKeys: 6 });
     const sendCommand = r.sendCommand.bind(r);
@@ -135,7 +145,7 @@ export class FetchProbes {
       return sent;
     };
     this.socket = () => (r as unknown as { stream?: Writable }).stream;
-    this.bound = { redis: r, keys };
+    this.bound = r;
   }
 
   /**
@@ -175,7 +185,8 @@ export class FetchProbes {
   /** Sends a probe on the fetching connection. */
   async send(): Promise<ProbeReply> {
     if (!this.bound) throw new Error('fetch probe: no connection bound');
-    const { redis, keys: k } = this.bound;
+    const redis = this.bound;
+    const k = this.queueKeys;
     const sentAtMs = Date.now();
     const [jobId, idle, flat, status] = await redis.slotqFetchProbe(k.active, k.wait, k.prioritized, k.marker, this.slotsKey, this.workerKey, k.jobPrefix, MAX_PROBED_DATA_BYTES, this.epoch());
     const pairs: Array<[string, string]> = [];

@@ -32,8 +32,7 @@ export class ProbingWorker extends Worker {
   constructor(name: string, processor: Processor, opts: WorkerOptions & { connection: Redis }, probes: FetchProbes) {
     super(name, processor, { ...opts, autorun: false });
     this.probes = probes;
-    const k = (type: string): string => this.keys[type]!;
-    probes.bind(opts.connection, { active: k('active'), wait: k('wait'), prioritized: k('prioritized'), marker: k('marker'), jobPrefix: k('') });
+    probes.bind(opts.connection, this.keys);
     const self = this as unknown as { waitForJob?: BlockingWait };
     const wait = self.waitForJob?.bind(this);
     this.canSkip = typeof wait === 'function';

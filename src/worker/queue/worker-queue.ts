@@ -34,7 +34,7 @@ export class WorkerQueue {
     /** The worker's current incarnation (liveness.ts): calls start only under it. */
     epoch: () => string,
   ) {
-    this.probes = new FetchProbes(keys.slots, keys.worker(workerId), epoch, log);
+    this.probes = new FetchProbes(keys, workerId, epoch, log);
   }
 
   get name(): string {
