@@ -120,7 +120,9 @@ describe('abuse inside a slot stays inside it; the neighbour keeps answering', (
     const port = (server.address() as { port: number }).port;
     const connect = (host: string, to: number): string => `python3 -c "import socket; socket.create_connection(('${host}', ${to}), timeout=5)"`;
     for (const command of [connect('1.1.1.1', 53), connect('127.0.0.1', port), connect('172.17.0.1', port), 'getent hosts example.com']) {
-      const { result, neighbour } = await duringAbuse(p, { command, timeout: 30 });
+      // Each attempt fails at once: the call then waits a second (its exit code kept), so the neighbour's
+      // answers during it can be counted.
+      const { result, neighbour } = await duringAbuse(p, { command: `${command}; rc=$?; sleep 1; exit $rc`, timeout: 30 });
       expectNeighbourFine(neighbour);
       expect(result, command).toMatchObject({ success: false, metadata: { code: 'TOOL_FAILED' } });
       if (command.startsWith('python3')) expect(result.output).toMatch(/Network is unreachable|Connection refused/);
