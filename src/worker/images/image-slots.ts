@@ -1,5 +1,6 @@
 import { pushInbox } from '../../shared/inbox-push.js';
 import type { Redis } from 'ioredis';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../../shared/config.js';
 import { settlesWithin } from '../../shared/deadline.js';
@@ -8,7 +9,6 @@ import type { Keys } from '../../shared/keys.js';
 import type { Registry } from '../../shared/registry.js';
 import type { InboxMessage } from '../../shared/schemas.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
-import { Semaphore } from '../engine/container-pool.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
 import { ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
@@ -41,7 +41,8 @@ export class ImageSlots {
   /** slotId → image, for the slots this class made. */
   private readonly owned = new Map<string, string>();
   private readonly work = new Set<Promise<void>>();
-  private readonly sem: Semaphore;
+  /** Caps concurrent container creations (SLOTQ_MAX_CONCURRENT_CREATES). */
+  private readonly limit: LimitFunction;
   readonly images: ImagePreparer;
   private readonly cache: ImageCache;
   private seq = 0;
@@ -51,7 +52,7 @@ export class ImageSlots {
   private readonly making = new Map<string, number>();
 
   constructor(private readonly deps: ImageSlotsDeps) {
-    this.sem = new Semaphore(deps.config.maxConcurrentCreates);
+    this.limit = pLimit(deps.config.maxConcurrentCreates);
     this.images = new ImagePreparer(deps.driver, deps.config, deps.workerId, deps.settings.pullTimeoutS * 1000, deps.log, () => {
       void this.publish();
       this.track(this.cache.trim());
@@ -179,7 +180,7 @@ export class ImageSlots {
   private async makeContainer(image: string): Promise<{ id: string; offer: SlotOffer }> {
     const prepared = await this.images.prepare(image);
     if (!this.deps.running()) throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);
-    const id = await this.sem.use(() => this.deps.driver.create(prepared.spec));
+    const id = await this.limit(() => this.deps.driver.create(prepared.spec));
     if (this.deps.running()) return { id, offer: prepared.offer };
     await this.deps.driver.remove(id).catch(() => undefined);
     throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);
