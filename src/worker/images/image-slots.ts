@@ -7,6 +7,7 @@ import { settlesWithin } from '../../shared/deadline.js';
 import { ImageUnusableError, SlotqError, SlotUnavailableError, toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
 import type { Registry } from '../../shared/registry.js';
+import { PULL_PROGRESS_LUA } from '../../shared/registry-image-lua.js';
 import type { InboxMessage } from '../../shared/schemas.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
@@ -113,8 +114,7 @@ export class ImageSlots {
   /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
   private async showPull(image: string, status: string | undefined): Promise<void> {
     const key = this.deps.keys.worker(this.deps.workerId);
-    const lua = "if redis.call('EXISTS', KEYS[1]) == 1 then if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end end";
-    await this.deps.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
+    await this.deps.redis.eval(PULL_PROGRESS_LUA, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
   }
 
   /** A provision job: takes the capacity the acquire reserved, then creates a container of the image for the waiter, in the background. */
