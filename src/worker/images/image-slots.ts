@@ -11,7 +11,7 @@ import { PULL_PROGRESS_LUA } from '../../shared/registry-image-lua.js';
 import type { InboxMessage } from '../../shared/schemas.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
-import { ImageCache } from './image-cache.js';
+import { imageCacheFor, type ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
 import { SlotRuntime } from '../lifecycle/slot-runtime.js';
 import type { SlotOffer } from '../tools/slot-access.js';
@@ -58,11 +58,7 @@ export class ImageSlots {
       void this.publish();
       this.track(this.cache.trim());
     }, (image, status) => void this.showPull(image, status));
-    const remover = deps.driver.removeImage?.bind(deps.driver);
-    if (deps.settings.imageCacheGb > 0 && !remover) deps.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
-    this.cache = new ImageCache({
-      removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),
-      budgetBytes: remover ? deps.settings.imageCacheGb * 1e9 : 0,
+    this.cache = imageCacheFor(deps.driver, deps.settings.imageCacheGb, {
       preparer: this.images,
       inUse: () => this.inUse(),
       forget: (image) => this.forgetImage(image),
