@@ -195,3 +195,9 @@ unreserve(wid, w) -- still there only when the job could not take it: this gives
 local nxt = give_back(wid)
 return {victim and victim.producerId or '', victim and victim.waiterId or '', nxt and nxt[1] or '', nxt and nxt[2] or ''}
 `);
+
+/**
+ * A worker's pull progress (`pulling` in its info hash, which the board shows); never creates the entry.
+ * Not a registry script (no LIB): evaluated alone, KEYS[1] the worker's info hash (keys.worker), ARGV: field, status ('' deletes it).
+ */
+export const PULL_PROGRESS_LUA = "if redis.call('EXISTS', KEYS[1]) == 1 then if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end end";

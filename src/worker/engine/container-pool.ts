@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { ContainerDriver, ContainerSpec } from './container-driver.js';
 import { withDeadline } from '../../shared/deadline.js';
@@ -6,23 +7,6 @@ import { InternalError, toError } from '../../shared/errors.js';
 
 const CREATE_TIMEOUT_MS = 120_000;
 import type { WorkerEventMap } from '../worker-events.js';
-
-/** Caps concurrent work (container creations), so dockerd is never flooded. */
-export class Semaphore {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-  async use<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.queue.shift()?.();
-    }
-  }
-}
 
 /**
  * Creates slot containers with a concurrency cap and keeps warm spares, so a reset swaps in a ready
@@ -32,7 +16,8 @@ export class ContainerPool {
   private readonly spares: string[] = [];
   private readonly filling = new Set<Promise<void>>();
   private closed = false;
-  private readonly sem: Semaphore;
+  /** Caps concurrent container creations, so dockerd is never flooded. */
+  private readonly limit: LimitFunction;
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -42,11 +27,11 @@ export class ContainerPool {
     private readonly log: Logger,
     private readonly events?: EventEmitter<WorkerEventMap>,
   ) {
-    this.sem = new Semaphore(maxConcurrent);
+    this.limit = pLimit(maxConcurrent);
   }
 
   async create(): Promise<string> {
-    return this.sem.use(async () => {
+    return this.limit(async () => {
       try {
         const id = await withDeadline(
           this.driver.create(this.spec),

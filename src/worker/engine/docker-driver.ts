@@ -4,21 +4,17 @@ import { PassThrough, Readable, type Duplex } from 'node:stream';
 import type { ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime, EngineStorage, ImageConfig, ManagedContainer, VolumeContent } from './container-driver.js';
 import type { AttachedProcess, ExecOptions, ExecOutput } from '../executor/exec-port.js';
 import { withDeadline } from '../../shared/deadline.js';
-import { ImageUnusableError, SlotBrokenError, SlotqError, toError } from '../../shared/errors.js';
+import { SlotBrokenError, SlotqError } from '../../shared/errors.js';
 import type { EgressPolicy } from '../../shared/egress.js';
 import { applyEgress } from './egress.js';
 import { LABELS } from '../../shared/keys.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
-import { CHANNEL_TARGET, makeChannelDir, removeChannelDir, type ChannelDir } from '../executor/fifo-channel.js';
-import { EMPTY_TREE_DIGEST, FILL_IMAGE, FILL_MOUNT, fillImageTar, treeDigest } from '../executor/helper-digest.js';
-
-const HELPER_LABEL = 'org.slotq.helper';
-/** Rounds of check, fill or wait on the helper volume (250 ms apart while another worker fills it). */
-const FILL_ROUNDS = 80;
-/** A fill container older than this belongs to a worker that died filling. */
-const STALE_FILLER_S = 60;
-
-const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
+import type { ChannelDir } from '../executor/fifo-channel.js';
+import { FILL_IMAGE, FILL_MOUNT } from '../executor/helper-digest.js';
+import { ChannelDirs } from './channel-dirs.js';
+import { DeathWatch } from './death-watch.js';
+import { statusOf } from './engine-status.js';
+import { fillHelperVolume, HELPER_LABEL, type FillContainer, type HelperFillEngine } from './helper-fill.js';
 
 /** Whether an inspect finds its object: false on 404, other errors thrown. */
 async function found(inspect: Promise<unknown>): Promise<boolean> {
@@ -34,11 +30,10 @@ async function found(inspect: Promise<unknown>): Promise<boolean> {
 /** ContainerDriver over dockerode (DOCKER_HOST or the local socket). */
 export class DockerDriver implements ContainerDriver {
   private readonly lifelines = new Map<string, Duplex>();
-  /** Container id → this process's path of its channel directory, and the slot's user. */
-  private readonly channels = new Map<string, ChannelDir>();
-  /** Exec streams by container, ended with its lifeline: under gVisor an exec's stream can outlive its killed container. */
-  private readonly execStreams = new Map<string, Set<Duplex>>();
-  private deathWatch: Promise<void> | undefined;
+  /** The slots' FIFO channel directories (channel-dirs.ts). */
+  private readonly channels = new ChannelDirs();
+  /** Exec streams by container, ended with its lifeline or the engine's die events (death-watch.ts): under gVisor an exec's stream can outlive its killed container. */
+  private readonly deaths = new DeathWatch(() => this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.managed}=true`] } }));
   /** The user execs run as, for containers whose main process runs as another (spec.mainUser). */
   private readonly execUsers = new Map<string, string>();
   /** Whether the engine took a storage-opt size (probeStorageOpt): create() applies spec.rootfsCapBytes then. */
@@ -107,84 +102,38 @@ export class DockerDriver implements ContainerDriver {
     return found(this.docker.getVolume(name).inspect());
   }
 
-  /**
-   * Fills and checks the helper volume through a never-started container of FILL_IMAGE (an empty /v that
-   * slotq imports itself), the volume mounted NoCopy so no image content lands in it. The volume is used
-   * only when its tree's digest is the bundle's; otherwise it is emptied (removed and made anew) and filled.
-   */
+  /** Fills and checks the helper volume (helper-fill.ts) through this driver's engine calls. */
   async ensureVolume(name: string, content: VolumeContent): Promise<void> {
-    await this.importFillImage();
-    let previous: string | undefined;
-    let fillError: unknown;
-    for (let round = 0; round < FILL_ROUNDS; round++) {
-      await this.removeStaleFillers();
-      if (!(await this.hasVolume(name))) await this.docker.createVolume({ Name: name, Labels: { [HELPER_LABEL]: 'true' } });
-      const found = await this.withFiller(name, async (c) => {
-        // getArchive, read to its end: a HEAD (infoArchive) left its socket open and the process alive.
-        const read = async (): Promise<string> => treeDigest(await c.getArchive({ path: FILL_MOUNT }), FILL_MOUNT.slice(1));
-        const digest = await read();
-        if (digest !== EMPTY_TREE_DIGEST) return digest;
-        // Another worker that found it empty too may be filling it now ("file exists"): look again.
-        const filled = await c.putArchive(content.tar, { path: FILL_MOUNT }).then(
-          () => true,
-          (err: unknown) => ((fillError = err), false),
-        );
-        return filled ? read() : undefined;
-      });
-      if (found === content.digest) return;
-      if (found === undefined) {
-        await new Promise((r) => setTimeout(r, 250));
-        continue;
-      }
-      // Tampered, half filled by a worker that died, or being filled right now by another worker: emptied
-      // only when no one else fills it and it read the same twice (another worker's fill may just have ended).
-      const settled = found === previous;
-      previous = found;
-      if (!settled || (await this.othersFilling(name))) {
-        await new Promise((r) => setTimeout(r, 250));
-        continue;
-      }
-      try {
-        await this.docker.getVolume(name).remove();
-      } catch (err) {
-        if (statusOf(err) === 404 || (await this.othersFilling(name))) continue;
-        if (statusOf(err) === 409) throw new ImageUnusableError(`slotq's helper volume ${name} does not hold slotq's helper (digest ${found.slice(0, 12)}, expected ${content.digest.slice(0, 12)}: changed or half filled) and containers use it, so it cannot be refilled: remove them and the volume (docker volume rm ${name})`, { cause: err });
-        throw err;
-      }
-    }
-    throw new ImageUnusableError(`slotq's helper volume ${name} still does not hold slotq's helper after ${FILL_ROUNDS} tries (other workers kept filling it?${fillError ? ` the last fill failed: ${toError(fillError).message}` : ''}): remove it (docker volume rm ${name}) and start again`, fillError ? { cause: fillError } : {});
+    await fillHelperVolume(this.fillEngine, name, content);
   }
 
-  /** FILL_IMAGE, imported once per engine from its tar (a name no registry serves). */
-  private async importFillImage(): Promise<void> {
-    if (await this.imageExists(FILL_IMAGE)) return;
-    const [repo, tag] = FILL_IMAGE.split(':') as [string, string];
-    const progress = await this.docker.importImage(Readable.from([await fillImageTar()]), { repo, tag });
-    let text = '';
-    for await (const chunk of progress) text += String(chunk);
-    if (/"error"/.test(text) || !(await this.imageExists(FILL_IMAGE))) throw new Error(`importing ${FILL_IMAGE} failed: ${text.slice(0, 300)}`);
-  }
+  /** The dockerode calls of the helper-volume fill. */
+  private readonly fillEngine: HelperFillEngine = {
+    imageExists: (image) => this.imageExists(image),
+    importImage: async (tar, repo, tag) => {
+      const progress = await this.docker.importImage(Readable.from([tar]), { repo, tag });
+      let text = '';
+      for await (const chunk of progress) text += String(chunk);
+      return text;
+    },
+    hasVolume: (name) => this.hasVolume(name),
+    createVolume: async (name) => void (await this.docker.createVolume({ Name: name, Labels: { [HELPER_LABEL]: 'true' } })),
+    removeVolume: async (name) => void (await this.docker.getVolume(name).remove()),
+    withFiller: (volume, fn) => this.withFiller(volume, fn),
+    fillersOf: async (volume) => (await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], volume: [volume] } })).length,
+    createdFillers: async () => (await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], status: ['created'] } })).map((c) => ({ id: c.Id, createdS: c.Created })),
+    removeContainer: async (id) => void (await this.docker.getContainer(id).remove({ force: true })),
+  };
 
-  private async withFiller<T>(volume: string, fn: (c: Docker.Container) => Promise<T>): Promise<T> {
+  private async withFiller<T>(volume: string, fn: (c: FillContainer) => Promise<T>): Promise<T> {
     // NoCopy: Docker would otherwise copy the image's files under the mount point into an empty volume.
     const mount = { Type: 'volume', Source: volume, Target: FILL_MOUNT, VolumeOptions: { NoCopy: true } } as Docker.MountSettings;
     const c = await this.docker.createContainer({ Image: FILL_IMAGE, Entrypoint: ['/nonexistent'], Cmd: [], NetworkDisabled: true, HostConfig: { Mounts: [mount] }, Labels: { [HELPER_LABEL]: 'true' } });
     try {
-      return await fn(c);
+      return await fn({ getArchive: (path) => c.getArchive({ path }), putArchive: async (tar, path) => void (await c.putArchive(tar, { path })) });
     } finally {
       await c.remove({ force: true }).catch(() => undefined);
     }
-  }
-
-  /** Whether another process's fill container holds the volume (ours are removed before this is asked). */
-  private async othersFilling(volume: string): Promise<boolean> {
-    return (await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], volume: [volume] } })).length > 0;
-  }
-
-  /** Fill containers left by a worker that died while filling (never started, so nothing removes them). */
-  private async removeStaleFillers(): Promise<void> {
-    const stale = await this.docker.listContainers({ all: true, filters: { label: [`${HELPER_LABEL}=true`], status: ['created'] } });
-    for (const old of stale) if (Date.now() / 1000 - old.Created > STALE_FILLER_S) await this.docker.getContainer(old.Id).remove({ force: true }).catch(() => undefined);
   }
 
   /** Asked of the engine once (planRootfs and probeStorageOpt both need it; it does not change while it runs). */
@@ -226,18 +175,18 @@ export class DockerDriver implements ContainerDriver {
   }
 
   async create(spec: ContainerSpec): Promise<string> {
-    const channel = spec.channel && (await makeChannelDir(spec.channel));
+    const channel = await this.channels.make(spec);
     const storageBytes = await this.storageBytes(spec);
-    const container = await this.docker.createContainer(slotCreateOptions(spec, channel ? `${channel.host}:${CHANNEL_TARGET}:ro` : undefined, storageBytes)).catch(async (err: unknown) => {
-      await removeChannelDir(channel ? channel.local : undefined);
+    const container = await this.docker.createContainer(slotCreateOptions(spec, channel?.bind, storageBytes)).catch(async (err: unknown) => {
+      await this.channels.discard(channel);
       throw err;
     });
-    if (channel && spec.channel) this.channels.set(container.id, { path: channel.local, uid: spec.channel.uid, gid: spec.channel.gid });
+    this.channels.register(container.id, channel, spec);
     try {
       const lifeline = (await container.attach({ stream: true, stdin: true, hijack: true })) as Duplex;
       lifeline.on('error', () => undefined); // ends with the container
-      for (const ev of ['end', 'close']) lifeline.once(ev, () => this.endExecStreams(container.id)); // died by itself, or removed
-      if (spec.runtime !== 'runc') this.watchDeaths();
+      for (const ev of ['end', 'close']) lifeline.once(ev, () => this.deaths.ended(container.id)); // died by itself, or removed
+      if (spec.runtime !== 'runc') this.deaths.watch();
       this.lifelines.set(container.id, lifeline);
       if (spec.mainUser !== undefined) this.execUsers.set(container.id, spec.user);
       await container.start();
@@ -256,8 +205,7 @@ export class DockerDriver implements ContainerDriver {
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
     this.execUsers.delete(id);
-    await removeChannelDir(this.channels.get(id)?.path);
-    this.channels.delete(id);
+    await this.channels.release(id);
     try {
       await this.docker.getContainer(id).remove({ force: true });
     } catch (err) {
@@ -331,7 +279,7 @@ export class DockerDriver implements ContainerDriver {
 
   async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecOutput> {
     const exec = await this.getContainerExec(id, argv, opts.stdin !== undefined, opts.user);
-    const stream = this.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
+    const stream = this.deaths.track(id, await exec.start({ hijack: true, stdin: opts.stdin !== undefined }));
     // Never the whole stream: a command printing 200 MB keeps a few hundred KB here (head and tail, the rest counted).
     const cap = opts.capBytes ?? CAPTURE_HEAD_BYTES;
     const out = opts.wholeStdoutBytes === undefined ? new BoundedCapture(cap, cap) : new BoundedCapture(opts.wholeStdoutBytes, 0);
@@ -367,43 +315,6 @@ export class DockerDriver implements ContainerDriver {
 
   private async startExec(id: string, argv: string[], stdin: boolean): Promise<Duplex> {
     const exec = await this.getContainerExec(id, argv, stdin);
-    return this.track(id, await exec.start({ hijack: true, stdin }));
-  }
-
-  private track(id: string, stream: Duplex): Duplex {
-    const set = this.execStreams.get(id) ?? new Set<Duplex>();
-    this.execStreams.set(id, set.add(stream));
-    stream.once('close', () => set.delete(stream));
-    return stream;
-  }
-
-  /**
-   * Under gVisor neither an exec's stream nor the lifeline ends when the container is killed: the engine's
-   * `die` events end its exec streams instead. One unref'd events stream per driver, restarted when it ends.
-   */
-  private watchDeaths(): void {
-    this.deathWatch ??= this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.managed}=true`] } }).then(
-      (events) => {
-        (events as { socket?: { unref?: () => void } }).socket?.unref?.();
-        let buf = '';
-        events.on('data', (chunk: Buffer) => {
-          buf += chunk.toString('utf8');
-          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-            const id = /"id":"([0-9a-f]{64})"/.exec(buf.slice(0, nl))?.[1];
-            buf = buf.slice(nl + 1);
-            if (id && this.execStreams.has(id)) this.endExecStreams(id);
-          }
-        });
-        const again = (): void => void (this.deathWatch = undefined);
-        events.on('end', again);
-        events.on('error', again);
-      },
-      () => void (this.deathWatch = undefined),
-    );
-  }
-
-  private endExecStreams(id: string): void {
-    for (const stream of this.execStreams.get(id) ?? []) stream.destroy(new Error(`container ${id.slice(0, 12)} ended`));
-    this.execStreams.delete(id);
+    return this.deaths.track(id, await exec.start({ hijack: true, stdin }));
   }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
 import type { ImagePreparer } from './image-prepare.js';
+import type { ContainerDriver } from '../engine/container-driver.js';
 
 export interface ImageCacheDeps {
   /** Removes an image from the engine (not forced: the engine refuses one a container uses). */
@@ -48,4 +49,15 @@ export class ImageCache {
       }
     }
   }
+}
+
+/** A worker's image cache over its driver (SLOTQ_IMAGE_CACHE_GB): no budget, and a warning, when the driver cannot remove images. */
+export function imageCacheFor(driver: ContainerDriver, imageCacheGb: number, deps: Omit<ImageCacheDeps, 'removeImage' | 'budgetBytes'>): ImageCache {
+  const remover = driver.removeImage?.bind(driver);
+  if (imageCacheGb > 0 && !remover) deps.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
+  return new ImageCache({
+    removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),
+    budgetBytes: remover ? imageCacheGb * 1e9 : 0,
+    ...deps,
+  });
 }

@@ -1,16 +1,17 @@
 import { pushInbox } from '../../shared/inbox-push.js';
 import type { Redis } from 'ioredis';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { SlotqConfig } from '../../shared/config.js';
 import { settlesWithin } from '../../shared/deadline.js';
 import { ImageUnusableError, SlotqError, SlotUnavailableError, toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
 import type { Registry } from '../../shared/registry.js';
+import { PULL_PROGRESS_LUA } from '../../shared/registry-image-lua.js';
 import type { InboxMessage } from '../../shared/schemas.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
-import { Semaphore } from '../engine/container-pool.js';
 import { imageAllowed, type ImageSettings } from './image-options.js';
-import { ImageCache } from './image-cache.js';
+import { imageCacheFor, type ImageCache } from './image-cache.js';
 import { ImagePreparer } from './image-prepare.js';
 import { SlotRuntime } from '../lifecycle/slot-runtime.js';
 import type { SlotOffer } from '../tools/slot-access.js';
@@ -41,7 +42,8 @@ export class ImageSlots {
   /** slotId → image, for the slots this class made. */
   private readonly owned = new Map<string, string>();
   private readonly work = new Set<Promise<void>>();
-  private readonly sem: Semaphore;
+  /** Caps concurrent container creations (SLOTQ_MAX_CONCURRENT_CREATES). */
+  private readonly limit: LimitFunction;
   readonly images: ImagePreparer;
   private readonly cache: ImageCache;
   private seq = 0;
@@ -51,16 +53,12 @@ export class ImageSlots {
   private readonly making = new Map<string, number>();
 
   constructor(private readonly deps: ImageSlotsDeps) {
-    this.sem = new Semaphore(deps.config.maxConcurrentCreates);
+    this.limit = pLimit(deps.config.maxConcurrentCreates);
     this.images = new ImagePreparer(deps.driver, deps.config, deps.workerId, deps.settings.pullTimeoutS * 1000, deps.log, () => {
       void this.publish();
       this.track(this.cache.trim());
     }, (image, status) => void this.showPull(image, status));
-    const remover = deps.driver.removeImage?.bind(deps.driver);
-    if (deps.settings.imageCacheGb > 0 && !remover) deps.log.warn('SLOTQ_IMAGE_CACHE_GB is set but this Docker driver cannot remove images: no image is evicted');
-    this.cache = new ImageCache({
-      removeImage: remover ?? (() => Promise.reject(new Error('the driver cannot remove images'))),
-      budgetBytes: remover ? deps.settings.imageCacheGb * 1e9 : 0,
+    this.cache = imageCacheFor(deps.driver, deps.settings.imageCacheGb, {
       preparer: this.images,
       inUse: () => this.inUse(),
       forget: (image) => this.forgetImage(image),
@@ -112,8 +110,7 @@ export class ImageSlots {
   /** Pull progress in the worker's registry entry (`pulling`), which the board shows; never creates the entry. */
   private async showPull(image: string, status: string | undefined): Promise<void> {
     const key = this.deps.keys.worker(this.deps.workerId);
-    const lua = "if redis.call('EXISTS', KEYS[1]) == 1 then if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end end";
-    await this.deps.redis.eval(lua, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
+    await this.deps.redis.eval(PULL_PROGRESS_LUA, 1, key, 'pulling', status === undefined ? '' : `${image}: ${status}`.slice(0, 200)).catch(() => undefined);
   }
 
   /** A provision job: takes the capacity the acquire reserved, then creates a container of the image for the waiter, in the background. */
@@ -179,7 +176,7 @@ export class ImageSlots {
   private async makeContainer(image: string): Promise<{ id: string; offer: SlotOffer }> {
     const prepared = await this.images.prepare(image);
     if (!this.deps.running()) throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);
-    const id = await this.sem.use(() => this.deps.driver.create(prepared.spec));
+    const id = await this.limit(() => this.deps.driver.create(prepared.spec));
     if (this.deps.running()) return { id, offer: prepared.offer };
     await this.deps.driver.remove(id).catch(() => undefined);
     throw new SlotUnavailableError(`worker ${this.deps.workerId} is stopping`);

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import type { ContainerDeathCause, ContainerDriver } from '../engine/container-driver.js';
+import type { ContainerDriver } from '../engine/container-driver.js';
 import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from '../executor/session.js';
 import { InsideSlotError, SlotBrokenError, SlotqError, toError } from '../../shared/errors.js';
+import { classifyContainerLoss, DeathForensics, sessionDeathMessage, type LostCause } from './death-forensics.js';
 import type { EgressPolicy } from '../../shared/egress.js';
 import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { oneShotArgv } from '../executor/executor-protocol.js';
@@ -26,9 +27,6 @@ const IDLE_CHECK_ATTEMPTS = 60;
 /** The warm-up call at a session's start (it starts the launcher). */
 const LAUNCHER_START_TIMEOUT_MS = 10_000;
 
-/** Prints the slot cgroup's OOM-kill and refused-fork counters (cgroup v1 or v2 layout). */
-const COUNTERS_SCRIPT = 'cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events 2>/dev/null; true';
-
 /** How long past its timeout a one-shot exec may take (the kill, dockerd) before it is abandoned. */
 const ONE_SHOT_SLACK_MS = 10_000;
 
@@ -44,11 +42,9 @@ export class SlotRuntime {
   /** Set when a new container replaced a dead one; the holder's next call is told its workspace is gone. */
   workspaceLost = false;
   /** Why the container died: 'oom' or 'disk_full' (the slot itself did it), 'container_killed' or 'container_died' (from outside). */
-  lostCause: 'oom' | 'disk_full' | 'container_killed' | 'container_died' | undefined;
-  /** When the current container was attached (the engine's events about it start there). */
-  private attachedAtMs = Date.now();
-  /** The slot cgroup's OOM-kill and refused-fork totals last reported, to tell a new event from an old one. */
-  private seen = { oom: 0, pids: 0 };
+  lostCause: LostCause | undefined;
+  /** Why the session or the container died (death-forensics.ts). */
+  private readonly forensics: DeathForensics;
 
   constructor(
     readonly slotId: string,
@@ -57,7 +53,13 @@ export class SlotRuntime {
     /** What the slot's image offers (from the worker's image profile) and its network policy. */
     readonly offer: SlotOffer,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.forensics = new DeathForensics(driver, {
+      containerId: () => this.containerId,
+      execInternal: (script, timeoutMs) => this.execInternal(script, timeoutMs),
+      checkContainer: (cause) => this.checkContainer(cause),
+    });
+  }
 
   /** Container access for the artifact helpers, through this runtime (it reads containerId at call time). */
   /** The slot's egress policy, from outside it (engine/egress.ts); a policy on a slot without a network is already met or refused. */
@@ -134,16 +136,15 @@ export class SlotRuntime {
     }
     try {
       const r = await this.session!.run(req);
-      this.seen = { oom: r.flags?.oomKills ?? this.seen.oom, pids: r.flags?.pidsRefused ?? this.seen.pids };
+      this.forensics.noteCounters(r.flags);
       return r;
     } catch (err) {
       if (!(err instanceof SessionDiedError)) throw err;
       await this.checkContainer(err);
       // The container lives and only this call's session died: the command did it (kill -9 $PPID, a fork
       // bomb, memory exhausted); the slot's cgroup counters say which.
-      const cause = await this.sessionDeathCause();
-      const what = cause === 'oom' ? 'exhausted the slot\'s memory: the kernel killed slotq\'s executor session for this slot' : cause === 'pids_exhausted' ? 'exhausted the slot\'s process limit and slotq\'s executor session for this slot died' : 'killed slotq\'s executor session for this slot';
-      throw new InsideSlotError(`The command ${what} (${err.message}); the call's result is lost. The slot still works: the next call gets a new session.`, cause);
+      const cause = await this.forensics.sessionDeathCause();
+      throw new InsideSlotError(sessionDeathMessage(cause, err.message), cause);
     }
   }
 
@@ -167,24 +168,6 @@ export class SlotRuntime {
       }
       if (running) runningAnswers++;
       await new Promise((r) => setTimeout(r, running ? 100 : 500));
-    }
-  }
-
-  /** Reads the slot cgroup's counters after the session died: which of them grew names the cause. */
-  private async sessionDeathCause(): Promise<string> {
-    try {
-      const out = await this.execInternal(COUNTERS_SCRIPT, 5000);
-      const text = out.stdout.toString();
-      if (!/^(oom_kill|max) /m.test(text)) throw new Error(`no cgroup counters (exit ${out.exitCode})`);
-      const oom = Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
-      const pids = Number(/^max (\d+)$/m.exec(text)?.[1] ?? 0);
-      const cause = oom > this.seen.oom ? 'oom' : pids > this.seen.pids ? 'pids_exhausted' : 'killed_executor_session';
-      this.seen = { oom, pids };
-      return cause;
-    } catch (err) {
-      await this.checkContainer(err); // the container may be dying only now (OOM), say so then
-      // No exec starts in it (its memory is full of files, say): the engine's events tell an OOM.
-      return (await this.engineVerdict()) === 'oom' ? 'oom' : 'killed_executor_session';
     }
   }
 
@@ -235,31 +218,15 @@ export class SlotRuntime {
     }
   }
 
-  /** The engine's events about this container since it was attached, asked again while they say nothing yet. */
-  private async engineVerdict(): Promise<ContainerDeathCause> {
-    for (let i = 0; ; i++) {
-      const v = (await this.driver.deathCause?.(this.containerId, this.attachedAtMs).catch(() => 'unknown' as const)) ?? 'unknown';
-      if (v !== 'unknown' || i === 3) return v;
-      await new Promise((r) => setTimeout(r, 200)); // the engine publishes its events a moment later
-    }
-  }
-
-  /**
-   * The container is gone. When the slot's own memory use killed it (the engine saw an OOM in it), the call
-   * is the command's failure (not retryable, cause 'oom'); otherwise someone outside killed it (retryable).
-   */
+  /** The container is gone: the slot is marked broken with the cause the engine tells (death-forensics.ts), and the call fails. */
   private async markBroken(cause: unknown): Promise<never> {
-    const death = await this.engineVerdict();
+    const death = await this.forensics.engineVerdict();
     this.session?.close();
     this.session = undefined;
-    if (death === 'oom') {
-      this.lostCause = 'oom';
-      this.brokenReason = `the slot's container was killed by the kernel because the slot exhausted its memory (files in /workspace and /tmp count towards it); its workspace is gone and the slot is being replaced`;
-      throw new SlotBrokenError(`The command exhausted the slot's memory and the kernel killed its container (files in /workspace and /tmp count towards the memory limit): the workspace is gone and the slot gets a fresh container`, { cause, retryable: false, details: { cause: 'oom' } });
-    }
-    this.lostCause = death === 'killed' ? 'container_killed' : 'container_died';
-    this.brokenReason = `the slot's container died (${toError(cause).message}); its workspace is gone and the slot is being replaced`;
-    throw new SlotBrokenError(this.brokenReason, { cause, details: { cause: this.lostCause } });
+    const loss = classifyContainerLoss(death, cause);
+    this.lostCause = loss.lostCause;
+    this.brokenReason = loss.brokenReason;
+    throw loss.error;
   }
 
   /** Points the slot at a fresh container (after reset or replacement) and starts its session. */
@@ -268,8 +235,7 @@ export class SlotRuntime {
     this.session = undefined;
     this.containerId = containerId;
     this.brokenReason = undefined;
-    this.attachedAtMs = Date.now();
-    this.seen = { oom: 0, pids: 0 };
+    this.forensics.attached();
     await this.openSession();
   }
 
