@@ -2,10 +2,10 @@
 export { SlotBackend, type SlotBackendOptions } from './producer/slot-backend.js';
 export { SlotWorker, type SlotWorkerOptions } from './worker/slot-worker.js';
 export type { WorkerEventMap, CallDoneEvent, ContainerCreatedEvent, ContainerFailedEvent } from './worker/worker-events.js';
-export type { ToolBackend, ToolRequest } from './shared/tool-backend.js';
+export type { ToolBackend, ToolRequest } from './shared/calls/tool-backend.js';
 export type { ExecOptions, ExecResult, FileOptions } from './producer/sandbox.js';
-export type { EgressPolicy } from './shared/egress.js';
-export { SANDBOX_TOOLS, TRANSFER_CHUNK_BYTES, TRANSFER_MAX_BYTES } from './shared/sandbox-schemas.js';
+export type { EgressPolicy } from './shared/calls/egress.js';
+export { SANDBOX_TOOLS, TRANSFER_CHUNK_BYTES, TRANSFER_MAX_BYTES } from './shared/calls/sandbox-schemas.js';
 export {
   ERROR_CODES,
   ErrorCode,
@@ -40,7 +40,7 @@ export {
   type ReadFileArgs,
   type WriteFileArgs,
   type JobPayload,
-} from './shared/schemas.js';
+} from './shared/calls/schemas.js';
 export {
   ARTIFACT_MAX_BYTES,
   ARTIFACT_MAX_ENTRIES,
@@ -68,6 +68,6 @@ export {
   type ReadArtifactResult,
   type ListArtifactsResult,
   type ArchiveArtifactsResult,
-} from './shared/artifact-schemas.js';
+} from './shared/calls/artifact-schemas.js';
 export { loadConfig, CONFIG_ENV_VARS, type SlotqConfig, type SlotqOptions } from './shared/config.js';
 export { createLogger } from './shared/logger.js';

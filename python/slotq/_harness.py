@@ -22,7 +22,7 @@ from ._http import HttpClient, json_body, octet_body, octet_stream
 from .errors import GatewayUnavailableError, SlotqError, file_error
 from .types import ExecResult, Slot
 
-#: Raw bytes per transfer call of the worker (src/shared/sandbox-schemas.ts TRANSFER_CHUNK_BYTES).
+#: Raw bytes per transfer call of the worker (src/shared/calls/sandbox-schemas.ts TRANSFER_CHUNK_BYTES).
 TRANSFER_CHUNK_BYTES = 2 * 1024 * 1024
 User = Union[str, int]
 

@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import type { SlotqConfig } from '../shared/config.js';
 import { LABELS, keysFor } from '../shared/keys.js';
 import { connectRedis, scanKeys, verifyRedis } from '../shared/redis.js';
-import { Registry } from '../shared/registry.js';
+import { Registry } from '../shared/registry/registry.js';
 import { DockerDriver } from '../worker/engine/docker-driver.js';
 
 /** A table of workers and their slots, from the registry. */

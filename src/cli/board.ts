@@ -7,7 +7,7 @@ import type { SlotqConfig } from '../shared/config.js';
 import { toError } from '../shared/errors.js';
 import { keysFor } from '../shared/keys.js';
 import { connectRedis, redactUrl, verifyRedis } from '../shared/redis.js';
-import { Registry } from '../shared/registry.js';
+import { Registry } from '../shared/registry/registry.js';
 import { checkBoardAccess, readOnly, requireToken, type BoardAccess } from './board/board-access.js';
 import { BoardMetrics } from './board/board-metrics.js';
 import { clusterSnapshot, type ClusterSnapshot } from './board/cluster-snapshot.js';

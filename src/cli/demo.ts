@@ -2,7 +2,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
 import type { Logger } from 'pino';
 import { SlotBackend } from '../producer/slot-backend.js';
-import type { ExecutionResult, Slot } from '../shared/schemas.js';
+import type { ExecutionResult, Slot } from '../shared/calls/schemas.js';
 import { SlotWorker } from '../worker/slot-worker.js';
 import { percentile } from './stats.js';
 

@@ -12,8 +12,8 @@ import { loadConfig, type SlotqConfig } from '../shared/config.js';
 import { InvalidArgsError } from '../shared/errors.js';
 import { keysFor } from '../shared/keys.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
-import { Registry } from '../shared/registry.js';
-import type { Slot } from '../shared/schemas.js';
+import { Registry } from '../shared/registry/registry.js';
+import type { Slot } from '../shared/calls/schemas.js';
 import { configFrom, withCommon, type Opts } from './cli-options.js';
 
 /**

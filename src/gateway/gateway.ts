@@ -10,7 +10,7 @@ import { errorBody, makeErrorHandler } from './http-errors.js';
 import { callRoutes, sessionRoutes } from './routes.js';
 import { sandboxRoutes } from './sandbox-routes.js';
 import { SessionManager } from './sessions.js';
-import { SWEREX_PREFIX, swerexRoutes } from './swerex-routes.js';
+import { SWEREX_PREFIX, swerexRoutes } from './swerex/swerex-routes.js';
 import { healthSchema } from './wire-schemas.js';
 
 export interface GatewayOptions {

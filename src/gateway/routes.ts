@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { codeOf, toError } from '../shared/errors.js';
-import type { ToolRequest } from '../shared/tool-backend.js';
+import type { ToolRequest } from '../shared/calls/tool-backend.js';
 import type { SessionManager } from './sessions.js';
 import { failedResult, failure, fromWireSlot, toWireArchive, toWireList, toWireRead, toWireResult, toWireSlot } from './wire.js';
 import {

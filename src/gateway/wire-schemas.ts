@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { namespaceSchema } from '../shared/affinity.js';
-import { egressPolicySchema } from '../shared/egress.js';
+import { namespaceSchema } from '../shared/registry/affinity.js';
+import { egressPolicySchema } from '../shared/calls/egress.js';
 
 /**
  * The gateway's HTTP/JSON wire (contract §9): snake_case, the shapes of the Python seed

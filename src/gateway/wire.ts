@@ -1,7 +1,7 @@
-import type { ArchiveArtifactsResult, ListArtifactsResult, ReadArtifactResult } from '../shared/artifact-schemas.js';
+import type { ArchiveArtifactsResult, ListArtifactsResult, ReadArtifactResult } from '../shared/calls/artifact-schemas.js';
 import { isRetryable, type ErrorCode } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
-import { describeZodError, slotSchema, type ExecutionResult, type Slot } from '../shared/schemas.js';
+import { describeZodError, slotSchema, type ExecutionResult, type Slot } from '../shared/calls/schemas.js';
 import { incomingSlotSchema, type WireArchiveArtifacts, type WireListArtifacts, type WireReadArtifact, type WireResult, type WireSlot } from './wire-schemas.js';
 
 /** camelCase → snake_case (`exitCode` → `exit_code`). */

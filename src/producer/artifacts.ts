@@ -12,9 +12,9 @@ import {
   type ListArtifactsResult,
   type ReadArtifactOptions,
   type ReadArtifactResult,
-} from '../shared/artifact-schemas.js';
+} from '../shared/calls/artifact-schemas.js';
 import { isRetryable } from '../shared/errors.js';
-import { describeZodError, type ExecutionResult } from '../shared/schemas.js';
+import { describeZodError, type ExecutionResult } from '../shared/calls/schemas.js';
 
 /** One artifact call as the tool request SlotBackend sends: [tool, args]. */
 export type ArtifactCall = readonly [ArtifactToolName, Record<string, unknown>];

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from '../shared/errors.js';
-import { inboxMessageSchema, type InboxMessage } from '../shared/schemas.js';
+import { inboxMessageSchema, type InboxMessage } from '../shared/calls/schemas.js';
 
 /** The most messages taken from the inbox at once. */
 const BATCH = 512;

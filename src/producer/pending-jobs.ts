@@ -1,4 +1,4 @@
-import type { ExecutionResult, JobItem } from '../shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../shared/calls/schemas.js';
 
 interface PendingJob {
   workerId: string;

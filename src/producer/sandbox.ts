@@ -11,8 +11,8 @@ import {
   packPayloadSchema,
   readPayloadSchema,
   type SandboxToolName,
-} from '../shared/sandbox-schemas.js';
-import type { ExecutionResult } from '../shared/schemas.js';
+} from '../shared/calls/sandbox-schemas.js';
+import type { ExecutionResult } from '../shared/calls/schemas.js';
 import { packDirectory } from './tar-pack.js';
 
 /** One call of an internal sandbox tool on the slot (SlotBackend sends it through executeBatch). */

@@ -2,21 +2,21 @@ import type { Readable } from 'node:stream';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { affinityScope } from '../shared/affinity.js';
-import { fenceJob } from '../shared/call-fence.js';
+import { affinityScope } from '../shared/registry/affinity.js';
+import { fenceJob } from '../shared/calls/call-fence.js';
 import { withDeadline } from '../shared/deadline.js';
-import { givenUp, mayHaveRun } from '../shared/call-outcome.js';
+import { givenUp, mayHaveRun } from '../shared/calls/call-outcome.js';
 import { loadConfig, type SlotqConfig, type SlotqOptions } from '../shared/config.js';
 import { BackendStoppedError, InvalidArgsError, SlotqError, toError } from '../shared/errors.js';
-import { egressPolicySchema, type EgressPolicy } from '../shared/egress.js';
-import { SANDBOX_TOOLS } from '../shared/sandbox-schemas.js';
+import { egressPolicySchema, type EgressPolicy } from '../shared/calls/egress.js';
+import { SANDBOX_TOOLS } from '../shared/calls/sandbox-schemas.js';
 import { newProducerId, randomId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
-import { Registry } from '../shared/registry.js';
+import { Registry } from '../shared/registry/registry.js';
 import { JOB_RETENTION } from '../shared/retention.js';
-import { clampTimeoutS, describeZodError, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/schemas.js';
+import { clampTimeoutS, describeZodError, slotSchema, type CallsJob, type ExecutionResult, type InboxMessage, type JobItem, type ProvisionJob, type ResetJob, type Slot } from '../shared/calls/schemas.js';
 import type {
   ArchiveArtifactsOptions,
   ArchiveArtifactsResult,
@@ -24,8 +24,8 @@ import type {
   ListArtifactsResult,
   ReadArtifactOptions,
   ReadArtifactResult,
-} from '../shared/artifact-schemas.js';
-import type { ToolBackend, ToolRequest } from '../shared/tool-backend.js';
+} from '../shared/calls/artifact-schemas.js';
+import type { ToolBackend, ToolRequest } from '../shared/calls/tool-backend.js';
 import { archiveArtifactsCall, listArtifactsCall, readArtifactCall, toArchiveArtifactsResult, toListArtifactsResult, toReadArtifactResult, type ArtifactCall } from './artifacts.js';
 import { Inbox } from './inbox.js';
 import { downloadIn, execIn, readFileIn, uploadIn, writeFileIn, type ExecOptions, type ExecResult, type FileOptions, type SandboxCall } from './sandbox.js';

@@ -1,4 +1,4 @@
-import { callTimeoutS, type JobItem } from '../shared/schemas.js';
+import { callTimeoutS, type JobItem } from '../shared/calls/schemas.js';
 
 /** Per call, on top of its timeout: the out-of-band kill is waited for up to 5 s. */
 const KILL_MS = 5000;

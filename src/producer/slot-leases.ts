@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { InvalidArgsError, SlotqError, SlotUnavailableError, toError, type ErrorCode } from '../shared/errors.js';
-import { IMAGE_REF } from '../shared/image-keys.js';
+import { IMAGE_REF } from '../shared/registry/image-keys.js';
 import { withDeadline } from '../shared/deadline.js';
 import { randomId } from '../shared/ids.js';
-import type { Registry, SlotRecord } from '../shared/registry.js';
-import { WORKSPACE_DIR, slotSchema, type Slot } from '../shared/schemas.js';
+import type { Registry, SlotRecord } from '../shared/registry/registry.js';
+import { WORKSPACE_DIR, slotSchema, type Slot } from '../shared/calls/schemas.js';
 
 const toSlot = (r: SlotRecord): Slot => slotSchema.parse(fromRecord(r));
 const fromRecord = (r: SlotRecord): Record<string, unknown> => ({

@@ -1,4 +1,4 @@
-import { imageKeyList, imageKeys, type ImageKeys } from './image-keys.js';
+import { imageKeyList, imageKeys, type ImageKeys } from './registry/image-keys.js';
 
 /**
  * Every Redis key and BullMQ queue name, built here and nowhere else.

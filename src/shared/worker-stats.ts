@@ -1,4 +1,4 @@
-import { TOOL_ALIASES, TOOL_NAMES } from './schemas.js';
+import { TOOL_ALIASES, TOOL_NAMES } from './calls/schemas.js';
 
 /**
  * The counters a worker publishes for the board (a small hash per worker, written every heartbeat),

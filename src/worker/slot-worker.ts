@@ -9,7 +9,7 @@ import { newWorkerId } from '../shared/ids.js';
 import { keysFor, type Keys } from '../shared/keys.js';
 import { silentLogger } from '../shared/logger.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
-import { Registry } from '../shared/registry.js';
+import { Registry } from '../shared/registry/registry.js';
 import type { ContainerDriver, ContainerSpec } from './engine/container-driver.js';
 import { ContainerPool } from './engine/container-pool.js';
 import { channelSubdir, slotContainerSpec } from './engine/container-spec.js';

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { afterEach, expect, it } from 'vitest';
-import { inboxMessageSchema } from '../../src/shared/schemas.js';
+import { inboxMessageSchema } from '../../src/shared/calls/schemas.js';
 import { runsIn } from '../../tools/testkit/docker.js';
 import { harness, waitFor, type Harness } from '../support/harness.js';
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { keysFor } from '../../src/shared/keys.js';
 import { randomId } from '../../src/shared/ids.js';
 import { driver } from '../../tools/testkit/docker.js';

@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/shared/config.js';
 import { keysFor } from '../../src/shared/keys.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { connectRedis, scanKeys } from '../../src/shared/redis.js';
-import type { CallsJob } from '../../src/shared/schemas.js';
+import type { CallsJob } from '../../src/shared/calls/schemas.js';
 import { FetchProbes, leasePairs } from '../../src/worker/queue/fetch-probe.js';
 import { ProbingWorker } from '../../src/worker/queue/probing-worker.js';
 import { connectTestRedis, redisUrl, uniquePrefix, waitFor } from '../support/harness.js';

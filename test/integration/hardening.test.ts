@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { inboxMessageSchema, type InboxMessage } from '../../src/shared/schemas.js';
+import { inboxMessageSchema, type InboxMessage } from '../../src/shared/calls/schemas.js';
 import type { SlotBackend, Slot, SlotWorker } from '../../src/index.js';
 import { harness, waitFor, type Harness } from '../support/harness.js';
 

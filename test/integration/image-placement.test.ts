@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlotqError } from '../../src/index.js';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { imageAllowed } from '../../src/worker/images/image-options.js';
 import { keysUnder } from '../../tools/testkit/leaks.js';
 import { connectTestRedis, harness, uniquePrefix, waitFor, type Harness } from '../support/harness.js';

@@ -1,6 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { containersOf, harness, waitFor, type Harness } from '../support/harness.js';
 
 let h: Harness;

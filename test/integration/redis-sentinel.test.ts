@@ -1,7 +1,7 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import type { ExecutionResult } from '../../src/index.js';
 import type { SlotBackend } from '../../src/producer/slot-backend.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { SWEEP_INTERVAL_MS } from '../../src/worker/lifecycle/dead-worker-reaper.js';
 import { harness, type Harness } from '../support/harness.js';
 import { startRedisSentinel, type LocalSentinelRedis } from '../support/redis-servers.js';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { keysUnder } from '../../tools/testkit/leaks.js';
 import { connectTestRedis, uniquePrefix } from '../support/harness.js';
 import { comparable, registryState, runEveryScriptTwice } from '../support/registry-state.js';

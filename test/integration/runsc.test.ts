@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlotBackend } from '../../src/index.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { containersOf, harness, redisUrl, uniquePrefix, waitFor, type Harness } from '../support/harness.js';
 import { imageContract } from '../support/image-contract.js';
 import { startWorkerProcess } from '../../tools/testkit/processes.js';

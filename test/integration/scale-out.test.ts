@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecutionResult, Slot, SlotBackend } from '../../src/index.js';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { startCliWorker, type CliWorker } from '../support/cli-worker.js';
 import { containersOf, harness, redisUrl, waitFor, type Harness } from '../support/harness.js';
 import { removeContainers } from '../../tools/testkit/docker.js';

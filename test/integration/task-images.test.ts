@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SlotqError, type Slot, type SlotBackend } from '../../src/index.js';
 import { randomId } from '../../src/shared/ids.js';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { DockerDriver } from '../../src/worker/engine/docker-driver.js';
 import { waitUntil } from '../../tools/testkit/wait.js';
 import { containersOf, harness, type Harness } from '../support/harness.js';

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { SlotBackend, SlotWorker, createLogger, type SlotBackendOptions, type SlotWorkerOptions } from '../../src/index.js';
 import { keysFor } from '../../src/shared/keys.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { connectRedis } from '../../src/shared/redis.js';
 import { loadConfig, type SlotqOptions } from '../../src/shared/config.js';
 import { containersOf, removeContainers, runsIn } from '../../tools/testkit/docker.js';

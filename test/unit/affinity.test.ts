@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AFFINITY_SEPARATOR, affinityKey, affinityScope } from '../../src/shared/affinity.js';
+import { AFFINITY_SEPARATOR, affinityKey, affinityScope } from '../../src/shared/registry/affinity.js';
 import { InvalidArgsError } from '../../src/shared/errors.js';
 
 describe('affinity keys', () => {

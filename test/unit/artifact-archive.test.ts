@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { toArchiveArtifactsResult, toReadArtifactResult } from '../../src/producer/artifacts.js';
-import type { ExecutionResult } from '../../src/shared/schemas.js';
+import type { ExecutionResult } from '../../src/shared/calls/schemas.js';
 import { repackArchive, type RepackOptions } from '../../src/worker/tools/artifact-archive.js';
 
 /** A cpio member as busybox `cpio -o -H newc` writes it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inboxMessageSchema, type ExecutionResult } from '../../src/shared/schemas.js';
+import { inboxMessageSchema, type ExecutionResult } from '../../src/shared/calls/schemas.js';
 import { replyMessages } from '../../src/worker/queue/reply.js';
 
 const result = (i: number, bytes: number): [number, ExecutionResult] => [i, { success: true, output: `${i}:`.padEnd(bytes, 'x'), error: '', executionId: `e${i}`, slotId: 's0', metadata: { durationMs: 1 } }];

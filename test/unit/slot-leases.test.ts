@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InternalError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { Registry } from '../../src/shared/registry.js';
+import type { Registry } from '../../src/shared/registry/registry.js';
 import { SlotLeases } from '../../src/producer/slot-leases.js';
 
 /** A registry whose scripts fail, as when Redis goes away mid-acquire. */

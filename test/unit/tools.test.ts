@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { ExecutionResult, JobItem } from '../../src/shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../../src/shared/calls/schemas.js';
 import { encodeCommand, shellQuote, statefulStatement } from '../../src/worker/executor/executor-protocol.js';
-import { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS } from '../../src/shared/schemas.js';
+import { MAX_TIMEOUT_S, MIN_TIMEOUT_S, clampTimeoutS } from '../../src/shared/calls/schemas.js';
 import { parseCall } from '../../src/worker/tools/tools.js';
 
 // /bin/sh here is dash, like the sandbox image's.

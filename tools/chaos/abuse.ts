@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import type { ExecutionResult } from '../../src/shared/schemas.js';
+import type { ExecutionResult } from '../../src/shared/calls/schemas.js';
 import { percentile } from '../../src/cli/stats.js';
 import type { CallSpec } from './calls.js';
 import { runScenario, type ChaosRow, type Scenario, type ScenarioOptions } from './scenario.js';

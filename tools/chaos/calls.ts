@@ -1,7 +1,7 @@
 import type { SlotBackend } from '../../src/producer/slot-backend.js';
 import { raceDeadline } from '../../src/shared/deadline.js';
 import { SlotqError, toError } from '../../src/shared/errors.js';
-import type { ExecutionResult, Slot } from '../../src/shared/schemas.js';
+import type { ExecutionResult, Slot } from '../../src/shared/calls/schemas.js';
 import type { Recorder } from './recorder.js';
 
 /** Codes a training loop retries on a freshly acquired slot (plus anything the result marks `retryable`). */

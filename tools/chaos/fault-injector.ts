@@ -1,6 +1,6 @@
 import { keysFor } from '../../src/shared/keys.js';
 import { createRedis } from '../../src/shared/redis.js';
-import { Registry } from '../../src/shared/registry.js';
+import { Registry } from '../../src/shared/registry/registry.js';
 import { killContainer } from '../testkit/docker.js';
 import type { OwnRedis } from './own-redis.js';
 import type { Scenario, WorkerHandle } from './scenario.js';

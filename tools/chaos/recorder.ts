@@ -1,4 +1,4 @@
-import type { Slot } from '../../src/shared/schemas.js';
+import type { Slot } from '../../src/shared/calls/schemas.js';
 
 /** A fault's affected capacity: which slots count as "back" when a call on them succeeds. */
 export type CapacityMatch = (slot: Slot) => boolean;

@@ -1,5 +1,5 @@
 import { SlotqError, toError } from '../../src/shared/errors.js';
-import type { Slot } from '../../src/shared/schemas.js';
+import type { Slot } from '../../src/shared/calls/schemas.js';
 import { raceDeadline } from '../../src/shared/deadline.js';
 import { checkedBatch, type CallEnv, type CallSpec, type Outcome } from './calls.js';
 

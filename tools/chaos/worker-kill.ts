@@ -1,4 +1,4 @@
-import type { Slot } from '../../src/shared/schemas.js';
+import type { Slot } from '../../src/shared/calls/schemas.js';
 import { checkedBatch, type CallSpec } from './calls.js';
 import { runsIn } from '../testkit/docker.js';
 import { waitUntil } from '../testkit/wait.js';

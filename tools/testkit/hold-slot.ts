@@ -5,7 +5,7 @@
  * Started with `startSlotHolder` (processes.ts).
  */
 import { SlotBackend } from '../../src/producer/slot-backend.js';
-import type { Slot } from '../../src/shared/schemas.js';
+import type { Slot } from '../../src/shared/calls/schemas.js';
 
 const count = Number(process.env['SLOTQ_HOLD_SLOTS'] ?? 1);
 const backend = new SlotBackend();

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../shared/keys.js';
-import type { Registry } from '../../shared/registry.js';
+import type { Registry } from '../../shared/registry/registry.js';
 import { decodeWorkerStats, type WorkerStats } from '../../shared/worker-stats.js';
 
 export interface SlotView {

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
-import type { Registry } from '../../shared/registry.js';
+import type { Registry } from '../../shared/registry/registry.js';
 import { redactJobData } from './board-access.js';
 
 type BullBoard = ReturnType<typeof createBullBoard>;

@@ -1,4 +1,4 @@
-import type { EgressPolicy } from '../../shared/egress.js';
+import type { EgressPolicy } from '../../shared/calls/egress.js';
 import type { ContainerExec } from '../executor/exec-port.js';
 
 /** A size-capped tmpfs owned by the user commands run as. */

@@ -5,7 +5,7 @@ import type { ContainerDeathCause, ContainerDriver, ContainerSpec, EngineRuntime
 import type { AttachedProcess, ExecOptions, ExecOutput } from '../executor/exec-port.js';
 import { withDeadline } from '../../shared/deadline.js';
 import { SlotBrokenError, SlotqError } from '../../shared/errors.js';
-import type { EgressPolicy } from '../../shared/egress.js';
+import type { EgressPolicy } from '../../shared/calls/egress.js';
 import { applyEgress } from './egress.js';
 import { LABELS } from '../../shared/keys.js';
 import { BoundedCapture, CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';

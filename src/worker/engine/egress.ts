@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
-import { parseAllowEntry, type EgressPolicy } from '../../shared/egress.js';
+import { parseAllowEntry, type EgressPolicy } from '../../shared/calls/egress.js';
 import { SlotqError } from '../../shared/errors.js';
 
 const run = promisify(execFile);

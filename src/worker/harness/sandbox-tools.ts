@@ -14,8 +14,8 @@ import {
   type SandboxToolName,
   type UnpackArgs,
   type WriteArgs,
-} from '../../shared/sandbox-schemas.js';
-import { clampTimeoutS, describeZodError, type ExecutionResult, type JobItem } from '../../shared/schemas.js';
+} from '../../shared/calls/sandbox-schemas.js';
+import { clampTimeoutS, describeZodError, type ExecutionResult, type JobItem } from '../../shared/calls/schemas.js';
 import type { Capture } from '../executor/bounded-capture.js';
 import { failure, succeed } from '../tools/call-result.js';
 import { shellQuote as q } from '../executor/executor-protocol.js';
@@ -24,7 +24,7 @@ import type { SlotAccess, SlotOffer } from '../tools/slot-access.js';
 import { executeCall } from '../tools/tools.js';
 
 /**
- * The harness's surface in the slot (src/shared/sandbox-schemas.ts, docs/harnesses.md): exec with cwd,
+ * The harness's surface in the slot (src/shared/calls/sandbox-schemas.ts, docs/harnesses.md): exec with cwd,
  * env, user and stdin, and bytes at any path. Everything runs on the slot's executor as the slot's user;
  * another user's call goes over a one-shot `docker exec -u` (a slot drops every capability, so nothing in it
  * can switch users). The scripts run in slotq's helper shell, so they behave alike in every image.

@@ -4,7 +4,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { LABELS, type Keys } from '../../shared/keys.js';
-import type { Registry } from '../../shared/registry.js';
+import type { Registry } from '../../shared/registry/registry.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
 
 /** How often a worker sweeps for dead workers' registry entries, queues and containers on its host. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
 import { randomId } from '../../shared/ids.js';
-import type { Registry } from '../../shared/registry.js';
+import type { Registry } from '../../shared/registry/registry.js';
 import type { ManagedSlot } from './slot-set.js';
 
 /** Where a SlotWorker is in its life; the parts it wires read it to decide what they may do. */

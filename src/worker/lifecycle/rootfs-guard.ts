@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
-import type { ExecutionResult, JobItem } from '../../shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../../shared/calls/schemas.js';
 import { allocatedBytes } from '../engine/layer-usage.js';
 
 /** What the guard needs of a slot: its current container, its FIFO, and a way to kill the call running in it. */

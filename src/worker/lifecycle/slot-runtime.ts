@@ -4,7 +4,7 @@ import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
 import { SessionDiedError, SupervisorSession, type RunRequest, type RunResult } from '../executor/session.js';
 import { InsideSlotError, SlotBrokenError, SlotqError, toError } from '../../shared/errors.js';
 import { classifyContainerLoss, DeathForensics, sessionDeathMessage, type LostCause } from './death-forensics.js';
-import type { EgressPolicy } from '../../shared/egress.js';
+import type { EgressPolicy } from '../../shared/calls/egress.js';
 import { CAPTURE_HEAD_BYTES } from '../executor/bounded-capture.js';
 import { oneShotArgv } from '../executor/executor-protocol.js';
 

@@ -2,8 +2,8 @@ import type { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { toError } from '../../shared/errors.js';
-import { FENCE_FIELD, RUN_FIELD, type StartStatus } from '../../shared/call-fence.js';
-import type { JobItem } from '../../shared/schemas.js';
+import { FENCE_FIELD, RUN_FIELD, type StartStatus } from '../../shared/calls/call-fence.js';
+import type { JobItem } from '../../shared/calls/schemas.js';
 import type { Keys, QueueKeys } from '../../shared/keys.js';
 
 /** [slotId, leaseId] of each slot a job's calls use, in first-use order (a slot's last leaseId wins). */

@@ -4,9 +4,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { InvalidArgsError, SlotqError, codeOf, toError } from '../../shared/errors.js';
 import type { Keys } from '../../shared/keys.js';
-import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../../shared/schemas.js';
-import { startCalls, type StartKeys, type StartStatus } from '../../shared/call-fence.js';
-import { mayHaveRun, neverRan } from '../../shared/call-outcome.js';
+import { callTimeoutS, callsJobSchema, describeZodError, jobPayloadSchema, type CallsJob, type ExecutionResult, type JobItem } from '../../shared/calls/schemas.js';
+import { startCalls, type StartKeys, type StartStatus } from '../../shared/calls/call-fence.js';
+import { mayHaveRun, neverRan } from '../../shared/calls/call-outcome.js';
 import { failure } from '../tools/call-result.js';
 import type { ContainerDriver } from '../engine/container-driver.js';
 import { leasePairs, type FetchProbes } from './fetch-probe.js';
@@ -16,7 +16,7 @@ import { diskFullResult, type RootfsGuard } from '../lifecycle/rootfs-guard.js';
 import type { SlotResetter } from '../lifecycle/slot-resetter.js';
 import type { SlotRuntime } from '../lifecycle/slot-runtime.js';
 import { executeSlotCall } from '../harness/sandbox-tools.js';
-import { SANDBOX_TOOLS } from '../../shared/sandbox-schemas.js';
+import { SANDBOX_TOOLS } from '../../shared/calls/sandbox-schemas.js';
 import type { RunRequest } from '../executor/session.js';
 
 /** Harness execs of one slot that run at once beside its FIFO, by default. */

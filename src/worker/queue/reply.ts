@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { REPLY_CHUNK_BYTES } from '../../shared/config.js';
 import { INBOX_TTL_MS } from '../../shared/retention.js';
 import { pushInbox } from '../../shared/inbox-push.js';
-import type { ExecutionResult } from '../../shared/schemas.js';
+import type { ExecutionResult } from '../../shared/calls/schemas.js';
 
 
 export interface ReplyOptions {

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Keys } from '../../shared/keys.js';
-import type { ExecutionResult, JobItem } from '../../shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../../shared/calls/schemas.js';
 import { failure } from '../tools/call-result.js';
 import { replyResults } from './reply.js';
 

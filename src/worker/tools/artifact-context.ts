@@ -1,5 +1,5 @@
 import { InternalError } from '../../shared/errors.js';
-import type { ExecutionResult, JobItem } from '../../shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../../shared/calls/schemas.js';
 import { failure } from './call-result.js';
 import { INTERNAL_STDOUT_BYTES, type ArtifactIo } from './slot-access.js';
 import type { Capture } from '../executor/bounded-capture.js';

@@ -1,5 +1,5 @@
-import type { ArtifactEntry, ListArtifactsArgs, ListArtifactsPayload } from '../../shared/artifact-schemas.js';
-import type { ExecutionResult } from '../../shared/schemas.js';
+import type { ArtifactEntry, ListArtifactsArgs, ListArtifactsPayload } from '../../shared/calls/artifact-schemas.js';
+import type { ExecutionResult } from '../../shared/calls/schemas.js';
 import { runScript, scriptFailure, splitNul, type ArtifactContext } from './artifact-context.js';
 import { failure, succeed } from './call-result.js';
 import { HELPER_BIN } from '../executor/helper-bundle.js';

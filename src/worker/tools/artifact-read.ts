@@ -1,6 +1,6 @@
 import { extname } from 'node:path/posix';
-import type { ReadArtifactArgs, ReadArtifactPayload } from '../../shared/artifact-schemas.js';
-import type { ExecutionResult } from '../../shared/schemas.js';
+import type { ReadArtifactArgs, ReadArtifactPayload } from '../../shared/calls/artifact-schemas.js';
+import type { ExecutionResult } from '../../shared/calls/schemas.js';
 import { execScript, runScript, scriptFailure, splitNul, type ArtifactContext, type ScriptOutput } from './artifact-context.js';
 import { failure, succeed } from './call-result.js';
 import { EXIT, relativeToWorkspace, resolvePathScript } from './workspace-path.js';

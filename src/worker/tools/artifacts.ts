@@ -5,8 +5,8 @@ import {
   listArtifactsArgsSchema,
   readArtifactArgsSchema,
   isArtifactTool,
-} from '../../shared/artifact-schemas.js';
-import { clampTimeoutS, describeZodError, type ExecutionResult, type JobItem } from '../../shared/schemas.js';
+} from '../../shared/calls/artifact-schemas.js';
+import { clampTimeoutS, describeZodError, type ExecutionResult, type JobItem } from '../../shared/calls/schemas.js';
 import { archiveArtifacts } from './artifact-archive.js';
 import type { ArtifactContext } from './artifact-context.js';
 import type { ArtifactIo } from './slot-access.js';

@@ -1,5 +1,5 @@
 import { isRetryable, type ErrorCode } from '../../shared/errors.js';
-import type { ExecutionResult, JobItem } from '../../shared/schemas.js';
+import type { ExecutionResult, JobItem } from '../../shared/calls/schemas.js';
 
 type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;
 

@@ -1,4 +1,4 @@
-import type { EgressPolicy } from '../../shared/egress.js';
+import type { EgressPolicy } from '../../shared/calls/egress.js';
 import type { AttachedProcess, ExecOutput } from '../executor/exec-port.js';
 import type { SessionShells } from '../executor/executor-protocol.js';
 import type { RunRequest, RunResult } from '../executor/session.js';

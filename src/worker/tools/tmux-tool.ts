@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ExecutionResult, JobItem, TmuxArgs } from '../../shared/schemas.js';
+import type { ExecutionResult, JobItem, TmuxArgs } from '../../shared/calls/schemas.js';
 import { failure, succeed } from './call-result.js';
 import { shellQuote } from '../executor/executor-protocol.js';
 import { HELPER_BIN } from '../executor/helper-bundle.js';

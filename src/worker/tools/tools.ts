@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { isArtifactTool } from '../../shared/artifact-schemas.js';
-import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type TmuxArgs, type ToolName } from '../../shared/schemas.js';
+import { isArtifactTool } from '../../shared/calls/artifact-schemas.js';
+import { TOOL_ALIASES, clampTimeoutS, describeZodError, toolArgsSchemas, type ExecutionResult, type JobItem, type TmuxArgs, type ToolName } from '../../shared/calls/schemas.js';
 import { executeArtifactCall } from './artifacts.js';
 import { failure, succeed } from './call-result.js';
 import { joinOutput, renderCapture } from './output.js';

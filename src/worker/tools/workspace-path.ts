@@ -1,4 +1,4 @@
-import { WORKSPACE_DIR } from '../../shared/schemas.js';
+import { WORKSPACE_DIR } from '../../shared/calls/schemas.js';
 import { shellQuote } from '../executor/executor-protocol.js';
 
 export { shellQuote } from '../executor/executor-protocol.js';

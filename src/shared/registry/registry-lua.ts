@@ -1,4 +1,4 @@
-import { FREE_SLOT_SEPARATOR } from './keys.js';
+import { FREE_SLOT_SEPARATOR } from '../keys.js';
 import { IMAGE_LIB } from './registry-image-lib.js';
 
 /**

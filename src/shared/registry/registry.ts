@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { affinityKey, affinityScope } from './affinity.js';
-import { randomId } from './ids.js';
+import { randomId } from '../ids.js';
 import { REGISTRY_SCRIPTS } from './registry-scripts.js';
-import type { Keys } from './keys.js';
-import { INBOX_TTL_MS } from './retention.js';
+import type { Keys } from '../keys.js';
+import { INBOX_TTL_MS } from '../retention.js';
 
 type ScriptName = keyof typeof REGISTRY_SCRIPTS;
 type Runner = (keys: string[], ...args: Array<string | number>) => Promise<unknown>;

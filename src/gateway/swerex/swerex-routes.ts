@@ -2,12 +2,12 @@ import { posix } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { ExecOptions } from '../producer/sandbox.js';
-import { SlotqError, toError } from '../shared/errors.js';
-import { MAX_TIMEOUT_S } from '../shared/schemas.js';
-import { TRANSFER_MAX_BYTES } from '../shared/sandbox-schemas.js';
-import type { SessionManager } from './sessions.js';
-import { UnknownSessionError } from './sessions.js';
+import type { ExecOptions } from '../../producer/sandbox.js';
+import { SlotqError, toError } from '../../shared/errors.js';
+import { MAX_TIMEOUT_S } from '../../shared/calls/schemas.js';
+import { TRANSFER_MAX_BYTES } from '../../shared/calls/sandbox-schemas.js';
+import type { SessionManager } from '../sessions.js';
+import { UnknownSessionError } from '../sessions.js';
 import { dropSession, runInSession, startSession, type SlotExec } from './swerex-shell.js';
 import { SwerexRuntimes, type SwerexRuntime } from './swerex-runtimes.js';
 import { parseMultipart, zipToTar } from './swerex-upload.js';
@@ -26,7 +26,7 @@ import {
   writeFileSchema,
   type SwerexCommand,
 } from './swerex-wire.js';
-import type { Session } from './sessions.js';
+import type { Session } from '../sessions.js';
 
 /** The base URL of one trajectory: RemoteRuntime(host=f"{gateway}/swerex/{trajectory_id}", port=None) uses it verbatim. */
 export const SWEREX_PREFIX = '/swerex/';

@@ -1,5 +1,5 @@
 import type { FenceState } from './call-fence.js';
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { ExecutionResult, JobItem } from './schemas.js';
 
 type CallIds = Pick<JobItem, 'executionId' | 'slotId'>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES } from './errors.js';
+import { ERROR_CODES } from '../errors.js';
 
 export const WORKSPACE_DIR = '/workspace';
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Slot } from '../shared/schemas.js';
-import { toError } from '../shared/errors.js';
-import type { Session, SessionManager } from './sessions.js';
+import type { Slot } from '../../shared/calls/schemas.js';
+import { toError } from '../../shared/errors.js';
+import type { Session, SessionManager } from '../sessions.js';
 
 /** One SWE-ReX base URL's state: its gateway session, its slot, the names of its bash sessions. */
 export interface SwerexRuntime {

@@ -1,5 +1,5 @@
-import type { ExecOptions, ExecResult } from '../producer/sandbox.js';
-import { MAX_TIMEOUT_S } from '../shared/schemas.js';
+import type { ExecOptions, ExecResult } from '../../producer/sandbox.js';
+import { MAX_TIMEOUT_S } from '../../shared/calls/schemas.js';
 import { SWEREX_CLASS, SwerexWireError, bashObservation, pyRepr, type BashAction } from './swerex-wire.js';
 
 /** Runs argv in the trajectory's slot (bound by the caller). */

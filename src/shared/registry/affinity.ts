@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidArgsError } from './errors.js';
+import { InvalidArgsError } from '../errors.js';
 
 /**
  * A trajectory ID belongs to its owner. The registry's affinity key (the field of the `trajectories`
