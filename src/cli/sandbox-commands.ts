@@ -128,6 +128,15 @@ function printExec(r: ExecResult, json: boolean): void {
   if (r.timedOut) process.stderr.write(`slotq: timed out; the command's process group was killed\n`);
 }
 
+/**
+ * Each verb is one short process: once its action is done it exits (stdout to a pipe is written
+ * synchronously on Linux), so nothing left open (a Redis socket being closed, a stdin pipe) holds it.
+ */
+const exitWhenDone = <A extends unknown[]>(fn: (...a: A) => Promise<void>) => async (...a: A): Promise<void> => {
+  await fn(...a);
+  process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+};
+
 export function registerSandboxCommands(program: Command): void {
   withHold(program.command('exec'))
     .description('run a command in a held trajectory\'s slot (acquired at first use): slotq exec [-w CWD] [-e K=V] [-u USER] [-i] TRAJECTORY -- CMD...')
@@ -138,7 +147,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('-u, --user <user>', 'user name or uid')
     .option('-i, --interactive', 'pass this process\'s stdin to the command')
     .option('-t, --timeout <s>', 'seconds before the command\'s process group is killed', '600')
-    .action(async (trajectory: string, command: string[], o: Opts & { env: string[] }) => {
+    .action(exitWhenDone(async (trajectory: string, command: string[], o: Opts & { env: string[] }) => {
       const stdin = o['interactive'] ? await readStdin() : undefined;
       const ttlS = Number(o['ttl'] ?? DEFAULT_TTL_S);
       const json = o['output'] === 'json';
@@ -157,14 +166,14 @@ export function registerSandboxCommands(program: Command): void {
       printExec(r, json);
       // docker's convention: the command's own exit code; 124 for a timeout; 125 when slotq could not run it.
       process.exitCode = r.timedOut ? 124 : r.code ? 125 : r.exitCode;
-    });
+    }));
 
   withHold(program.command('cp'))
     .description('copy files or directories between this machine and a held trajectory\'s slot: slotq cp SRC DST, either side TRAJECTORY:/path')
     .argument('<src>')
     .argument('<dst>')
     .option('-u, --user <user>', 'user name or uid that reads or owns the files in the slot')
-    .action(async (src: string, dst: string, o: Opts) => {
+    .action(exitWhenDone(async (src: string, dst: string, o: Opts) => {
       const from = slotPath(src);
       const to = slotPath(dst);
       if (!!from === !!to) throw new InvalidArgsError('slotq cp: exactly one of SRC and DST is TRAJECTORY:/path');
@@ -177,13 +186,13 @@ export function registerSandboxCommands(program: Command): void {
       } else {
         await withSlot(o, from!.trajectory, async (b, s) => untarTo(await b.download(s, from!.path, user), dst));
       }
-    });
+    }));
 
   withCommon(program.command('ps'))
     .description('the held slots: trajectory, worker, slot, held for')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('-a, --all', 'every held slot, not only the CLI\'s named holds')
-    .action(async (o: Opts) => {
+    .action(exitWhenDone(async (o: Opts) => {
       const config = loadConfig(configFrom(o));
       const redis = connectRedis(config, { name: 'slotq-ps' });
       try {
@@ -206,14 +215,14 @@ export function registerSandboxCommands(program: Command): void {
       } finally {
         redis.disconnect();
       }
-    });
+    }));
 
   withCommon(program.command('logs'))
     .description('what `slotq exec` ran in a held trajectory: time, command, exit code, the tails of its output')
     .argument('<trajectory>')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('-n, --tail <n>', 'only the last n entries', '100')
-    .action(async (trajectory: string, o: Opts) => {
+    .action(exitWhenDone(async (trajectory: string, o: Opts) => {
       const config = loadConfig(configFrom(o));
       const redis = connectRedis(config, { name: 'slotq-logs' });
       try {
@@ -230,16 +239,16 @@ export function registerSandboxCommands(program: Command): void {
       } finally {
         redis.disconnect();
       }
-    });
+    }));
 
   withHold(program.command('rm'))
     .description('release a held trajectory\'s slot (its workspace is reset) and forget its log')
     .argument('<trajectory>')
-    .action(async (trajectory: string, o: Opts) => {
+    .action(exitWhenDone(async (trajectory: string, o: Opts) => {
       await withSlot({ ...o, release: true }, trajectory, async (_b, _s, config) => {
         const redis = connectRedis(config, { name: 'slotq-rm' });
         await redis.del(keysFor(config.prefix).cliLog(trajectory)).finally(() => redis.disconnect());
       });
       console.log(`released ${trajectory}`);
-    });
+    }));
 }

@@ -18,9 +18,7 @@ describe('slotq exec, cp, ps, logs, rm on a named hold', () => {
   });
   const slotq = async (args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> => {
     const p = run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd(), timeout: 60_000, env: { ...process.env, REDIS_URL: redisUrl(), SLOTQ_PREFIX: h!.prefix } });
-    if (input !== undefined) {
-      p.child.stdin?.end(input);
-    }
+    p.child.stdin?.end(input ?? '');
     return p.then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
