@@ -57,7 +57,7 @@ class SeedProtocolTest(unittest.TestCase):
             method = getattr(SlotqBackend, name)
             self.assertTrue(inspect.iscoroutinefunction(method), f"{name} is async")
             params = list(inspect.signature(method).parameters.values())[1:]
-            seed_params = [(p.name, p.kind, p.default) for p in params if not (name == "acquire" and p.name == "image")]
+            seed_params = [(p.name, p.kind, p.default) for p in params if not (name == "acquire" and p.name in ("image", "network"))]
             self.assertEqual(seed_params, expected, name)
         # acquire's one addition is keyword-only with a None default, so seed callers are unaffected
         image = inspect.signature(SlotqBackend.acquire).parameters["image"]
