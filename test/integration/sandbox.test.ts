@@ -12,6 +12,7 @@ import { packDirectory } from '../../src/producer/tar-pack.js';
 import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { harness, redisUrl, type Harness } from '../support/harness.js';
+import { waitUntil } from '../../tools/testkit/wait.js';
 
 /**
  * The harness's surface (docs/harnesses.md) through a live worker, on images users bring: exec with cwd,
@@ -86,10 +87,11 @@ describe.each(IMAGES)('harness surface on $name', ({ image, uid }) => {
   });
 
   it('4 execs at once in one slot (a server and its clients): they overlap, and the model tools keep their FIFO', async () => {
-    await b.exec(s, 'rm -f /tmp/go');
-    const wait = (name: string) => b.exec(s, `i=0; until [ -e /tmp/go ]; do sleep 0.05; i=$((i+1)); [ $i -lt 200 ] || exit 9; done; echo ${name}`, { timeoutS: 30 });
+    await b.exec(s, 'rm -f /tmp/go /tmp/started-*');
+    const wait = (name: string) => b.exec(s, `touch /tmp/started-${name}; i=0; until [ -e /tmp/go ]; do sleep 0.05; i=$((i+1)); [ $i -lt 200 ] || exit 9; done; echo ${name}`, { timeoutS: 30 });
     const waiters = [wait('a'), wait('b'), wait('c')];
-    await new Promise((r) => setTimeout(r, 300));
+    // All three are running (each waits on the file the fourth makes) before the fourth is sent.
+    await waitUntil(async () => (await b.exec(s, 'ls /tmp | grep -c "^started-"')).stdout.trim() === '3', 20_000, 'the three waiters to start');
     const go = b.exec(s, 'touch /tmp/go; echo go');
     const out = await Promise.all([...waiters, go]);
     expect(out.map((r) => r.stdout.trim())).toEqual(['a', 'b', 'c', 'go']);
