@@ -1,5 +1,5 @@
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import { InvalidArgsError } from '../shared/errors.js';
 import { keysFor } from '../shared/keys.js';
 import { connectRedis, verifyRedis } from '../shared/redis.js';
 import { Registry } from '../shared/registry/registry.js';
+import { affinityKey, affinityScope } from '../shared/registry/affinity.js';
 import type { Slot } from '../shared/calls/schemas.js';
 import { configFrom, withCommon, type Opts } from './cli-options.js';
 
@@ -22,6 +23,8 @@ import { configFrom, withCommon, type Opts } from './cli-options.js';
  * at each use, so the slot outlives one CLI process and goes back (reset) TTL after its last use, or at `rm`.
  */
 export const CLI_NAMESPACE = 'slotq-cli';
+/** The registry's owner scope of the CLI's holds (affinity.ts). */
+const CLI_SCOPE = affinityScope('', CLI_NAMESPACE);
 const DEFAULT_TTL_S = 3600;
 const LOG_KEEP = 1000;
 
@@ -94,7 +97,6 @@ async function untarTo(tar: Readable, dst: string): Promise<void> {
   try {
     const ex = extract();
     const done = pipeline(tar, ex);
-    const { mkdir, symlink } = await import('node:fs/promises');
     for await (const entry of ex) {
       const name = entry.header.name.replace(/\/+$/, '');
       const target = resolve(staging, name);
@@ -203,7 +205,7 @@ export function registerSandboxCommands(program: Command): void {
         for (const wid of (await registry.listWorkers()).sort()) {
           for (const s of await registry.workerSlots(wid)) {
             if (s['state'] !== 'held') continue;
-            const cli = String(s['affinity'] ?? '').startsWith(`${CLI_NAMESPACE}\x1f`) || String(s['affinity'] ?? '').includes(CLI_NAMESPACE);
+            const cli = String(s['affinity'] ?? '').startsWith(affinityKey(CLI_SCOPE, ''));
             if (!o['all'] && !cli) continue;
             rows.push({ trajectory: s['trajectoryId'] ?? '', worker: wid, slot: s.slotId, container: String(s['containerId'] ?? '').slice(0, 12), image: s['image'] ?? '', heldForS: s['heldAtMs'] ? Math.round((now - Number(s['heldAtMs'])) / 1000) : null, expiresInS: s['leaseExpMs'] ? Math.round((Number(s['leaseExpMs']) - now) / 1000) : null });
           }

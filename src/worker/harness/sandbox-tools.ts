@@ -22,6 +22,7 @@ import { shellQuote as q } from '../executor/executor-protocol.js';
 import type { RunRequest, RunResult } from '../executor/session.js';
 import type { SlotAccess, SlotOffer } from '../tools/slot-access.js';
 import { executeCall } from '../tools/tools.js';
+import { EXIT } from '../tools/workspace-path.js';
 
 /**
  * The harness's surface in the slot (src/shared/calls/sandbox-schemas.ts, docs/harnesses.md): exec with cwd,
@@ -31,8 +32,8 @@ import { executeCall } from '../tools/tools.js';
  */
 type Runner = (req: RunRequest) => Promise<RunResult>;
 
-/** Exit codes of the file scripts (unlikely from real commands). */
-const X = { notFound: 81, notFile: 83, unreadable: 85, isDir: 86, denied: 87, notDir: 88, noCwd: 89 } as const;
+/** Exit codes of the file scripts: the path checks' own (workspace-path.ts), then the harness's (unlikely from real commands). */
+const X = { notFound: EXIT.notFound, notFile: EXIT.notFile, unreadable: EXIT.unreadable, isDir: 86, denied: 87, notDir: 88, noCwd: 89 } as const;
 /** Image PATH for an argv exec in an image without a shell (Docker's default). */
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Where a transfer's part file lives: the first writable of these (a part is removed when its transfer ends). */
@@ -141,7 +142,7 @@ async function execCall(run: Runner, offer: SlotOffer, item: JobItem, a: ExecArg
     truncated: cut(r.stdout) || cut(r.stderr),
   };
   const meta = { exec: payload, exitCode: payload.exitCode, durationMs: r.durationMs };
-  if (r.timedOut) return { ...failure(item, 'TIMEOUT', `Command timed out after ${timeoutS}s and its process group was killed`, { ...meta, timedOut: true, retryable: false }) };
+  if (r.timedOut) return failure(item, 'TIMEOUT', `Command timed out after ${timeoutS}s and its process group was killed`, { ...meta, timedOut: true, retryable: false });
   // An exit code of its own is the command's answer, not a failure of the call: the harness reads exitCode.
   return { ...succeed(item, '', r.durationMs, meta), success: r.exitCode === 0 };
 }
